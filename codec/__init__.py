@@ -1,0 +1,1 @@
+"""The RocketMQ remoting wire format, sans-IO: bytes in, typed objects out, and back."""

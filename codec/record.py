@@ -1,0 +1,213 @@
+"""The stored-message record (commit-log layout) served in pull, query and view bodies.
+
+Hand-specialised ``struct`` code for the per-message path; ``codec.spec`` holds the construct definition
+these functions are proven equal to (tests/codec/test_spec_agreement.py). Layout: messages.md section 4.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import zlib
+from dataclasses import dataclass
+
+from codec.codes import MessageSysFlag
+from codec.errors import CodecError
+
+MAGIC_V1 = -626843481  # 0xDAA320A7: 1-byte topic length
+MAGIC_V2 = -626843477  # 0xDAA320AB: 2-byte topic length
+
+# Fixed prefix up to and including sysFlag; host fields vary in width after it.
+_PREFIX = struct.Struct(
+    ">i"  # totalSize
+    "i"  # magicCode
+    "i"  # bodyCRC
+    "i"  # queueId
+    "i"  # flag
+    "q"  # queueOffset
+    "q"  # physicalOffset
+    "i"  # sysFlag
+)
+QUEUE_OFFSET_POS = struct.calcsize(">iiiii")
+PHYS_OFFSET_POS = QUEUE_OFFSET_POS + 8
+_OFFSETS = struct.Struct(">qq")
+_TIMESTAMP = struct.Struct(">q")
+_V4_HOST = struct.Struct(">4si")
+_V6_HOST = struct.Struct(">16si")
+_TAIL = struct.Struct(
+    ">i"  # reconsumeTimes
+    "q"  # preparedTransactionOffset
+    "i"  # bodyLength
+)
+# The whole fixed part of an IPv4/IPv4 record, packed in one call on the hot path.
+_V4_FIXED = struct.Struct(
+    ">iiiiiqqi"  # prefix
+    "q4si"  # bornTimestamp, bornHost
+    "q4si"  # storeTimestamp, storeHost
+    "iqi"  # reconsumeTimes, preparedTransactionOffset, bodyLength
+)
+_I16 = struct.Struct(">h")
+_I8 = struct.Struct(">b")
+_U16 = struct.Struct(">H")
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """One stored message. ``properties`` is the raw property string (codec.properties), kept byte for byte."""
+
+    topic: str
+    queue_id: int
+    body: bytes
+    properties: str = ""
+    flag: int = 0
+    sys_flag: int = 0
+    queue_offset: int = 0
+    phys_offset: int = 0
+    born_timestamp: int = 0
+    born_host: str = "127.0.0.1"
+    born_port: int = 0
+    store_timestamp: int = 0
+    store_host: str = "127.0.0.1"
+    store_port: int = 0
+    reconsume_times: int = 0
+    prepared_transaction_offset: int = 0
+    body_crc: int = 0
+
+
+def body_crc(body: bytes) -> int:
+    """CRC32 of the body as stored, masked to 31 bits (UtilAll.crc32)."""
+    return zlib.crc32(body) & 0x7FFFFFFF
+
+
+def _ip_bytes(host: str) -> bytes:
+    try:
+        return ipaddress.ip_address(host).packed
+    except ValueError as err:
+        raise CodecError(f"not an IP address: {host!r}") from err
+
+
+def encode_record(msg: StoredMessage) -> bytearray:
+    """Encode a record with V1 magic (1-byte topic length) unless the topic needs two bytes."""
+    topic = msg.topic.encode()
+    props = msg.properties.encode()
+    body = msg.body
+    born_ip = _ip_bytes(msg.born_host)
+    store_ip = _ip_bytes(msg.store_host)
+    if len(props) > 32767:
+        raise CodecError(f"properties are {len(props)} bytes, more than 32767")
+    sys_flag = msg.sys_flag & ~(MessageSysFlag.BORNHOST_V6 | MessageSysFlag.STOREHOST_V6)
+    if len(born_ip) == 16:
+        sys_flag |= MessageSysFlag.BORNHOST_V6
+    if len(store_ip) == 16:
+        sys_flag |= MessageSysFlag.STOREHOST_V6
+    wide_topic = len(topic) > 127
+    magic = MAGIC_V2 if wide_topic else MAGIC_V1
+    topic_len_size = 2 if wide_topic else 1
+    hosts = len(born_ip) + len(store_ip) + 8
+    total = 4 * 5 + 8 + 8 + 4 + 8 + hosts + 8 + 4 + 8 + 4 + len(body) + topic_len_size + len(topic) + 2 + len(props)
+    crc = body_crc(body)
+    out = bytearray(total)
+    if len(born_ip) == 4 and len(store_ip) == 4:
+        _V4_FIXED.pack_into(
+            out, 0, total, magic, crc, msg.queue_id, msg.flag, msg.queue_offset, msg.phys_offset, sys_flag,
+            msg.born_timestamp, born_ip, msg.born_port, msg.store_timestamp, store_ip, msg.store_port,
+            msg.reconsume_times, msg.prepared_transaction_offset, len(body),
+        )  # fmt: skip
+        pos = _V4_FIXED.size
+    else:
+        _PREFIX.pack_into(
+            out, 0, total, magic, crc, msg.queue_id, msg.flag, msg.queue_offset, msg.phys_offset, sys_flag
+        )
+        pos = _PREFIX.size
+        for ts, ip, port in ((msg.born_timestamp, born_ip, msg.born_port),
+                             (msg.store_timestamp, store_ip, msg.store_port)):  # fmt: skip
+            _TIMESTAMP.pack_into(out, pos, ts)
+            pos += 8
+            host = _V4_HOST if len(ip) == 4 else _V6_HOST
+            host.pack_into(out, pos, ip, port)
+            pos += host.size
+        _TAIL.pack_into(out, pos, msg.reconsume_times, msg.prepared_transaction_offset, len(body))
+        pos += _TAIL.size
+    out[pos : pos + len(body)] = body
+    pos += len(body)
+    if wide_topic:
+        _I16.pack_into(out, pos, len(topic))
+    else:
+        _I8.pack_into(out, pos, len(topic))
+    pos += topic_len_size
+    out[pos : pos + len(topic)] = topic
+    pos += len(topic)
+    _I16.pack_into(out, pos, len(props))
+    pos += 2
+    out[pos:] = props
+    return out
+
+
+def set_offsets(record: bytearray, queue_offset: int, phys_offset: int) -> None:
+    """Write the queue offset and physical offset into an encoded record (the store assigns both)."""
+    _OFFSETS.pack_into(record, QUEUE_OFFSET_POS, queue_offset, phys_offset)
+
+
+def _ip_text(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+def decode_record(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[StoredMessage, int]:
+    """Decode one record at ``pos``; return it and the position after it. Raises CodecError on bad input."""
+    view = memoryview(buf)
+    end_of_buf = len(view)
+    try:
+        total, magic, crc, queue_id, flag, queue_offset, phys_offset, sys_flag = _PREFIX.unpack_from(view, pos)
+        if magic not in (MAGIC_V1, MAGIC_V2):
+            raise CodecError(f"bad record magic {magic & 0xFFFFFFFF:#x} at {pos}")
+        if total < _V4_FIXED.size + 3 or pos + total > end_of_buf:
+            raise CodecError(f"record size {total} at {pos} does not fit the {end_of_buf}-byte buffer")
+        end = pos + total
+        p = pos + _PREFIX.size
+        hosts = []
+        for v6_flag in (MessageSysFlag.BORNHOST_V6, MessageSysFlag.STOREHOST_V6):
+            (ts,) = _TIMESTAMP.unpack_from(view, p)
+            p += 8
+            host = _V6_HOST if sys_flag & v6_flag else _V4_HOST
+            ip, port = host.unpack_from(view, p)
+            p += host.size
+            hosts.append((ts, _ip_text(ip), port))
+        reconsume, prepared, body_len = _TAIL.unpack_from(view, p)
+        p += _TAIL.size
+        if body_len < 0 or p + body_len > end:
+            raise CodecError(f"record body length {body_len} overruns the record at {pos}")
+        body = bytes(view[p : p + body_len])
+        p += body_len
+        if magic == MAGIC_V2:
+            (topic_len,) = _U16.unpack_from(view, p)
+            p += 2
+        else:
+            topic_len = view[p]
+            p += 1
+        topic = bytes(view[p : p + topic_len]).decode()
+        p += topic_len
+        (props_len,) = _I16.unpack_from(view, p)
+        p += 2
+        if props_len < 0 or p + props_len != end:
+            raise CodecError(f"record properties length {props_len} does not end the record at {pos}")
+        props = bytes(view[p : p + props_len]).decode()
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as err:
+        raise CodecError(f"truncated or malformed record at {pos}: {err}") from err
+    (born_ts, born_host, born_port), (store_ts, store_host, store_port) = hosts
+    msg = StoredMessage(
+        topic=topic, queue_id=queue_id, body=body, properties=props, flag=flag, sys_flag=sys_flag,
+        queue_offset=queue_offset, phys_offset=phys_offset, born_timestamp=born_ts, born_host=born_host,
+        born_port=born_port, store_timestamp=store_ts, store_host=store_host, store_port=store_port,
+        reconsume_times=reconsume, prepared_transaction_offset=prepared, body_crc=crc,
+    )  # fmt: skip
+    return msg, end
+
+
+def decode_records(buf: bytes | bytearray | memoryview) -> list[StoredMessage]:
+    """Decode a concatenation of records (a pull body)."""
+    out = []
+    pos = 0
+    while pos < len(buf):
+        msg, pos = decode_record(buf, pos)
+        out.append(msg)
+    return out

@@ -1,0 +1,1 @@
+"""Persistence for pocketmq: messages, consumer offsets and topic configs (SQLite behind a narrow API)."""

@@ -1,0 +1,120 @@
+"""The narrow interface between the broker and its storage.
+
+The broker encodes each message as a complete stored record (the exact bytes a pull returns, see
+``codec.record``) with its queue offset and physical offset left at zero. The store assigns both,
+patches them into the record with ``codec.record.set_offsets`` and persists it. Everything the broker
+needs to answer pulls, offset queries and lookups goes through this Protocol; ``store.sqlite`` is the
+only implementation and the only module that imports aiosqlite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+@dataclass(slots=True)
+class AppendRequest:
+    """One message to store. ``record`` is patched in place with the offsets the store assigns."""
+
+    topic: str
+    queue_id: int
+    record: bytearray
+    tags_code: int
+    keys: tuple[str, ...]  # values of the KEYS property (space-split) plus the UNIQ_KEY, for QUERY_MESSAGE
+    store_timestamp: int  # ms; also written inside the record by the caller
+
+
+@dataclass(slots=True, frozen=True)
+class AppendResult:
+    queue_offset: int
+    phys_offset: int
+
+
+@dataclass(slots=True, frozen=True)
+class StoredEntry:
+    """A stored message as read back for a queue scan."""
+
+    queue_offset: int
+    tags_code: int
+    record: bytes
+
+
+@dataclass(slots=True)
+class TopicConfig:
+    """A topic's configuration, as Apache's TopicConfig (perm bits from PermName)."""
+
+    topic_name: str
+    read_queue_nums: int = 4
+    write_queue_nums: int = 4
+    perm: int = 6
+    topic_filter_type: str = "SINGLE_TAG"
+    topic_sys_flag: int = 0
+    order: bool = False
+
+
+class MessageStore(Protocol):
+    """What the broker needs from storage. All offsets are logical per (topic, queue) except ``phys_offset``."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema and load the per-queue counters."""
+
+    async def close(self) -> None:
+        """Finish pending writes (including buffered consumer offsets) and close cleanly."""
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Store messages atomically (all or none) and return their offsets once durably committed.
+
+        Concurrent callers are group-committed: everything queued while a transaction is being written
+        goes into the next single transaction. Queue offsets within one call are consecutive per queue.
+        """
+
+    def max_offset(self, topic: str, queue_id: int) -> int:
+        """Next queue offset to be written (0 for an unknown queue). In memory, no I/O."""
+
+    def min_offset(self, topic: str, queue_id: int) -> int:
+        """Smallest queue offset still stored (0 for an unknown queue). In memory, no I/O."""
+
+    def queue_exists(self, topic: str, queue_id: int) -> bool:
+        """Whether any message was ever stored in this queue."""
+
+    async def read_queue(
+        self, topic: str, queue_id: int, offset: int, max_count: int
+    ) -> list[StoredEntry]:
+        """Messages with queue offset >= ``offset``, ascending, at most ``max_count`` (an indexed range scan)."""
+
+    async def get_by_phys_offset(self, phys_offset: int) -> bytes | None:
+        """The record stored at this physical (commit-log) offset, or None."""
+
+    async def query_by_key(
+        self, topic: str, key: str, max_num: int, begin_ts: int, end_ts: int
+    ) -> list[bytes]:
+        """Records of ``topic`` carrying ``key`` (KEYS or UNIQ_KEY) stored within [begin_ts, end_ts]."""
+
+    async def search_offset_by_timestamp(
+        self, topic: str, queue_id: int, timestamp: int, boundary: Literal["lower", "upper"]
+    ) -> int:
+        """lower: first offset stored at or after ``timestamp`` (max offset if none);
+        upper: last offset stored at or before ``timestamp`` (min offset if none)."""
+
+    async def earliest_store_time(self, topic: str, queue_id: int) -> int:
+        """Store timestamp of the message at min offset, or -1 when the queue is empty."""
+
+    def get_consumer_offset(self, group: str, topic: str, queue_id: int) -> int | None:
+        """Committed offset, or None when the group never committed one for this queue. In memory."""
+
+    def set_consumer_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        """Record a committed offset; persisted by the store in the background (at most ~1 s later) and on close."""
+
+    def consumer_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """All committed offsets of a group, keyed by (topic, queue_id)."""
+
+    async def load_topics(self) -> list[TopicConfig]:
+        """Every persisted topic config."""
+
+    async def save_topic(self, config: TopicConfig) -> None:
+        """Insert or replace a topic config (durable when this returns)."""
+
+    async def delete_topic(self, topic: str) -> None:
+        """Remove a topic's config, messages and consumer offsets."""
