@@ -1,0 +1,1 @@
+"""pocketmq gateway/handlers."""
