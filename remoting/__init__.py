@@ -1,1 +1,1 @@
-"""pocketmq remoting."""
+"""Remoting transport shared by the name server and the broker: TCP listener, connections, dispatch."""

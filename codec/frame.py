@@ -1,0 +1,80 @@
+"""Framing: ``length | serializeType<<24 | headerLength | header | body``, decoded incrementally.
+
+The decoder checks each frame's announced length against the limit before buffering its body, as
+Netty's LengthFieldBasedFrameDecoder does on the Java side.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from codec.codes import MAX_FRAME_SIZE_DEFAULT, SerializeType
+from codec.command import RemotingCommand
+from codec.errors import CodecError, FrameTooLarge
+from codec.header_binary import decode_binary_header, encode_binary_header
+from codec.header_json import decode_json_header, encode_json_header
+
+_PREFIX = struct.Struct(
+    ">i"  # length of what follows this field: 4 + header + body
+    "I"  # serializeType (high byte) | headerLength (low 24 bits)
+)
+PREFIX_SIZE = _PREFIX.size
+
+
+def decode_command(serialize_type: int, header: bytes, body: bytes) -> RemotingCommand:
+    if serialize_type == SerializeType.JSON:
+        return decode_json_header(header, body)
+    if serialize_type == SerializeType.ROCKETMQ:
+        return decode_binary_header(header, body)
+    raise CodecError(f"unknown serialize type {serialize_type}")
+
+
+def encode_frame(cmd: RemotingCommand) -> bytes:
+    """Serialise a command in its own serialize type."""
+    if cmd.serialize_type == SerializeType.ROCKETMQ:
+        header = encode_binary_header(cmd)
+    else:
+        header = encode_json_header(cmd)
+    return b"".join(
+        (_PREFIX.pack(4 + len(header) + len(cmd.body), (cmd.serialize_type << 24) | len(header)), header,
+         cmd.body)
+    )  # fmt: skip
+
+
+class FrameDecoder:
+    """Feed bytes, take whole commands. Raises CodecError on the first unreadable frame."""
+
+    def __init__(self, max_frame_size: int = MAX_FRAME_SIZE_DEFAULT) -> None:
+        self.max_frame_size = max_frame_size
+        self._buf = bytearray()
+        self._need: int | None = None  # total frame size once the prefix is validated
+
+    def feed(self, data: bytes) -> list[RemotingCommand]:
+        self._buf += data
+        out: list[RemotingCommand] = []
+        while True:
+            if self._need is None:
+                if len(self._buf) < PREFIX_SIZE:
+                    return out
+                length, word = _PREFIX.unpack_from(self._buf, 0)
+                if length < 4:
+                    raise CodecError(f"frame length {length} is smaller than its header-length word")
+                if length + 4 > self.max_frame_size:
+                    raise FrameTooLarge(f"frame of {length + 4} bytes exceeds the {self.max_frame_size}-byte limit")
+                if (word & 0xFFFFFF) > length - 4:
+                    raise CodecError(f"header length {word & 0xFFFFFF} exceeds frame length {length}")
+                self._need = length + 4
+            if len(self._buf) < self._need:
+                return out
+            length, word = _PREFIX.unpack_from(self._buf, 0)
+            header_len = word & 0xFFFFFF
+            header_end = PREFIX_SIZE + header_len
+            header = bytes(self._buf[PREFIX_SIZE:header_end])
+            body = bytes(self._buf[header_end : self._need])
+            del self._buf[: self._need]
+            self._need = None
+            out.append(decode_command(word >> 24, header, body))
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)

@@ -1,0 +1,52 @@
+"""Offset message ids: uppercase hex of store IP, port (int32) and physical offset (int64)."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from codec.errors import CodecError
+
+_V4 = struct.Struct(">4siq")
+_V6 = struct.Struct(">16siq")
+
+
+def encode_offset_msg_id(host: str, port: int, phys_offset: int) -> str:
+    ip = ipaddress.ip_address(host).packed
+    layout = _V4 if len(ip) == 4 else _V6
+    return layout.pack(ip, port, phys_offset).hex().upper()
+
+
+def decode_offset_msg_id(msg_id: str) -> tuple[str, int, int]:
+    """Return (host, port, phys_offset). 32 hex chars is IPv4, 56 is IPv6."""
+    layout = {32: _V4, 56: _V6}.get(len(msg_id))
+    if layout is None:
+        raise CodecError(f"offset message id {msg_id!r} is neither 32 nor 56 hex characters")
+    try:
+        ip, port, offset = layout.unpack(bytes.fromhex(msg_id))
+    except ValueError as err:
+        raise CodecError(f"offset message id {msg_id!r} is not hex") from err
+    return str(ipaddress.ip_address(ip)), port, offset
+
+
+class UniqueIdGenerator:
+    """Client-style unique ids (UNIQ_KEY) for messages that arrive without one.
+
+    Layout as MessageClientIDSetter: IP (4 bytes) | pid (int16) | salt (int32) | ms since the start of the
+    month (int32) | counter (int16), upper-case hex. Only uniqueness matters to clients; they treat it as text.
+    """
+
+    _LAYOUT = struct.Struct(">4sHiIH")
+
+    def __init__(self, host: str, pid: int, salt: int) -> None:
+        packed = ipaddress.ip_address(host).packed
+        self._ip = packed[-4:]
+        self._pid = pid & 0xFFFF
+        self._salt = salt & 0x7FFFFFFF
+        self._counter = 0
+
+    def next_id(self, now_ms: int) -> str:
+        self._counter = (self._counter + 1) & 0xFFFF
+        return self._LAYOUT.pack(
+            self._ip, self._pid, self._salt, now_ms % (31 * 24 * 3600 * 1000), self._counter
+        ).hex().upper()
