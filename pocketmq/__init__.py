@@ -1,1 +1,3 @@
-"""pocketmq pocketmq."""
+"""pocketmq: a RocketMQ-compatible name server and broker, stored in SQLite."""
+
+__version__ = "0.1.0"

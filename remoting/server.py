@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import anyio
-from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 
 from codec.codes import ResponseCode
 from codec.command import RemotingCommand
@@ -52,13 +52,26 @@ class RemotingServer:
         self.on_close = on_close
         self.connections: set[Connection] = set()
         self.port = 0
+        self._accepting = anyio.CancelScope()
 
     async def serve(self, host: str, port: int, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
-        self.port = listener.extra(SocketAttribute.local_port)
+        multi = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        self.port = multi.extra(SocketAttribute.local_port)
         task_status.started(self.port)
-        async with listener:
-            await listener.serve(self._handle)
+        async with anyio.create_task_group() as connections, multi:
+            with self._accepting:
+                async with anyio.create_task_group() as acceptors:
+                    for listener in multi.listeners:
+                        acceptors.start_soon(self._accept_loop, listener, connections)
+
+    async def _accept_loop(self, listener: SocketListener, connections: TaskGroup) -> None:
+        while True:
+            stream = await listener.accept()
+            connections.start_soon(self._handle, stream)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; established connections keep being served."""
+        self._accepting.cancel()
 
     async def _handle(self, stream: SocketStream) -> None:
         try:

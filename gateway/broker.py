@@ -1,0 +1,132 @@
+"""The broker: wires the store, the topic table, the client registry and the request handlers to a listener."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from anyio.abc import TaskStatus
+
+from codec.codes import RequestCode
+from gateway.config import BrokerConfig
+from gateway.context import BrokerContext, now_ms
+from gateway.handlers.admin import AdminHandlers
+from gateway.handlers.clients import ClientHandlers
+from gateway.handlers.offsets import OffsetHandlers
+from gateway.handlers.pull import PullHandler
+from gateway.handlers.query import QueryHandlers
+from gateway.handlers.send import SendHandler
+from gateway.registration import Registrar
+from gateway.topics import TopicTable
+from remoting.connection import Connection
+from remoting.server import DispatchTable, RemotingServer
+from store.sqlite import SqliteStore
+
+log = logging.getLogger("pocketmq.broker")
+
+CLIENT_SCAN_INTERVAL_S = 10.0
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.store = SqliteStore(config.data_dir / "store.db", sync_flush=config.sync_flush)
+        self.topics = TopicTable(
+            self.store,
+            cluster=config.cluster,
+            broker_name=config.broker_name,
+            auto_create=config.auto_create_topic,
+            default_queue_nums=config.default_topic_queue_nums,
+            on_change=self._topics_changed,
+        )
+        self.ctx = BrokerContext(config, self.store, self.topics)
+        self.connections: dict[int, Connection] = {}
+        self.admin = AdminHandlers(self.ctx, now_ms())
+        self.registrar = Registrar(config, self.admin.topic_config_wrapper)
+        self.client_handlers = ClientHandlers(self.ctx, self.connections)
+        self.send_handler = SendHandler(self.ctx)
+        self.server = RemotingServer(
+            "broker",
+            self.dispatch_table(),
+            max_frame_size=config.max_frame_size,
+            on_open=self._opened,
+            on_close=self._closed,
+        )
+
+    def _topics_changed(self) -> None:
+        self.registrar.trigger()
+
+    def _opened(self, conn: Connection) -> None:
+        self.connections[conn.id] = conn
+
+    def _closed(self, conn: Connection) -> None:
+        self.connections.pop(conn.id, None)
+        self.client_handlers.connection_closed(conn)
+
+    def dispatch_table(self) -> DispatchTable:
+        t = DispatchTable()
+        send = self.send_handler
+        for code in (
+            RequestCode.SEND_MESSAGE,
+            RequestCode.SEND_MESSAGE_V2,
+            RequestCode.SEND_BATCH_MESSAGE,
+        ):
+            t.register(code, send)
+        pull = PullHandler(self.ctx)
+        t.register(RequestCode.PULL_MESSAGE, pull)
+        t.register(RequestCode.LITE_PULL_MESSAGE, pull)
+        offsets = OffsetHandlers(self.ctx)
+        t.register(RequestCode.QUERY_CONSUMER_OFFSET, offsets.query_consumer_offset)
+        t.register(RequestCode.UPDATE_CONSUMER_OFFSET, offsets.update_consumer_offset)
+        t.register(RequestCode.GET_MAX_OFFSET, offsets.max_offset)
+        t.register(RequestCode.GET_MIN_OFFSET, offsets.min_offset)
+        t.register(RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, offsets.search_offset)
+        t.register(RequestCode.GET_EARLIEST_MSG_STORETIME, offsets.earliest_store_time)
+        c = self.client_handlers
+        t.register(RequestCode.HEART_BEAT, c.heart_beat)
+        t.register(RequestCode.UNREGISTER_CLIENT, c.unregister_client)
+        t.register(RequestCode.GET_CONSUMER_LIST_BY_GROUP, c.consumer_list)
+        t.register(RequestCode.CHECK_CLIENT_CONFIG, c.check_client_config)
+        q = QueryHandlers(self.ctx)
+        t.register(RequestCode.QUERY_MESSAGE, q.query_message)
+        t.register(RequestCode.VIEW_MESSAGE_BY_ID, q.view_message)
+        a = self.admin
+        t.register(RequestCode.UPDATE_AND_CREATE_TOPIC, a.create_topic)
+        t.register(RequestCode.DELETE_TOPIC_IN_BROKER, a.delete_topic)
+        t.register(RequestCode.GET_ALL_TOPIC_CONFIG, a.all_topic_config)
+        t.register(RequestCode.GET_TOPIC_STATS_INFO, a.topic_stats)
+        t.register(RequestCode.GET_CONSUME_STATS, a.consume_stats)
+        t.register(RequestCode.GET_CONSUMER_CONNECTION_LIST, a.consumer_connections)
+        t.register(RequestCode.GET_BROKER_RUNTIME_INFO, a.runtime_info)
+        return t
+
+    async def _expire_clients(self) -> None:
+        while True:
+            await anyio.sleep(CLIENT_SCAN_INTERVAL_S)
+            self.client_handlers.expire()
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Stop accepting connections and let accepted sends finish (graceful shutdown)."""
+        self.server.stop_accepting()
+        with anyio.move_on_after(timeout):
+            while self.send_handler.in_flight > 0:  # noqa: ASYNC110 - a short poll at shutdown only
+                await anyio.sleep(0.01)
+
+    async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; on cancellation unregister and close the store cleanly."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        try:
+            await self.topics.load()
+            async with anyio.create_task_group() as tg:
+                port = await tg.start(self.server.serve, self.config.host, self.config.port)
+                self.config.port = port
+                await self.registrar.register_all()
+                tg.start_soon(self.registrar.run)
+                tg.start_soon(self._expire_clients)
+                task_status.started(port)
+        finally:
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(3):
+                    await self.registrar.unregister_all()
+                await self.store.close()

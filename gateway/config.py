@@ -1,0 +1,33 @@
+"""Broker configuration (the subset of Apache's BrokerConfig/MessageStoreConfig that applies here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codec.codes import MAX_FRAME_SIZE_DEFAULT, MAX_MESSAGE_SIZE_DEFAULT
+
+
+@dataclass(slots=True)
+class BrokerConfig:
+    broker_name: str = "broker-a"
+    cluster: str = "DefaultCluster"
+    host: str = "127.0.0.1"  # bind address
+    port: int = 10911
+    advertise_host: str = "127.0.0.1"  # the address put in routes, message ids and records
+    namesrv_addrs: list[str] = field(default_factory=lambda: ["127.0.0.1:9876"])
+    data_dir: Path = Path("pocketmq-data")
+    auto_create_topic: bool = True
+    default_topic_queue_nums: int = 4
+    sync_flush: bool = False  # flushDiskType=SYNC_FLUSH
+    max_message_size: int = MAX_MESSAGE_SIZE_DEFAULT
+    max_frame_size: int = MAX_FRAME_SIZE_DEFAULT
+    region_id: str = "DefaultRegion"
+    trace_on: bool = True
+    register_interval_s: float = 30.0
+    channel_expiry_ms: int = 120_000
+    max_long_poll_ms: int = 25_000  # clients time out pulls at 30 s; never hold one that long
+
+    @property
+    def broker_addr(self) -> str:
+        return f"{self.advertise_host}:{self.port}"

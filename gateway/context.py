@@ -1,0 +1,47 @@
+"""What every request handler of the broker shares."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import time
+from dataclasses import dataclass, field
+
+from codec.message_id import UniqueIdGenerator
+from gateway.clients import ClientRegistry
+from gateway.config import BrokerConfig
+from gateway.long_poll import PullWaitTable
+from gateway.topics import TopicTable
+from store.api import MessageStore
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def ipv4_of(host: str) -> str:
+    """An IPv4 text for a peer address; C++ and ali-ons decode IPv4 hosts only."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "127.0.0.1"
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return "127.0.0.1" if ip.is_loopback else str(ip)
+
+
+@dataclass
+class BrokerContext:
+    config: BrokerConfig
+    store: MessageStore
+    topics: TopicTable
+    clients: ClientRegistry = field(default_factory=ClientRegistry)
+    waits: PullWaitTable = field(default_factory=PullWaitTable)
+    ids: UniqueIdGenerator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ids = UniqueIdGenerator(ipv4_of(self.config.advertise_host), os.getpid(), random.getrandbits(31))
+        self.store_host = ipv4_of(self.config.advertise_host)

@@ -1,0 +1,168 @@
+"""Topic administration and the read-only views admin tools use (AdminBrokerProcessor)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from codec import jsonbody
+from codec.codes import ResponseCode
+from codec.command import RemotingCommand
+from codec.headers import ConsumerGroupRequestHeader, CreateTopicRequestHeader, TopicRequestHeader, decode_header
+from gateway.context import BrokerContext
+from gateway.topics import validate_topic
+from remoting.connection import Connection
+from remoting.errors import RequestError
+from store.api import TopicConfig
+
+VERSION_DESC = "V5_3_3"
+
+
+def topic_config_json(cfg: TopicConfig) -> dict[str, Any]:
+    return {
+        "attributes": {},
+        "order": cfg.order,
+        "perm": cfg.perm,
+        "readQueueNums": cfg.read_queue_nums,
+        "topicFilterType": cfg.topic_filter_type,
+        "topicName": cfg.topic_name,
+        "topicSysFlag": cfg.topic_sys_flag,
+        "writeQueueNums": cfg.write_queue_nums,
+    }
+
+
+def mq_key(broker: str, topic: str, queue_id: int) -> str:
+    """A MessageQueue map key in fastjson's object-key form (only Java admin tools read these bodies)."""
+    return json.dumps({"brokerName": broker, "queueId": queue_id, "topic": topic}, separators=(",", ":"))
+
+
+def object_key_map(entries: list[tuple[str, dict[str, Any]]]) -> str:
+    return "{" + ",".join(f"{k}:{json.dumps(v, separators=(',', ':'))}" for k, v in entries) + "}"
+
+
+class AdminHandlers:
+    def __init__(self, ctx: BrokerContext, started_ms: int) -> None:
+        self.ctx = ctx
+        self.started_ms = started_ms
+
+    def data_version(self) -> dict[str, int]:
+        return {"counter": len(self.ctx.topics.topics), "stateVersion": 0, "timestamp": self.started_ms}
+
+    def topic_config_wrapper(self) -> dict[str, Any]:
+        return {
+            "dataVersion": self.data_version(),
+            "topicConfigTable": {n: topic_config_json(c) for n, c in sorted(self.ctx.topics.topics.items())},
+        }
+
+    async def create_topic(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(CreateTopicRequestHeader, cmd.ext_fields)
+        validate_topic(h.topic)
+        if h.topic == self.ctx.config.cluster or h.topic == self.ctx.config.broker_name:
+            raise RequestError(ResponseCode.SYSTEM_ERROR, f"The topic[{h.topic}] is conflict with system topic.")
+        if not (0 < h.read_queue_nums <= 1024 and 0 < h.write_queue_nums <= 1024 and 0 <= h.perm <= 7):
+            raise RequestError(ResponseCode.INVALID_PARAMETER, "queue numbers must be 1..1024 and perm 0..7")
+        cfg = TopicConfig(
+            h.topic, h.read_queue_nums, h.write_queue_nums, h.perm, h.topic_filter_type, h.topic_sys_flag or 0, h.order
+        )
+        await self.ctx.topics.upsert(cfg)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    async def delete_topic(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(TopicRequestHeader, cmd.ext_fields)
+        await self.ctx.topics.delete(h.topic)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    async def all_topic_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        return cmd.response(
+            ResponseCode.SUCCESS,
+            ext_fields={"totalTopicNum": str(len(self.ctx.topics.topics))},
+            body=jsonbody.dumps(self.topic_config_wrapper()),
+        )
+
+    async def topic_stats(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(TopicRequestHeader, cmd.ext_fields)
+        cfg = self.ctx.topics.get(h.topic)
+        if cfg is None:
+            return cmd.response(ResponseCode.TOPIC_NOT_EXIST, f"topic[{h.topic}] not exist")
+        store, broker = self.ctx.store, self.ctx.config.broker_name
+        entries = []
+        for q in range(cfg.write_queue_nums):
+            last = await store.earliest_store_time(h.topic, q) if store.max_offset(h.topic, q) else 0
+            entries.append(
+                (
+                    mq_key(broker, h.topic, q),
+                    {
+                        "lastUpdateTimestamp": max(last, 0),
+                        "maxOffset": store.max_offset(h.topic, q),
+                        "minOffset": store.min_offset(h.topic, q),
+                    },
+                )
+            )
+        body = '{"offsetTable":' + object_key_map(entries) + ',"topicPutTps":0.0}'
+        return cmd.response(ResponseCode.SUCCESS, body=body.encode())
+
+    async def consume_stats(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(ConsumerGroupRequestHeader, cmd.ext_fields)
+        topic_filter = cmd.ext_fields.get("topic") or None
+        store, broker = self.ctx.store, self.ctx.config.broker_name
+        offsets = store.consumer_offsets(h.consumer_group)
+        entries = []
+        for (topic, q), consumer_offset in sorted(offsets.items()):
+            if topic_filter and topic != topic_filter:
+                continue
+            entries.append(
+                (
+                    mq_key(broker, topic, q),
+                    {
+                        "brokerOffset": store.max_offset(topic, q),
+                        "consumerOffset": consumer_offset,
+                        "lastTimestamp": 0,
+                        "pullOffset": consumer_offset,
+                    },
+                )
+            )
+        body = '{"consumeTps":0.0,"offsetTable":' + object_key_map(entries) + "}"
+        return cmd.response(ResponseCode.SUCCESS, body=body.encode())
+
+    async def consumer_connections(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(ConsumerGroupRequestHeader, cmd.ext_fields)
+        group = self.ctx.clients.consumers.get(h.consumer_group)
+        if group is None or not group.channels:
+            return cmd.response(ResponseCode.CONSUMER_NOT_ONLINE, f"the consumer group[{h.consumer_group}] not online")
+        body = {
+            "connectionSet": [
+                {"clientAddr": c.address, "clientId": c.client_id, "language": c.language, "version": c.version}
+                for c in group.channels.values()
+            ],
+            "consumeFromWhere": group.consume_from_where,
+            "consumeType": group.consume_type,
+            "messageModel": group.message_model,
+            "subscriptionTable": {t: s.to_json() for t, s in group.subscriptions.items()},
+        }
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(body))
+
+    async def runtime_info(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        table = {
+            "brokerVersionDesc": VERSION_DESC,
+            "brokerVersion": "479",
+            "brokerActive": "true",
+            "bootTimestamp": str(self.started_ms),
+            "runtime": f"[ {int(time.time() * 1000 - self.started_ms) // 1000} s ]",
+            "putTps": "0.0 0.0 0.0",
+            "getTransferredTps": "0.0 0.0 0.0",
+            "msgPutTotalTodayNow": "0",
+            "msgGetTotalTodayNow": "0",
+            "msgPutTotalYesterdayMorning": "0",
+            "msgPutTotalTodayMorning": "0",
+            "msgGetTotalYesterdayMorning": "0",
+            "msgGetTotalTodayMorning": "0",
+            "commitLogDiskRatio": "0.0",
+            "pageCacheLockTimeMills": "0",
+            "earliestMessageTimeStamp": "0",
+            "sendThreadPoolQueueSize": "0",
+            "pullThreadPoolQueueSize": "0",
+            "sendThreadPoolQueueHeadWaitTimeMills": "0",
+            "pullThreadPoolQueueHeadWaitTimeMills": "0",
+        }
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"table": table}))

@@ -1,0 +1,78 @@
+"""HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP, CHECK_CLIENT_CONFIG (ClientManageProcessor)."""
+
+from __future__ import annotations
+
+import logging
+
+from codec import jsonbody
+from codec.codes import RETRY_GROUP_TOPIC_PREFIX, RequestCode, ResponseCode
+from codec.command import RemotingCommand, request
+from codec.headers import ConsumerGroupRequestHeader, UnregisterClientRequestHeader, decode_header
+from codec.heartbeat import parse_heartbeat
+from gateway.clients import ClientChannel
+from gateway.context import BrokerContext, now_ms
+from remoting.connection import Connection
+
+log = logging.getLogger("pocketmq.broker")
+
+
+class ClientHandlers:
+    def __init__(self, ctx: BrokerContext, connections: dict[int, Connection]) -> None:
+        self.ctx = ctx
+        self.connections = connections  # live connections by id, to notify consumers
+
+    def notify_group_changed(self, group_name: str) -> None:
+        """NOTIFY_CONSUMER_IDS_CHANGED (oneway) to every member, so they rebalance now instead of in 20 s."""
+        group = self.ctx.clients.consumers.get(group_name)
+        if group is None:
+            return
+        for conn_id in group.channels:
+            conn = self.connections.get(conn_id)
+            if conn is not None:
+                conn.send_oneway(request(RequestCode.NOTIFY_CONSUMER_IDS_CHANGED, {"consumerGroup": group_name}))
+
+    async def heart_beat(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        hb = parse_heartbeat(cmd.body)
+        channel = ClientChannel(hb.client_id, conn.id, conn.peer_text, cmd.language, cmd.version, now_ms())
+        for group in hb.producer_groups:
+            self.ctx.clients.register_producer(group, channel)
+        for data in hb.consumers:
+            await self.ctx.topics.ensure_system_topic(RETRY_GROUP_TOPIC_PREFIX + data.group)
+            if self.ctx.clients.register_consumer(data, channel):
+                log.info(
+                    "consumer group %s changed: %s", data.group, self.ctx.clients.consumers[data.group].client_ids()
+                )
+                self.notify_group_changed(data.group)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    async def unregister_client(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(UnregisterClientRequestHeader, cmd.ext_fields)
+        for group in self.ctx.clients.unregister(conn.id, h.producer_group, h.consumer_group):
+            self.notify_group_changed(group)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    async def consumer_list(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(ConsumerGroupRequestHeader, cmd.ext_fields)
+        group = self.ctx.clients.consumers.get(h.consumer_group)
+        if group is None or not group.channels:
+            return cmd.response(ResponseCode.SYSTEM_ERROR, f"no consumer for this group, {h.consumer_group}")
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"consumerIdList": group.client_ids()}))
+
+    async def check_client_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        data = jsonbody.loads(cmd.body) if cmd.body else {}
+        sub = data.get("subscriptionData") or {}
+        etype = str(sub.get("expressionType") or "TAG").upper()
+        if etype != "TAG":
+            return cmd.response(
+                ResponseCode.SYSTEM_ERROR, f"The broker does not support consumer to filter message by {etype}"
+            )
+        return cmd.response(ResponseCode.SUCCESS)
+
+    def connection_closed(self, conn: Connection) -> None:
+        for group in self.ctx.clients.connection_closed(conn.id):
+            self.notify_group_changed(group)
+
+    def expire(self) -> None:
+        for group in self.ctx.clients.expire(now_ms()):
+            log.info("consumer group %s lost a member after 120 s without heartbeat", group)
+            self.notify_group_changed(group)

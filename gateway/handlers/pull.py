@@ -1,0 +1,145 @@
+"""PULL_MESSAGE and LITE_PULL_MESSAGE with long polling (PullMessageProcessor + PullRequestHoldService)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+import anyio
+
+from codec.codes import PullSysFlag, ResponseCode
+from codec.command import RemotingCommand
+from codec.headers import PullMessageRequestHeader, PullMessageResponseHeader, decode_header, encode_header
+from codec.tags import TagFilter, parse_tag_expression
+from gateway.context import BrokerContext
+from remoting.connection import Connection
+from remoting.errors import RequestError
+
+SCAN_CHUNK = 64  # index entries read per query while filtering
+MAX_SCAN = 2048  # entries examined per pull before answering PULL_RETRY_IMMEDIATELY (maxFilterMessageCount-like)
+MAX_TRANSFER_BYTES = 256 * 1024  # maxTransferBytesOnMessageInMemory; the first message always goes
+
+
+@dataclass(slots=True)
+class PullOutcome:
+    code: ResponseCode
+    status: str  # the Java GetMessageStatus name, sent as remark
+    next_offset: int
+    min_offset: int
+    max_offset: int
+    body: bytes = b""
+
+
+class PullHandler:
+    def __init__(self, ctx: BrokerContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Awaitable[RemotingCommand]:
+        h = decode_header(PullMessageRequestHeader, cmd.ext_fields)
+        tag_filter = self._filter(h)
+        if h.sys_flag & PullSysFlag.COMMIT_OFFSET:
+            self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+        outcome = await self.read(h, tag_filter)
+        if outcome.code == ResponseCode.PULL_NOT_FOUND and h.sys_flag & PullSysFlag.SUSPEND:
+            hold_ms = min(max(h.suspend_timeout_millis, 0), self.ctx.config.max_long_poll_ms)
+            if hold_ms > 0:
+                return self._hold(cmd, h, tag_filter, hold_ms)
+        return self._respond(cmd, outcome)
+
+    def _filter(self, h: PullMessageRequestHeader) -> TagFilter:
+        topic = self.ctx.topics.get(h.topic)
+        if topic is None:
+            raise RequestError(ResponseCode.TOPIC_NOT_EXIST, f"topic[{h.topic}] not exist, apply first please!")
+        if not 0 <= h.queue_id < topic.read_queue_nums:
+            raise RequestError(
+                ResponseCode.INVALID_PARAMETER,
+                f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] topicConfig.readQueueNums:"
+                f"[{topic.read_queue_nums}]",
+            )
+        if h.sys_flag & PullSysFlag.SUBSCRIPTION:
+            etype = (h.expression_type or "TAG").upper()
+            if etype != "TAG":
+                raise RequestError(
+                    ResponseCode.SUBSCRIPTION_PARSE_FAILED, f"expression type {etype} is not supported by this broker"
+                )
+            return parse_tag_expression(h.subscription)
+        sub = self.ctx.clients.subscription(h.consumer_group, h.topic)
+        # Without a heartbeat yet (e.g. right after a broker restart) serve unfiltered: TAG clients re-filter
+        # by tag themselves, and answering SUBSCRIPTION_NOT_EXIST would stall them until their next heartbeat.
+        return sub.tag_filter if sub is not None else parse_tag_expression("*")
+
+    async def read(self, h: PullMessageRequestHeader, tag_filter: TagFilter) -> PullOutcome:
+        store = self.ctx.store
+        lo = store.min_offset(h.topic, h.queue_id)
+        hi = store.max_offset(h.topic, h.queue_id)
+        o = h.queue_offset
+        if hi == 0:
+            code = ResponseCode.PULL_NOT_FOUND if o == 0 else ResponseCode.PULL_OFFSET_MOVED
+            return PullOutcome(code, "NO_MESSAGE_IN_QUEUE", 0, lo, hi)
+        if o < lo:
+            return PullOutcome(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_TOO_SMALL", lo, lo, hi)
+        if o == hi:
+            return PullOutcome(ResponseCode.PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE", o, lo, hi)
+        if o > hi:
+            return PullOutcome(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", hi, lo, hi)
+        max_count = max(1, min(h.max_msg_nums, 1024))
+        max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_TRANSFER_BYTES
+        codes = None if tag_filter.matches_all else tag_filter.codes()
+        found: list[bytes] = []
+        size = 0
+        next_offset = o
+        examined = 0
+        while next_offset < hi and examined < MAX_SCAN and len(found) < max_count:
+            batch = max_count - len(found) if codes is None else SCAN_CHUNK
+            entries = await store.read_queue(h.topic, h.queue_id, next_offset, batch)
+            if not entries:
+                break
+            full = False
+            for entry in entries:
+                if codes is None or entry.tags_code in codes:
+                    if found and size + len(entry.record) > max_bytes:
+                        full = True
+                        break
+                    found.append(entry.record)
+                    size += len(entry.record)
+                examined += 1
+                next_offset = entry.queue_offset + 1
+                if len(found) >= max_count:
+                    break
+            if full:
+                break
+        if found:
+            return PullOutcome(ResponseCode.SUCCESS, "FOUND", next_offset, lo, hi, b"".join(found))
+        return PullOutcome(ResponseCode.PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", next_offset, lo, hi)
+
+    def _respond(self, cmd: RemotingCommand, outcome: PullOutcome) -> RemotingCommand:
+        ext = encode_header(
+            PullMessageResponseHeader(
+                suggest_which_broker_id=0,
+                next_begin_offset=outcome.next_offset,
+                min_offset=outcome.min_offset,
+                max_offset=outcome.max_offset,
+            )
+        )
+        return cmd.response(outcome.code, outcome.status, ext_fields=ext, body=outcome.body)
+
+    async def _hold(
+        self, cmd: RemotingCommand, h: PullMessageRequestHeader, tag_filter: TagFilter, hold_ms: int
+    ) -> RemotingCommand:
+        """Wait for a message in this queue (or the deadline), then answer like a fresh, non-suspended pull."""
+        deadline = anyio.current_time() + hold_ms / 1000
+        while True:
+            event = self.ctx.waits.park(h.topic, h.queue_id)
+            # A message may have landed between the read and the park.
+            if self.ctx.store.max_offset(h.topic, h.queue_id) > h.queue_offset:
+                self.ctx.waits.cancel(h.topic, h.queue_id, event)
+            else:
+                remaining = deadline - anyio.current_time()
+                with anyio.move_on_after(max(remaining, 0)):
+                    await event.wait()
+                self.ctx.waits.cancel(h.topic, h.queue_id, event)
+            outcome = await self.read(h, tag_filter)
+            timed_out = anyio.current_time() >= deadline or math.isclose(anyio.current_time(), deadline)
+            if outcome.code != ResponseCode.PULL_NOT_FOUND or timed_out:
+                return self._respond(cmd, outcome)

@@ -1,0 +1,168 @@
+"""SEND_MESSAGE, SEND_MESSAGE_V2 and SEND_BATCH_MESSAGE (SendMessageProcessor)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable
+
+from codec.batch import decode_batch
+from codec.codes import (
+    PROPERTY_CLUSTER,
+    PROPERTY_DELAY,
+    PROPERTY_KEYS,
+    PROPERTY_MSG_REGION,
+    PROPERTY_TAGS,
+    PROPERTY_TRACE_ON,
+    PROPERTY_UNIQ_KEY,
+    RETRY_GROUP_TOPIC_PREFIX,
+    TRANSACTION_TYPE_MASK,
+    Perm,
+    RequestCode,
+    ResponseCode,
+)
+from codec.command import RemotingCommand
+from codec.headers import SendMessageRequestHeader, decode_send_header
+from codec.message_id import encode_offset_msg_id
+from codec.properties import append_properties, decode_properties
+from codec.record import StoredMessage, encode_record
+from codec.tags import tags_code
+from gateway.context import BrokerContext, ipv4_of, now_ms
+from gateway.topics import validate_topic
+from remoting.connection import Connection
+from remoting.errors import RequestError
+from store.api import AppendRequest, AppendResult
+
+V2_CODES = frozenset({RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2})
+
+
+def index_keys(props: dict[str, str]) -> tuple[str, ...]:
+    keys = [k for k in props.get(PROPERTY_KEYS, "").split(" ") if k]
+    uniq = props.get(PROPERTY_UNIQ_KEY)
+    if uniq:
+        keys.append(uniq)
+    return tuple(dict.fromkeys(keys))
+
+
+class SendHandler:
+    def __init__(self, ctx: BrokerContext) -> None:
+        self.ctx = ctx
+        self.in_flight = 0  # sends accepted but not yet answered; shutdown waits for them
+
+    def response_ext(self) -> dict[str, str]:
+        return {
+            PROPERTY_MSG_REGION: self.ctx.config.region_id,
+            PROPERTY_TRACE_ON: "true" if self.ctx.config.trace_on else "false",
+        }
+
+    def fail(self, cmd: RemotingCommand, code: ResponseCode, remark: str) -> RemotingCommand:
+        return cmd.response(code, remark, ext_fields=self.response_ext())
+
+    async def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Awaitable[RemotingCommand]:
+        try:
+            header = decode_send_header(cmd.ext_fields, v2=cmd.code in V2_CODES)
+            requests, uniq_key = await self._prepare(cmd, header, conn)
+        except RequestError as err:
+            return self.fail(cmd, err.code, err.remark)
+        self.in_flight += 1
+        return self._store(cmd, requests, uniq_key)
+
+    async def _prepare(
+        self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection
+    ) -> tuple[list[AppendRequest], str | None]:
+        """Validate a send and encode what to store; also return the single message's UNIQ_KEY."""
+        cfg = self.ctx.config
+        validate_topic(header.topic)
+        if not cmd.body:
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "the message body is empty")
+        if len(cmd.body) > cfg.max_message_size:
+            raise RequestError(
+                ResponseCode.MESSAGE_ILLEGAL,
+                f"the message body size {len(cmd.body)} exceeds the maximum {cfg.max_message_size}",
+            )
+        topic = await self.ctx.topics.for_send(header.topic, header.default_topic, header.default_topic_queue_nums)
+        if not topic.perm & Perm.WRITE:
+            raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{header.topic}] sending message is forbidden")
+        queue_nums = max(topic.read_queue_nums, topic.write_queue_nums)
+        queue_id = header.queue_id
+        if queue_id < 0:
+            queue_id = random.randrange(topic.write_queue_nums)
+        elif queue_id >= queue_nums:
+            raise RequestError(
+                ResponseCode.INVALID_PARAMETER,
+                f"request queueId[{queue_id}] is illegal, topic:[{header.topic}] "
+                f"topicConfig.writeQueueNums:[{topic.write_queue_nums}] consumer:[{conn.peer_text}]",
+            )
+        is_batch = bool(header.batch) or cmd.code == RequestCode.SEND_BATCH_MESSAGE
+        born_host, born_port = ipv4_of(conn.peer[0]), conn.peer[1]
+        now = now_ms()
+        base = StoredMessage(
+            topic=header.topic,
+            queue_id=queue_id,
+            body=b"",
+            sys_flag=header.sys_flag,
+            born_timestamp=header.born_timestamp,
+            born_host=born_host,
+            born_port=born_port,
+            store_timestamp=now,
+            store_host=self.ctx.store_host,
+            store_port=cfg.port,
+            reconsume_times=header.reconsume_times or 0,
+        )
+        if is_batch:
+            return self._batch_requests(cmd, header, base), None
+        raw_props = header.properties or ""
+        props = decode_properties(raw_props)
+        extra = {}
+        if PROPERTY_UNIQ_KEY not in props:
+            extra[PROPERTY_UNIQ_KEY] = props[PROPERTY_UNIQ_KEY] = self.ctx.ids.next_id(now)
+        if props.get(PROPERTY_CLUSTER) != cfg.cluster:
+            extra[PROPERTY_CLUSTER] = props[PROPERTY_CLUSTER] = cfg.cluster
+        base.body = cmd.body
+        base.flag = header.flag
+        base.properties = append_properties(raw_props, extra)
+        return [self._append_request(base, props)], props[PROPERTY_UNIQ_KEY]
+
+    def _batch_requests(
+        self, cmd: RemotingCommand, header: SendMessageRequestHeader, base: StoredMessage
+    ) -> list[AppendRequest]:
+        if header.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support retry group topic")
+        if header.sys_flag & TRANSACTION_TYPE_MASK:
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support transaction messages")
+        requests = []
+        for item in decode_batch(cmd.body):
+            props = decode_properties(item.properties)
+            if props.get(PROPERTY_DELAY, "0") not in ("", "0"):
+                raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support delay messages")
+            base.body, base.flag, base.properties = item.body, item.flag, item.properties
+            requests.append(self._append_request(base, props))
+        return requests
+
+    def _append_request(self, msg: StoredMessage, props: dict[str, str]) -> AppendRequest:
+        return AppendRequest(
+            topic=msg.topic,
+            queue_id=msg.queue_id,
+            record=encode_record(msg),
+            tags_code=tags_code(props.get(PROPERTY_TAGS)),
+            keys=index_keys(props),
+            store_timestamp=msg.store_timestamp,
+        )
+
+    async def _store(
+        self, cmd: RemotingCommand, requests: list[AppendRequest], uniq_key: str | None
+    ) -> RemotingCommand:
+        try:
+            results: list[AppendResult] = await self.ctx.store.append(requests)
+        finally:
+            self.in_flight -= 1
+        self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)
+        cfg = self.ctx.config
+        ext = {
+            "msgId": ",".join(encode_offset_msg_id(self.ctx.store_host, cfg.port, r.phys_offset) for r in results),
+            "queueId": str(requests[0].queue_id),
+            "queueOffset": str(results[0].queue_offset),
+        }
+        if uniq_key:
+            ext["transactionId"] = uniq_key
+        ext.update(self.response_ext())
+        return cmd.response(ResponseCode.SUCCESS, ext_fields=ext)

@@ -1,0 +1,46 @@
+"""The name server process: a remoting listener over the route table, plus the broker-expiry scan."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from anyio.abc import TaskStatus
+
+from codec.codes import MAX_FRAME_SIZE_DEFAULT
+from nameserver.handlers import NameServerHandlers, _now_ms
+from nameserver.routes import RouteTable
+from remoting.connection import Connection
+from remoting.server import RemotingServer
+
+log = logging.getLogger("pocketmq.namesrv")
+
+SCAN_INTERVAL_S = 5.0
+
+
+class NameServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9876, max_frame_size: int = MAX_FRAME_SIZE_DEFAULT):
+        self.host = host
+        self.port = port
+        self.routes = RouteTable()
+        self.handlers = NameServerHandlers(self.routes)
+        self.server = RemotingServer(
+            "namesrv", self.handlers.table(), max_frame_size=max_frame_size, on_close=self._connection_closed
+        )
+
+    def _connection_closed(self, conn: Connection) -> None:
+        for addr in self.routes.connection_closed(conn.id):
+            log.info("broker %s unregistered: its connection closed", addr)
+
+    async def _scan(self) -> None:
+        while True:
+            await anyio.sleep(SCAN_INTERVAL_S)
+            for addr in self.routes.expire(_now_ms()):
+                log.warning("broker %s expired: no registration for 120 s", addr)
+
+    async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(self.server.serve, self.host, self.port)
+            self.port = port
+            tg.start_soon(self._scan)
+            task_status.started(port)

@@ -1,0 +1,155 @@
+"""The ``pocketmq`` command: ``up`` (name server + broker in one process), ``namesrv``, ``broker``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+
+from gateway.broker import Broker
+from gateway.config import BrokerConfig
+from nameserver.server import NameServer
+from pocketmq import __version__
+from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
+
+log = logging.getLogger("pocketmq")
+
+# option -> (environment variable suffix, help)
+BROKER_OPTIONS = {
+    "data_dir": ("DATA_DIR", "where the SQLite store lives (default ./pocketmq-data)"),
+    "host": ("HOST", "bind address (default 127.0.0.1)"),
+    "broker_port": ("BROKER_PORT", "broker port (default 10911; 0 picks a free one)"),
+    "advertise_host": ("ADVERTISE_HOST", "address put in routes (default: the bind host, or this host's address)"),
+    "broker_name": ("BROKER_NAME", "broker name (default broker-a)"),
+    "cluster": ("CLUSTER", "cluster name (default DefaultCluster)"),
+    "config": ("CONFIG", "a RocketMQ broker.conf file (key=value)"),
+}
+
+
+def _add_broker_options(p: argparse.ArgumentParser) -> None:
+    for name, (var, text) in BROKER_OPTIONS.items():
+        kind = int if name.endswith("port") else str
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"{text}; env POCKETMQ_{var}")
+
+
+def _opt(args: argparse.Namespace, name: str, var: str) -> str | None:
+    value = getattr(args, name, None)
+    return str(value) if value is not None else env(var)
+
+
+def build_broker_config(args: argparse.Namespace, namesrv_addrs: list[str] | None) -> BrokerConfig:
+    config = BrokerConfig()
+    config_file = _opt(args, "config", "CONFIG")
+    if config_file:
+        unknown = apply_broker_conf(config, read_broker_conf(Path(config_file)))
+        if unknown:
+            log.warning("%s: ignoring keys pocketmq does not use: %s", config_file, ", ".join(sorted(unknown)))
+    if namesrv_addrs is not None:
+        config.namesrv_addrs = namesrv_addrs
+    if (v := _opt(args, "data_dir", "DATA_DIR")) is not None:
+        config.data_dir = Path(v)
+    elif not config_file:
+        config.data_dir = Path("pocketmq-data")
+    if (v := _opt(args, "host", "HOST")) is not None:
+        config.host = v
+    if (v := _opt(args, "broker_port", "BROKER_PORT")) is not None:
+        config.port = int(v)
+    if (v := _opt(args, "broker_name", "BROKER_NAME")) is not None:
+        config.broker_name = v
+    if (v := _opt(args, "cluster", "CLUSTER")) is not None:
+        config.cluster = v
+    advertise = _opt(args, "advertise_host", "ADVERTISE_HOST")
+    if advertise is not None:
+        config.advertise_host = advertise
+    elif not (config_file and "brokerIP1" in read_broker_conf(Path(config_file))):
+        config.advertise_host = local_address() if config.host in ("0.0.0.0", "::", "") else config.host
+    config.max_frame_size = frame_limit()
+    return config
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pocketmq", description="A RocketMQ-compatible name server and broker.")
+    p.add_argument("--version", action="version", version=f"pocketmq {__version__}")
+    p.add_argument("--log-level", default=env("LOG_LEVEL") or "INFO", help="logging level (env POCKETMQ_LOG_LEVEL)")
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run a name server and one broker in one process")
+    _add_broker_options(up)
+    up.add_argument(
+        "--namesrv-port", type=int, default=None, help="name server port (default 9876); env POCKETMQ_NAMESRV_PORT"
+    )
+    ns = sub.add_parser("namesrv", help="run a name server alone")
+    ns.add_argument("--host", default=None, help="bind address (default 127.0.0.1); env POCKETMQ_HOST")
+    ns.add_argument("--port", type=int, default=None, help="port (default 9876); env POCKETMQ_NAMESRV_PORT")
+    br = sub.add_parser("broker", help="run a broker that registers with name servers")
+    _add_broker_options(br)
+    br.add_argument("--namesrv-addr", default=None, help="HOST:PORT[;HOST:PORT...]; env POCKETMQ_NAMESRV_ADDR")
+    return p
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+async def _until_signal(on_signal: anyio.abc.CancelScope, broker: Broker | None) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            if broker is not None:
+                await broker.drain()
+            on_signal.cancel()
+            return
+
+
+async def run_up(args: argparse.Namespace) -> None:
+    host = _opt(args, "host", "HOST") or "127.0.0.1"
+    ns_port = int(_opt(args, "namesrv_port", "NAMESRV_PORT") or 9876)
+    namesrv = NameServer(host, ns_port, max_frame_size=frame_limit())
+    async with anyio.create_task_group() as tg:
+        ns_port = await tg.start(namesrv.run)
+        ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        config = build_broker_config(args, [f"{ns_host}:{ns_port}"])
+        broker = Broker(config)
+        tg.start_soon(_until_signal, tg.cancel_scope, broker)
+        port = await tg.start(broker.run)
+        _print(f"pocketmq name server listening on {host}:{ns_port}")
+        _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
+               f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
+        _print(f"namesrvAddr={ns_host}:{ns_port}")
+
+
+async def run_namesrv(args: argparse.Namespace) -> None:
+    host = args.host or env("HOST") or "127.0.0.1"
+    port = int(args.port if args.port is not None else env("NAMESRV_PORT") or 9876)
+    namesrv = NameServer(host, port, max_frame_size=frame_limit())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_until_signal, tg.cancel_scope, None)
+        port = await tg.start(namesrv.run)
+        _print(f"pocketmq name server listening on {host}:{port}")
+        _print(f"namesrvAddr={host if host not in ('0.0.0.0', '::') else local_address()}:{port}")
+
+
+async def run_broker(args: argparse.Namespace) -> None:
+    addrs = _opt(args, "namesrv_addr", "NAMESRV_ADDR")
+    config = build_broker_config(args, [a for a in addrs.split(";") if a] if addrs else None)
+    broker = Broker(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_until_signal, tg.cancel_scope, broker)
+        port = await tg.start(broker.run)
+        _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
+               f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
+        _print(f"namesrvAddr={';'.join(config.namesrv_addrs)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    runner = {"up": run_up, "namesrv": run_namesrv, "broker": run_broker}[args.command]
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(runner, args, backend="asyncio", backend_options={"use_uvloop": True})

@@ -1,0 +1,91 @@
+"""Command-line settings: flags, then ``POCKETMQ_*`` environment variables, then a broker.conf file, then defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+from codec.codes import MAX_FRAME_SIZE_DEFAULT
+from gateway.config import BrokerConfig
+
+log = logging.getLogger("pocketmq")
+
+# broker.conf keys this broker understands, mapped to BrokerConfig fields.
+BROKER_CONF_KEYS = {
+    "brokerName": "broker_name",
+    "brokerClusterName": "cluster",
+    "namesrvAddr": "namesrv_addrs",
+    "listenPort": "port",
+    "brokerIP1": "advertise_host",
+    "storePathRootDir": "data_dir",
+    "autoCreateTopicEnable": "auto_create_topic",
+    "defaultTopicQueueNums": "default_topic_queue_nums",
+    "flushDiskType": "sync_flush",
+    "maxMessageSize": "max_message_size",
+    "regionId": "region_id",
+    "traceOn": "trace_on",
+    "registerNameServerPeriod": "register_interval_s",
+}
+
+
+def read_broker_conf(path: Path) -> dict[str, str]:
+    """Parse RocketMQ's key=value broker.conf (``#`` comments, blank lines, spaces around ``=``)."""
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            key, _, value = line.partition(":")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in ("true", "1", "yes", "on")
+
+
+def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]:
+    """Apply known keys to ``config``; return the unknown keys (reported once by the caller)."""
+    unknown = []
+    for key, value in values.items():
+        field = BROKER_CONF_KEYS.get(key)
+        if field is None:
+            unknown.append(key)
+        elif field == "namesrv_addrs":
+            config.namesrv_addrs = [a.strip() for a in value.split(";") if a.strip()]
+        elif field == "data_dir":
+            config.data_dir = Path(value).expanduser()
+        elif field == "sync_flush":
+            config.sync_flush = value.strip().upper() == "SYNC_FLUSH"
+        elif field in ("auto_create_topic", "trace_on"):
+            setattr(config, field, _bool(value))
+        elif field in ("port", "default_topic_queue_nums", "max_message_size"):
+            setattr(config, field, int(value))
+        elif field == "register_interval_s":
+            config.register_interval_s = min(max(int(value) / 1000, 10.0), 60.0)
+        else:
+            setattr(config, field, value)
+    return unknown
+
+
+def local_address() -> str:
+    """An address of this host that other machines can use (for routes when binding 0.0.0.0)."""
+    try:
+        addr = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+    return addr
+
+
+def env(name: str) -> str | None:
+    value = os.environ.get("POCKETMQ_" + name)
+    return value if value else None
+
+
+def frame_limit() -> int:
+    value = env("MAX_FRAME_SIZE")
+    return int(value) if value else MAX_FRAME_SIZE_DEFAULT
