@@ -95,7 +95,8 @@ def encode_record(msg: StoredMessage) -> bytearray:
     store_ip = _ip_bytes(msg.store_host)
     if len(props) > 32767:
         raise CodecError(f"properties are {len(props)} bytes, more than 32767")
-    sys_flag = msg.sys_flag & ~(MessageSysFlag.BORNHOST_V6 | MessageSysFlag.STOREHOST_V6)
+    # Plain ints: inverting an IntFlag would also clear bits it has no member for (e.g. compression type).
+    sys_flag = msg.sys_flag & ~int(MessageSysFlag.BORNHOST_V6 | MessageSysFlag.STOREHOST_V6)
     if len(born_ip) == 16:
         sys_flag |= MessageSysFlag.BORNHOST_V6
     if len(store_ip) == 16:
