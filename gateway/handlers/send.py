@@ -13,6 +13,7 @@ from codec.codes import (
     PROPERTY_MSG_REGION,
     PROPERTY_TAGS,
     PROPERTY_TRACE_ON,
+    PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
     RETRY_GROUP_TOPIC_PREFIX,
     TRANSACTION_TYPE_MASK,
@@ -41,6 +42,27 @@ def index_keys(props: dict[str, str]) -> tuple[str, ...]:
     if uniq:
         keys.append(uniq)
     return tuple(dict.fromkeys(keys))
+
+
+# Properties that ask for a delivery time; honouring them is the delayed-message feature (not built yet).
+DELIVERY_TIME_PROPERTIES = ("TIMER_DELIVER_MS", "TIMER_DELAY_SEC", "TIMER_DELAY_MS", "__STARTDELIVERTIME")
+
+
+def refuse_unsupported(header: SendMessageRequestHeader, props: dict[str, str], broker_addr: str) -> None:
+    """Refuse, with a clear error, messages whose semantics this broker cannot honour yet.
+
+    Storing them as normal messages would deliver a half (uncommitted) message or a delayed one at once.
+    """
+    if header.sys_flag & TRANSACTION_TYPE_MASK or props.get(PROPERTY_TRAN_MSG, "").lower() == "true":
+        raise RequestError(
+            ResponseCode.NO_PERMISSION,
+            f"the broker[{broker_addr}] sending transaction message is forbidden: transactional messages "
+            "are not supported by this pocketmq version",
+        )
+    if props.get(PROPERTY_DELAY, "0").strip() not in ("", "0") or any(p in props for p in DELIVERY_TIME_PROPERTIES):
+        raise RequestError(
+            ResponseCode.MESSAGE_ILLEGAL, "delayed and scheduled messages are not supported by this pocketmq version"
+        )
 
 
 class SendHandler:
@@ -112,6 +134,7 @@ class SendHandler:
             return self._batch_requests(cmd, header, base), None
         raw_props = header.properties or ""
         props = decode_properties(raw_props)
+        refuse_unsupported(header, props, cfg.broker_addr)
         extra = {}
         if PROPERTY_UNIQ_KEY not in props:
             extra[PROPERTY_UNIQ_KEY] = props[PROPERTY_UNIQ_KEY] = self.ctx.ids.next_id(now)
