@@ -1,0 +1,483 @@
+"""The SQLite message store: aiosqlite, WAL, group commit.
+
+One writer task puts every append queued while the previous transaction was being written into a single
+transaction, and answers its callers only after the commit. Reads use a second connection, so pulls never
+wait behind writes (WAL lets readers run alongside the writer). Per-queue offset counters live in memory
+and advance only after a commit; consumer offsets live in memory and are flushed in the background.
+
+Physical offsets are commit-log byte offsets, as in RocketMQ: each message's physical offset is the
+previous one plus the previous record's length, starting at 0.
+
+This is the only module that imports aiosqlite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pathlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+import aiosqlite
+
+from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
+from store.api import AppendRequest, AppendResult, StoredEntry, TopicConfig
+from store.errors import StoreClosed, StoreError
+
+_log = logging.getLogger(__name__)
+
+# MIGRATIONS[i] upgrades a database from user_version i to i + 1 in one transaction. Append new steps as
+# SQL scripts; never edit a released one.
+MIGRATIONS: list[str] = [resources.files("store").joinpath("schema.sql").read_text(encoding="utf-8")]
+
+_OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
+_BUSY_TIMEOUT_MS = 5000
+
+QueueKey = tuple[str, int]
+OffsetKey = tuple[str, str, int]  # (group, topic, queue_id)
+_Step = tuple[str, Sequence[Sequence[Any]]]
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages (phys_offset, topic, queue_id, queue_offset, tags_code, store_timestamp, record)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# OR IGNORE: a message may carry the same key twice (in KEYS and as its UNIQ_KEY, say).
+INSERT_KEY = "INSERT OR IGNORE INTO message_keys (topic, msg_key, store_timestamp, phys_offset) VALUES (?, ?, ?, ?)"
+UPSERT_CONSUMER_OFFSET = (
+    "INSERT INTO consumer_offsets (consumer_group, topic, queue_id, committed_offset) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (consumer_group, topic, queue_id) DO UPDATE SET committed_offset = excluded.committed_offset"
+)
+SET_META = "INSERT OR REPLACE INTO store_meta (name, value) VALUES (?, ?)"
+SAVE_TOPIC = (
+    "INSERT OR REPLACE INTO topics (topic_name, read_queue_nums, write_queue_nums, perm, topic_filter_type,"
+    " topic_sys_flag, is_order) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Per-request reads: each is an index range scan or point lookup (tests/store checks the query plans).
+READ_QUEUE = (
+    "SELECT queue_offset, tags_code, record FROM messages"
+    " WHERE topic = ? AND queue_id = ? AND queue_offset >= ? AND queue_offset < ?"
+    " ORDER BY queue_offset LIMIT ?"
+)
+RECORD_AT_PHYS = "SELECT record FROM messages WHERE phys_offset = ?"
+STORE_TIME_AT = "SELECT store_timestamp FROM messages WHERE topic = ? AND queue_id = ? AND queue_offset = ?"
+QUERY_BY_KEY = (
+    "SELECT m.record FROM message_keys AS k JOIN messages AS m ON m.phys_offset = k.phys_offset"
+    " WHERE k.topic = ? AND k.msg_key = ? AND k.store_timestamp BETWEEN ? AND ?"
+    " ORDER BY k.store_timestamp DESC, k.phys_offset DESC LIMIT ?"
+)
+PER_REQUEST_READS = (READ_QUEUE, RECORD_AT_PHYS, STORE_TIME_AT, QUERY_BY_KEY)
+
+# Only at open: the one full pass over the queue index that loads the counters.
+_LOAD_QUEUE_COUNTERS = (
+    "SELECT topic, queue_id, MIN(queue_offset), MAX(queue_offset) FROM messages GROUP BY topic, queue_id"
+)
+_LAST_RECORD_END = (
+    "SELECT phys_offset + length(record) FROM messages WHERE phys_offset = (SELECT MAX(phys_offset) FROM messages)"
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    requests: tuple[AppendRequest, ...]
+    future: asyncio.Future[list[AppendResult]]
+
+
+@dataclass(slots=True)
+class _Staged:
+    """One group-commit transaction: offsets assigned, rows built, nothing committed yet."""
+
+    next_phys: int
+    next_offsets: dict[QueueKey, int] = field(default_factory=dict)
+    message_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    key_rows: list[tuple[str, str, int, int]] = field(default_factory=list)
+    original_offsets: list[tuple[bytearray, bytes]] = field(default_factory=list)  # restored on failure
+    answers: list[list[AppendResult]] = field(default_factory=list)
+
+
+class SqliteStore:
+    """A ``store.api.MessageStore`` in one SQLite database file."""
+
+    def __init__(self, path: pathlib.Path, *, sync_flush: bool = False, offset_flush_interval: float = 1.0) -> None:
+        self.path = pathlib.Path(path)
+        self.sync_flush = sync_flush  # True: synchronous=FULL (survives power loss); False: NORMAL
+        self.offset_flush_interval = offset_flush_interval
+        self.transactions_committed = 0  # append (group-commit) transactions only
+        self._state: Literal["new", "open", "closing", "closed"] = "new"
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: list[_Pending] = []
+        self._work = asyncio.Event()
+        self._stop_flushing = asyncio.Event()
+        # Every write transaction holds this, so appends, offset flushes and topic changes never interleave.
+        self._write_lock = asyncio.Lock()
+        self._next_offset: dict[QueueKey, int] = {}
+        self._min_offset: dict[QueueKey, int] = {}
+        self._next_phys = 0
+        self._offsets: dict[str, dict[QueueKey, int]] = {}
+        self._dirty: set[OffsetKey] = set()
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create or migrate the schema and load the per-queue counters and consumer offsets."""
+        if self._state != "new":
+            raise StoreError(f"open() on a store that is {self._state}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # The writer's transactions begin implicitly (BEGIN IMMEDIATE before the first write) rather
+            # than with an explicit BEGIN: one round trip to the SQLite thread less per transaction.
+            self._writer = await self._connect("IMMEDIATE")
+            (mode,) = await _fetch_one(self._writer, "PRAGMA journal_mode = WAL")
+            if mode != "wal":
+                raise StoreError(f"{self.path}: cannot use WAL journal mode (got {mode!r})")
+            await self._writer.execute(f"PRAGMA synchronous = {'FULL' if self.sync_flush else 'NORMAL'}")
+            await _migrate(self._writer)
+            await self._load()
+            self._reader = await self._connect(None)
+            await self._reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await self._close_connections()
+            self._state = "closed"
+            raise
+        self._state = "open"
+        self._tasks = [
+            asyncio.create_task(self._run_writer(), name=f"store-writer:{self.path.name}"),
+            asyncio.create_task(self._run_offset_flusher(), name=f"store-offsets:{self.path.name}"),
+        ]
+
+    async def close(self) -> None:
+        """Write every queued append, flush consumer offsets and close both connections."""
+        if self._state == "new":
+            self._state = "closed"
+        if self._state != "open":
+            return
+        self._state = "closing"
+        self._work.set()
+        self._stop_flushing.set()
+        try:
+            await asyncio.gather(*self._tasks)
+            await self._flush_offsets()
+        finally:
+            await self._close_connections()
+            self._state = "closed"
+
+    async def _connect(self, isolation_level: Literal["IMMEDIATE"] | None) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=isolation_level)
+        await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        return conn
+
+    async def _close_connections(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _load(self) -> None:
+        conn = self._writing_conn()
+        for topic, queue_id, low, high in await conn.execute_fetchall(_LOAD_QUEUE_COUNTERS):
+            self._min_offset[(topic, queue_id)] = low
+            self._next_offset[(topic, queue_id)] = high + 1
+        row = await _fetch_one(conn, _LAST_RECORD_END)
+        saved = await _fetch_one(conn, "SELECT value FROM store_meta WHERE name = 'next_phys_offset'")
+        self._next_phys = max(row[0] if row else 0, saved[0] if saved else 0)
+        query = "SELECT consumer_group, topic, queue_id, committed_offset FROM consumer_offsets"
+        for group, topic, queue_id, offset in await conn.execute_fetchall(query):
+            self._offsets.setdefault(group, {})[(topic, queue_id)] = offset
+
+    def _writing_conn(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise StoreClosed(f"store {self.path} is not open")
+        return self._writer
+
+    def _reading_conn(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise StoreClosed(f"store {self.path} is not open")
+        return self._reader
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise StoreClosed(f"store {self.path} is {self._state}")
+
+    async def _transact(self, steps: Sequence[_Step]) -> None:
+        """Run ``executemany`` steps (empty ones skipped) as one write transaction; the caller holds the
+        write lock. The transaction begins implicitly with the first statement (see ``open``)."""
+        conn = self._writing_conn()
+        try:
+            for sql, rows in steps:
+                if rows:
+                    await conn.executemany(sql, rows)
+            await conn.commit()
+        except BaseException:
+            await conn.rollback()  # a no-op if SQLite already rolled back
+            raise
+
+    # ---- appends (group commit) ------------------------------------------------------------------
+
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Store messages atomically and return their offsets once the transaction has committed."""
+        self._require_open()
+        for request in requests:
+            # Checked here so one malformed request fails only its caller, not a whole group.
+            if not isinstance(request.record, bytearray) or len(request.record) < _OFFSET_BYTES.stop:
+                raise ValueError(f"record for {request.topic}:{request.queue_id} is not a stored-record bytearray")
+        if not requests:
+            return []
+        future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(tuple(requests), future))
+        self._work.set()
+        return await future
+
+    async def _run_writer(self) -> None:
+        while True:
+            if not self._pending:
+                if self._state != "open":
+                    return
+                self._work.clear()
+                await self._work.wait()
+                continue
+            batch, self._pending = self._pending, []
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        # A caller cancelled before its turn came gets nothing written.
+        batch = [p for p in batch if not p.future.done()]
+        if not batch:
+            return
+        async with self._write_lock:
+            staged = _Staged(self._next_phys)
+            try:
+                self._stage(batch, staged)
+                await self._transact([(INSERT_MESSAGE, staged.message_rows), (INSERT_KEY, staged.key_rows)])
+            except BaseException as err:
+                for record, original in staged.original_offsets:
+                    record[_OFFSET_BYTES] = original
+                for pending in batch:
+                    _fail(pending.future, err)
+                if not isinstance(err, Exception):
+                    raise
+                _log.warning("append transaction of %d messages failed: %r", len(staged.message_rows), err)
+                return
+            for queue, next_offset in staged.next_offsets.items():
+                self._min_offset.setdefault(queue, self._next_offset.get(queue, 0))
+                self._next_offset[queue] = next_offset
+            self._next_phys = staged.next_phys
+            self.transactions_committed += 1
+        for pending, results in zip(batch, staged.answers, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(results)
+
+    def _stage(self, batch: list[_Pending], staged: _Staged) -> None:
+        """Assign offsets in queue order and patch them into the records; counters stay untouched."""
+        for pending in batch:
+            results = []
+            for r in pending.requests:
+                queue = (r.topic, r.queue_id)
+                queue_offset = staged.next_offsets.get(queue, self._next_offset.get(queue, 0))
+                staged.next_offsets[queue] = queue_offset + 1
+                phys = staged.next_phys
+                staged.original_offsets.append((r.record, bytes(r.record[_OFFSET_BYTES])))
+                set_offsets(r.record, queue_offset, phys)
+                staged.message_rows.append(
+                    (phys, r.topic, r.queue_id, queue_offset, r.tags_code, r.store_timestamp, r.record)
+                )
+                staged.key_rows.extend((r.topic, key, r.store_timestamp, phys) for key in r.keys if key)
+                results.append(AppendResult(queue_offset, phys))
+                staged.next_phys = phys + len(r.record)
+            staged.answers.append(results)
+
+    # ---- per-queue counters (memory only) --------------------------------------------------------
+
+    def max_offset(self, topic: str, queue_id: int) -> int:
+        """Next queue offset to be written (0 for an unknown queue)."""
+        return self._next_offset.get((topic, queue_id), 0)
+
+    def min_offset(self, topic: str, queue_id: int) -> int:
+        """Smallest queue offset still stored (0 for an unknown queue)."""
+        return self._min_offset.get((topic, queue_id), 0)
+
+    def queue_exists(self, topic: str, queue_id: int) -> bool:
+        """Whether any message was ever stored in this queue (since it was last deleted)."""
+        return (topic, queue_id) in self._next_offset
+
+    # ---- reads -----------------------------------------------------------------------------------
+
+    async def read_queue(self, topic: str, queue_id: int, offset: int, max_count: int) -> list[StoredEntry]:
+        """Messages with queue offset >= ``offset``, ascending, at most ``max_count``."""
+        conn = self._reading_conn()
+        start = max(offset, self.min_offset(topic, queue_id))
+        # Bounded by the in-memory counter, so a pull never sees past max_offset() and an empty or
+        # caught-up queue costs no I/O at all.
+        end = self.max_offset(topic, queue_id)
+        if start >= end or max_count <= 0:
+            return []
+        rows = await conn.execute_fetchall(READ_QUEUE, (topic, queue_id, start, end, max_count))
+        return [StoredEntry(queue_offset, tags_code, record) for queue_offset, tags_code, record in rows]
+
+    async def get_by_phys_offset(self, phys_offset: int) -> bytes | None:
+        """The record stored at this physical offset, or None."""
+        row = await _fetch_one(self._reading_conn(), RECORD_AT_PHYS, (phys_offset,))
+        return row[0] if row else None
+
+    async def query_by_key(self, topic: str, key: str, max_num: int, begin_ts: int, end_ts: int) -> list[bytes]:
+        """Records of ``topic`` carrying ``key`` stored within [begin_ts, end_ts], newest first."""
+        conn = self._reading_conn()
+        if max_num <= 0:
+            return []
+        rows = await conn.execute_fetchall(QUERY_BY_KEY, (topic, key, begin_ts, end_ts, max_num))
+        return [record for (record,) in rows]
+
+    async def search_offset_by_timestamp(
+        self, topic: str, queue_id: int, timestamp: int, boundary: Literal["lower", "upper"]
+    ) -> int:
+        """lower: first offset stored at or after ``timestamp`` (max offset if none);
+        upper: last offset stored at or before ``timestamp`` (min offset if none).
+
+        A binary search over queue offsets with indexed point lookups, as RocketMQ's consume queue does;
+        it assumes store timestamps do not decrease along a queue.
+        """
+        if boundary not in ("lower", "upper"):
+            raise ValueError(f"boundary must be 'lower' or 'upper', not {boundary!r}")
+        conn = self._reading_conn()
+        low, high = self.min_offset(topic, queue_id), self.max_offset(topic, queue_id)
+        first = low
+        # Find the first offset whose timestamp is >= (lower) or > (upper) the target.
+        while low < high:
+            mid = (low + high) // 2
+            row = await _fetch_one(conn, STORE_TIME_AT, (topic, queue_id, mid))
+            # A missing row only happens when the topic is deleted meanwhile; treat it as "later".
+            later = row is None or (row[0] >= timestamp if boundary == "lower" else row[0] > timestamp)
+            if later:
+                high = mid
+            else:
+                low = mid + 1
+        if boundary == "lower":
+            return low
+        return max(low - 1, first)
+
+    async def earliest_store_time(self, topic: str, queue_id: int) -> int:
+        """Store timestamp of the message at min offset, or -1 when the queue is empty."""
+        conn = self._reading_conn()
+        low = self.min_offset(topic, queue_id)
+        if low >= self.max_offset(topic, queue_id):
+            return -1
+        row = await _fetch_one(conn, STORE_TIME_AT, (topic, queue_id, low))
+        return row[0] if row else -1
+
+    # ---- consumer offsets (memory, flushed in the background) ------------------------------------
+
+    def get_consumer_offset(self, group: str, topic: str, queue_id: int) -> int | None:
+        """Committed offset, or None when the group never committed one for this queue."""
+        return self._offsets.get(group, {}).get((topic, queue_id))
+
+    def set_consumer_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
+        """Record a committed offset; written within ``offset_flush_interval`` seconds and on close."""
+        self._require_open()
+        per_group = self._offsets.setdefault(group, {})
+        if per_group.get((topic, queue_id)) != offset:
+            per_group[(topic, queue_id)] = offset
+            self._dirty.add((group, topic, queue_id))
+
+    def consumer_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """All committed offsets of a group, keyed by (topic, queue_id)."""
+        return dict(self._offsets.get(group, {}))
+
+    async def _run_offset_flusher(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_flushing.wait(), self.offset_flush_interval)
+            if self._stop_flushing.is_set():
+                return  # close() does the final flush
+            try:
+                await self._flush_offsets()
+            except Exception:
+                _log.exception("flushing consumer offsets to %s failed; retrying later", self.path)
+
+    async def _flush_offsets(self) -> None:
+        async with self._write_lock:
+            if not self._dirty:
+                return
+            dirty, self._dirty = self._dirty, set()
+            rows = [
+                (group, topic, queue_id, self._offsets[group][(topic, queue_id)]) for group, topic, queue_id in dirty
+            ]
+            try:
+                await self._transact([(UPSERT_CONSUMER_OFFSET, rows)])
+            except BaseException:
+                self._dirty |= dirty
+                raise
+
+    # ---- topics ----------------------------------------------------------------------------------
+
+    async def load_topics(self) -> list[TopicConfig]:
+        """Every persisted topic config, by name."""
+        rows = await self._reading_conn().execute_fetchall(
+            "SELECT topic_name, read_queue_nums, write_queue_nums, perm, topic_filter_type, topic_sys_flag,"
+            " is_order FROM topics ORDER BY topic_name"
+        )
+        return [TopicConfig(*row[:6], order=bool(row[6])) for row in rows]
+
+    async def save_topic(self, config: TopicConfig) -> None:
+        """Insert or replace a topic config; durable when this returns."""
+        self._require_open()
+        row = (
+            config.topic_name, config.read_queue_nums, config.write_queue_nums, config.perm,
+            config.topic_filter_type, config.topic_sys_flag, int(config.order),
+        )  # fmt: skip
+        async with self._write_lock:
+            await self._transact([(SAVE_TOPIC, [row])])
+
+    async def delete_topic(self, topic: str) -> None:
+        """Remove a topic's config, messages, key index rows and consumer offsets; reset its counters."""
+        self._require_open()
+        async with self._write_lock:
+            await self._transact([
+                ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),
+                ("DELETE FROM messages WHERE topic = ?", [(topic,)]),
+                ("DELETE FROM message_keys WHERE topic = ?", [(topic,)]),
+                ("DELETE FROM consumer_offsets WHERE topic = ?", [(topic,)]),
+                # The deleted messages may have been the newest; keep physical offsets increasing anyway.
+                (SET_META, [("next_phys_offset", self._next_phys)]),
+            ])  # fmt: skip
+            for counters in (self._next_offset, self._min_offset):
+                for queue in [q for q in counters if q[0] == topic]:
+                    del counters[queue]
+            for per_group in self._offsets.values():
+                for queue in [q for q in per_group if q[0] == topic]:
+                    del per_group[queue]
+            self._dirty = {key for key in self._dirty if key[1] != topic}
+
+
+async def _fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    rows = list(await conn.execute_fetchall(sql, params))
+    return rows[0] if rows else None
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Bring the schema to ``len(MIGRATIONS)`` one step (one transaction) at a time."""
+    (version,) = await _fetch_one(conn, "PRAGMA user_version")
+    if version > len(MIGRATIONS):
+        raise StoreError(f"database schema version {version} is newer than this pocketmq ({len(MIGRATIONS)})")
+    for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        try:
+            await conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;")
+        except BaseException:
+            await conn.rollback()
+            raise
+        _log.info("migrated store schema to version %d", target)
+
+
+def _fail(future: asyncio.Future[list[AppendResult]], cause: BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(cause, Exception):
+        error = StoreError(f"append transaction failed: {cause}")
+        error.__cause__ = cause
+        future.set_exception(error)
+    else:
+        future.set_exception(StoreClosed("the store writer stopped before this append was committed"))
