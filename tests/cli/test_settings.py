@@ -1,0 +1,75 @@
+"""Command-line settings: broker.conf parsing, environment variables and their precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pocketmq.cli import build_broker_config, parser
+from pocketmq.settings import apply_broker_conf, read_broker_conf
+
+BROKER_CONF = """\
+# a RocketMQ broker.conf
+brokerClusterName = TestCluster
+brokerName=broker-x
+brokerId=0
+namesrvAddr=10.0.0.1:9876;10.0.0.2:9876
+listenPort=20911
+brokerIP1=192.0.2.7
+storePathRootDir=/var/lib/rmq
+autoCreateTopicEnable=false
+defaultTopicQueueNums=8
+flushDiskType=SYNC_FLUSH
+maxMessageSize=1048576
+deleteWhen=04
+"""
+
+
+def test_broker_conf_keys_apply_and_unknown_keys_are_reported(tmp_path: Path) -> None:
+    conf = tmp_path / "broker.conf"
+    conf.write_text(BROKER_CONF)
+    args = parser().parse_args(["broker", "--config", str(conf)])
+    config = build_broker_config(args, None)
+    assert config.cluster == "TestCluster"
+    assert config.broker_name == "broker-x"
+    assert config.namesrv_addrs == ["10.0.0.1:9876", "10.0.0.2:9876"]
+    assert config.port == 20911
+    assert config.advertise_host == "192.0.2.7"
+    assert config.data_dir == Path("/var/lib/rmq")
+    assert config.auto_create_topic is False
+    assert config.default_topic_queue_nums == 8
+    assert config.sync_flush is True
+    assert config.max_message_size == 1048576
+    from gateway.config import BrokerConfig
+
+    assert sorted(apply_broker_conf(BrokerConfig(), read_broker_conf(conf))) == ["brokerId", "deleteWhen"]
+
+
+def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "broker.conf"
+    conf.write_text("brokerName=from-file\nbrokerClusterName=file-cluster\nlistenPort=1000\n")
+    monkeypatch.setenv("POCKETMQ_BROKER_NAME", "from-env")
+    monkeypatch.setenv("POCKETMQ_CLUSTER", "env-cluster")
+    args = parser().parse_args(["up", "--config", str(conf), "--broker-name", "from-flag"])
+    config = build_broker_config(args, ["127.0.0.1:9876"])
+    assert config.broker_name == "from-flag"
+    assert config.cluster == "env-cluster"
+    assert config.port == 1000
+
+
+def test_defaults_for_up() -> None:
+    config = build_broker_config(parser().parse_args(["up"]), ["127.0.0.1:9876"])
+    assert (config.host, config.port, config.advertise_host) == ("127.0.0.1", 10911, "127.0.0.1")
+    assert (config.broker_name, config.cluster) == ("broker-a", "DefaultCluster")
+    assert config.data_dir == Path("pocketmq-data")
+    assert config.auto_create_topic and config.default_topic_queue_nums == 4 and not config.sync_flush
+
+
+def test_advertise_host_defaults_to_a_real_address_when_binding_everything() -> None:
+    config = build_broker_config(parser().parse_args(["up", "--host", "0.0.0.0"]), ["127.0.0.1:9876"])
+    assert config.advertise_host not in ("0.0.0.0", "")
+    explicit = build_broker_config(
+        parser().parse_args(["up", "--host", "0.0.0.0", "--advertise-host", "192.0.2.9"]), ["127.0.0.1:9876"]
+    )
+    assert explicit.advertise_host == "192.0.2.9"
