@@ -1,0 +1,249 @@
+"""Build and run the stock-Java-client scenario driver (compat_tests/java) for test_java.py.
+
+The driver (``pocketmq.compat.Driver``) is compiled once per client version with Maven into
+``compat_tests/java/target-<version>/`` and started as one JVM per producer/consumer. It prints one JSON object per
+line on stdout; its stderr and the RocketMQ client log files go to a per-test directory for diagnosis.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JAVA_DIR = Path(__file__).resolve().parent / "java"
+CLIENT_VERSIONS = ("4.9.8", "5.3.3")
+MAIN_CLASS = "pocketmq.compat.Driver"
+
+# Small heaps and C1-only JIT: these JVMs live for seconds, and several run at once on two cores.
+JVM_FLAGS = (
+    "-Xms32m",
+    "-Xmx384m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.net.preferIPv4Stack=true",
+    "-Dfile.encoding=UTF-8",
+)
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def build(mvn: str, version: str, timeout: float = 900) -> str:
+    """Compile the driver against ``rocketmq-client`` ``version``; return its runtime classpath."""
+    target = JAVA_DIR / f"target-{version}"
+    cmd = [
+        mvn, "-B", "-q", "-Dstyle.color=never", f"-Drocketmq.client.version={version}",
+        "-f", str(JAVA_DIR / "pom.xml"), "process-classes",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=JAVA_DIR, check=False)
+    classpath_file = target / "classpath.txt"
+    if proc.returncode != 0 or not classpath_file.exists():
+        raise BuildError(
+            f"maven build for rocketmq-client {version} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    deps = classpath_file.read_text().strip()
+    return os.pathsep.join([str(target / "classes"), deps])
+
+
+@dataclass
+class Message:
+    """One message to produce: the spec line handed to the driver."""
+
+    body: bytes
+    tags: str | None = None
+    keys: list[str] = field(default_factory=list)
+    props: dict[str, str] = field(default_factory=dict)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {
+            "body": base64.b64encode(self.body).decode(),
+            "tags": self.tags,
+            "keys": self.keys,
+            "props": self.props,
+        }
+
+
+@dataclass
+class JavaClient:
+    """A built driver for one client version, writing its diagnostics under ``work_dir``."""
+
+    java: str
+    version: str
+    classpath: str
+    work_dir: Path
+    _seq: int = 0
+
+    def _next(self, what: str) -> Path:
+        self._seq += 1
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return self.work_dir / f"{self._seq:02d}-{what}"
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [
+            self.java, *JVM_FLAGS, "-cp", self.classpath, MAIN_CLASS, *args,
+            "--log-dir", str(self.work_dir / "client-logs"),
+        ]  # fmt: skip
+
+    def start_produce(
+        self,
+        namesrv: str,
+        topic: str,
+        group: str,
+        mode: str,
+        messages: Iterable[Message],
+        retry_seconds: float = 0,
+    ) -> Producer:
+        base = self._next(f"produce-{mode}")
+        spec = base.with_suffix(".json")
+        spec.write_text(json.dumps([m.to_spec() for m in messages]))
+        args = [
+            "produce", "--namesrv", namesrv, "--topic", topic, "--group", group, "--mode", mode,
+            "--spec", str(spec), "--retry-seconds", str(retry_seconds),
+        ]  # fmt: skip
+        return Producer(self._cmd(*args), base.with_suffix(".stderr"))
+
+    def produce(self, *args: Any, timeout: float = 120, **kwargs: Any) -> list[dict[str, Any]]:
+        return self.start_produce(*args, **kwargs).results(timeout)
+
+    def start_consume(
+        self,
+        namesrv: str,
+        topic: str,
+        group: str,
+        expect: int,
+        expr: str = "*",
+        timeout: float = 60,
+        start_from: str = "first",
+        heartbeat_ms: int | None = None,
+        linger_ms: int = 0,
+    ) -> Consumer:
+        base = self._next(f"consume-{group}")
+        args = [
+            "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expr", expr,
+            "--expect", str(expect), "--timeout", str(timeout), "--from", start_from,
+            "--linger-ms", str(linger_ms),
+        ]  # fmt: skip
+        if heartbeat_ms is not None:
+            args += ["--heartbeat-ms", str(heartbeat_ms)]
+        return Consumer(self._cmd(*args), base.with_suffix(".stderr"), timeout)
+
+
+def _tail(path: Path, limit: int = 6000) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return text[-limit:]
+
+
+class _JsonProcess:
+    """A driver JVM whose stdout JSON lines are collected by a reader thread."""
+
+    def __init__(self, cmd: list[str], stderr_path: Path) -> None:
+        self.cmd = cmd
+        self.stderr_path = stderr_path
+        self.lines: list[dict[str, Any]] = []
+        self.garbage: list[str] = []
+        self._cond = threading.Condition()
+        self._stderr = open(stderr_path, "w")  # noqa: SIM115 - handed to the child process
+        self._stdout_copy = open(stderr_path.with_suffix(".stdout"), "w")  # noqa: SIM115 - closed by the reader
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self._stdout_copy.write(raw)
+            self._stdout_copy.flush()
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                with self._cond:
+                    self.garbage.append(line)
+                continue
+            with self._cond:
+                self.lines.append(obj)
+                self._cond.notify_all()
+        self._stdout_copy.close()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_until(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return predicate(self.lines)
+                self._cond.wait(min(remaining, 0.5))
+            return True
+
+    def join(self, timeout: float) -> int:
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"driver did not exit within {timeout} s\n{self.describe()}") from None
+        self._reader.join(timeout=10)
+        self._stderr.close()
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._stderr.close()
+
+    def describe(self) -> str:
+        cmd = " ".join("<classpath>" if os.pathsep in arg or arg.endswith("/classes") else arg for arg in self.cmd)
+        return f"command: {cmd}\nstderr ({self.stderr_path}):\n{_tail(self.stderr_path)}"
+
+
+class Producer(_JsonProcess):
+    def results(self, timeout: float = 120) -> list[dict[str, Any]]:
+        """Per-message result lines (ordered by index); fails with the driver's stderr on any error."""
+        rc = self.join(timeout)
+        results = sorted((x for x in self.lines if "index" in x), key=lambda x: x["index"])
+        errors = [x for x in results if "error" in x]
+        assert rc == 0 and not errors and not self.garbage, (
+            f"producer failed (exit {rc}): {errors[:3]} {self.garbage[:3]}\n{self.describe()}"
+        )
+        return results
+
+
+class Consumer(_JsonProcess):
+    def __init__(self, cmd: list[str], stderr_path: Path, timeout: float) -> None:
+        super().__init__(cmd, stderr_path)
+        self.timeout = timeout
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        with self._cond:
+            return [x for x in self.lines if "msgId" in x]
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        ok = self.wait_until(lambda lines: any(x.get("event") == "ready" for x in lines), timeout)
+        assert ok, f"consumer did not start\n{self.describe()}"
+
+    def wait_bodies(self, bodies: Iterable[bytes], timeout: float) -> bool:
+        wanted = {base64.b64encode(b).decode() for b in bodies}
+        return self.wait_until(lambda lines: wanted <= {x.get("body") for x in lines}, timeout)
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Wait for the driver to stop (expected count reached or its timeout); return the received messages."""
+        rc = self.join(self.timeout + 60)
+        assert rc == 0 and not self.garbage, f"consumer failed (exit {rc}) {self.garbage[:3]}\n{self.describe()}"
+        return self.messages
