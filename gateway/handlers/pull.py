@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from codec.codes import PullSysFlag, ResponseCode
+from codec.codes import Perm, PullSysFlag, ResponseCode
 from codec.command import RemotingCommand
 from codec.headers import PullMessageRequestHeader, PullMessageResponseHeader, decode_header, encode_header
 from codec.tags import TagFilter, parse_tag_expression
@@ -51,6 +51,8 @@ class PullHandler:
         topic = self.ctx.topics.get(h.topic)
         if topic is None:
             raise RequestError(ResponseCode.TOPIC_NOT_EXIST, f"topic[{h.topic}] not exist, apply first please!")
+        if not topic.perm & Perm.READ:
+            raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{h.topic}] pulling message is forbidden")
         if not 0 <= h.queue_id < topic.read_queue_nums:
             raise RequestError(
                 ResponseCode.INVALID_PARAMETER,
