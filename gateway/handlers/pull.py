@@ -133,13 +133,12 @@ class PullHandler:
         deadline = anyio.current_time() + hold_ms / 1000
         while True:
             event = self.ctx.waits.park(h.topic, h.queue_id)
-            # A message may have landed between the read and the park.
-            if self.ctx.store.max_offset(h.topic, h.queue_id) > h.queue_offset:
-                self.ctx.waits.cancel(h.topic, h.queue_id, event)
-            else:
-                remaining = deadline - anyio.current_time()
-                with anyio.move_on_after(max(remaining, 0)):
-                    await event.wait()
+            try:
+                # A message may have landed between the read and the park.
+                if self.ctx.store.max_offset(h.topic, h.queue_id) <= h.queue_offset:
+                    with anyio.move_on_after(max(deadline - anyio.current_time(), 0)):
+                        await event.wait()
+            finally:  # also when the connection closes and cancels us, or the waiter lingers until the next send
                 self.ctx.waits.cancel(h.topic, h.queue_id, event)
             outcome = await self.read(h, tag_filter)
             timed_out = anyio.current_time() >= deadline or math.isclose(anyio.current_time(), deadline)
