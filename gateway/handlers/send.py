@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 
 from codec.batch import decode_batch
 from codec.codes import (
+    MAX_PROPERTIES_SIZE,
     PROPERTY_CLUSTER,
     PROPERTY_DELAY,
     PROPERTY_KEYS,
@@ -162,6 +163,10 @@ class SendHandler:
         return requests
 
     def _append_request(self, msg: StoredMessage, props: dict[str, str]) -> AppendRequest:
+        size = len(msg.properties.encode())
+        if size > MAX_PROPERTIES_SIZE:  # PROPERTIES_SIZE_EXCEEDED: not retryable, unlike the codec's SYSTEM_ERROR
+            remark = f"the message properties are {size} bytes, more than {MAX_PROPERTIES_SIZE}"
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, remark)
         return AppendRequest(
             topic=msg.topic,
             queue_id=msg.queue_id,
