@@ -1,0 +1,374 @@
+"""Scenario runner for the stock C++ RocketMQ client (PyPI ``rocketmq`` 0.4.4, bundled ``librocketmq.so``).
+
+Run it as a subprocess, never inside pytest: the native library can crash or hang the process. Every result is
+one JSON object per line on stdout; diagnostics go to stderr.
+
+    python compat_tests/cpp/driver.py --namesrv 127.0.0.1:9876 produce --topic T --group G \
+        --mode sync|async|oneway|batch|orderly --spec messages.json
+    python compat_tests/cpp/driver.py --namesrv 127.0.0.1:9876 consume --topic T --group G \
+        --expr "a || b" --expect 10 --timeout 30 [--prop NAME ...] [--linger 1]
+    python compat_tests/cpp/driver.py probe    # prints {"event":"probe","ok":true|false,...}
+
+The spec file is a JSON list of ``{"body": base64, "tags": str, "keys": [str], "props": {str: str}}``.
+
+Limits of the 0.4.4 wrapper that shape this driver:
+- ``Message.set_body`` and ``RecvMessage.body`` go through NUL-terminated C strings, so bodies must not
+  contain NUL bytes (the driver refuses such specs instead of silently truncating them).
+- The C++ producer refuses bodies over 128 KiB by default (checked before compression); ``--max-message-size``
+  raises that client-side limit to the broker default of 4 MiB.
+- A send result only carries ``status``, ``msg_id`` (the client's unique id) and the queue ``offset``; the
+  offset message id and the queue id are not exposed.
+- Received messages expose no property listing: user properties are read by name (``--prop``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+_OUT_LOCK = threading.Lock()
+
+
+def emit(obj: dict[str, Any]) -> None:
+    with _OUT_LOCK:
+        sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+
+def log(text: str) -> None:
+    sys.stderr.write(f"[driver {os.getpid()}] {text}\n")
+    sys.stderr.flush()
+
+
+def _load_client(log_dir: str | None = None) -> Any:
+    if log_dir:
+        # The native logger writes to $HOME/logs/rocketmq-cpp/<pid>_rocketmq-cpp.log.N (its log-path setters
+        # are ignored by this build), broadcast offsets to $HOME/.rocketmq_offsets: redirect HOME first.
+        os.makedirs(log_dir, exist_ok=True)
+        os.environ["HOME"] = os.path.abspath(log_dir)
+    try:
+        from rocketmq import client
+    except Exception as exc:  # ImportError, OSError from the loader
+        emit({"event": "error", "phase": "import", "error": f"{type(exc).__name__}: {exc}"})
+        sys.exit(3)
+    return client
+
+
+def _decode(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    return raw.decode("utf-8", "replace")
+
+
+def _shutdown(obj: Any, limit: float = 10.0) -> None:
+    """Shut a native client down, but never let a hanging shutdown keep the process alive."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            obj.shutdown()
+        except Exception as exc:
+            log(f"shutdown failed: {exc!r}")
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    if not done.wait(limit):
+        log("shutdown did not finish in time")
+
+
+def _finish(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The wrapper's __del__ methods call shutdown/destroy again at interpreter exit; skip them.
+    os._exit(code)
+
+
+# --------------------------------------------------------------------------------------------------- produce
+
+
+def _load_spec(path: str) -> list[dict[str, Any]]:
+    with open(path) as f:
+        spec = json.load(f)
+    for i, item in enumerate(spec):
+        body = base64.b64decode(item.get("body", ""))
+        if b"\0" in body:
+            raise SystemExit(f"spec item {i}: body contains NUL bytes, which the 0.4.4 C API cannot carry")
+        item["_body"] = body
+    return spec
+
+
+def _build_message(client: Any, topic: str, item: dict[str, Any]) -> Any:
+    msg = client.Message(topic)
+    if item.get("tags"):
+        msg.set_tags(item["tags"])
+    keys = item.get("keys") or []
+    if keys:
+        msg.set_keys(" ".join(keys))  # the KEYS property is space separated
+    for name, value in (item.get("props") or {}).items():
+        msg.set_property(name, value)
+    if item.get("delay_level"):
+        msg.set_delay_time_level(int(item["delay_level"]))
+    msg.set_body(item["_body"])
+    return msg
+
+
+def _result(index: int, res: Any) -> dict[str, Any]:
+    return {
+        "event": "sent",
+        "index": index,
+        "status": res.status.name,
+        "msg_id": res.msg_id,
+        "queue_offset": res.offset,
+    }
+
+
+def _send_with_retry(fn: Any, index: int, retry_for: float, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + retry_for
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            out = fn()
+            out["attempts"] = attempt
+            return out
+        except Exception as exc:
+            err = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                return {"event": "error", "index": index, "error": err, "attempts": attempt}
+            log(f"message {index} attempt {attempt} failed: {err}; retrying")
+            time.sleep(min(1.0, timeout_s))
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    client = _load_client(args.log_dir)
+    spec = _load_spec(args.spec)
+    producer = client.Producer(args.group, timeout=args.send_timeout_ms, max_message_size=args.max_message_size)
+    client.dll.SetProducerInstanceName(producer._handle, f"{args.group}-{os.getpid()}".encode())
+    producer.set_namesrv_addr(args.namesrv)
+    try:
+        producer.start()
+    except Exception as exc:
+        emit({"event": "error", "phase": "start", "error": f"{type(exc).__name__}: {exc}"})
+        return 2
+    emit({"event": "started", "mode": args.mode, "count": len(spec), "pid": os.getpid()})
+    results: list[dict[str, Any]] = []
+    timeout_s = args.send_timeout_ms / 1000.0
+
+    if args.mode == "batch":
+        msgs = [_build_message(client, args.topic, item) for item in spec]
+
+        def send_batch() -> dict[str, Any]:
+            res = producer.send_batch(msgs)
+            return _result(-1, res)
+
+        out = _send_with_retry(send_batch, -1, args.retry_for, timeout_s)
+        # One native call for the whole batch; report it once per message so the caller can count.
+        for i in range(len(spec)):
+            line = dict(out, index=i, batch=True)
+            emit(line)
+            results.append(line)
+    elif args.mode == "async":
+        pending = threading.Semaphore(0)
+        outcome_lock = threading.Lock()
+        outcomes: dict[int, dict[str, Any]] = {}
+
+        def record(i: int, line: dict[str, Any]) -> None:
+            # On an immediate failure 0.4.4 both invokes the exception callback and returns an error status.
+            with outcome_lock:
+                if i in outcomes:
+                    log(f"message {i}: second outcome ignored: {line}")
+                    return
+                outcomes[i] = line
+            emit(line)
+            results.append(line)
+            pending.release()
+
+        msgs = []
+        for i, item in enumerate(spec):
+            msg = _build_message(client, args.topic, item)
+            msgs.append(msg)  # keep alive until the callback fired
+
+            def on_ok(res: Any, i: int = i) -> None:
+                record(i, _result(i, res))
+
+            def on_err(exc: Any, i: int = i) -> None:
+                record(i, {"event": "error", "index": i, "error": f"{type(exc).__name__}: {exc}"})
+
+            try:
+                producer.send_async(msg, on_ok, on_err)
+            except Exception as exc:
+                on_err(exc)
+        deadline = time.monotonic() + timeout_s * 3 + 10
+        for _ in spec:
+            if not pending.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                emit({"event": "error", "phase": "async", "error": "callback not invoked in time"})
+                break
+    else:
+        for i, item in enumerate(spec):
+            msg = _build_message(client, args.topic, item)
+
+            if args.mode == "sync":
+
+                def send(msg: Any = msg, i: int = i) -> dict[str, Any]:
+                    return _result(i, producer.send_sync(msg))
+            elif args.mode == "orderly":
+
+                def send(msg: Any = msg, i: int = i) -> dict[str, Any]:
+                    return _result(i, producer.send_orderly(msg, args.order_arg))
+            else:
+
+                def send(msg: Any = msg, i: int = i) -> dict[str, Any]:
+                    producer.send_oneway(msg)
+                    return {"event": "sent", "index": i, "status": "ONEWAY"}
+
+            line = _send_with_retry(send, i, args.retry_for, timeout_s)
+            emit(line)
+            results.append(line)
+        if args.mode == "oneway":
+            time.sleep(0.5)  # oneway frames are written asynchronously; let them leave before shutdown
+
+    if args.hold:
+        time.sleep(args.hold)  # keep the client alive (e.g. to let it heartbeat) before shutting down
+    failed = sum(1 for r in results if r.get("event") != "sent")
+    missing = len(spec) - len(results)
+    emit({"event": "done", "sent": len(results) - failed, "failed": failed + missing})
+    _shutdown(producer)
+    return 0 if failed + missing == 0 else 1
+
+
+# --------------------------------------------------------------------------------------------------- consume
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    client = _load_client(args.log_dir)
+    consumer = client.PushConsumer(args.group)
+    consumer.set_instance_name(f"{args.group}-{os.getpid()}")
+    consumer.set_namesrv_addr(args.namesrv)
+    if args.thread_count:
+        consumer.set_thread_count(args.thread_count)
+
+    seen: set[str] = set()
+    total = [0]
+    reached = threading.Event()
+    state_lock = threading.Lock()
+
+    def on_message(msg: Any) -> None:
+        body = msg.body or b""
+        line = {
+            "event": "message",
+            "topic": msg.topic,
+            "tags": _decode(msg.tags),
+            "keys": _decode(msg.keys),
+            "body": base64.b64encode(body).decode(),
+            "body_len": len(body),
+            "props": {name: _decode(msg.get_property(name)) for name in args.prop},
+            "uniq_key": _decode(msg.get_property("UNIQ_KEY")),
+            "id": msg.id,
+            "queue_id": msg.queue_id,
+            "queue_offset": msg.queue_offset,
+            "commit_log_offset": msg.commit_log_offset,
+            "reconsume_times": msg.reconsume_times,
+            "store_size": msg.store_size,
+            "born_timestamp": msg.born_timestamp,
+            "store_timestamp": msg.store_timestamp,
+        }
+        emit(line)
+        with state_lock:
+            total[0] += 1
+            seen.add(line["id"] or line["body"])
+            if args.expect and len(seen) >= args.expect:
+                reached.set()
+
+    consumer.subscribe(args.topic, on_message, args.expr)
+    try:
+        consumer.start()
+    except Exception as exc:
+        emit({"event": "error", "phase": "start", "error": f"{type(exc).__name__}: {exc}"})
+        return 2
+    emit({"event": "ready", "pid": os.getpid()})
+    ok = reached.wait(args.timeout)
+    if ok and args.linger:
+        time.sleep(args.linger)  # give unexpected extra deliveries a chance to show up
+    with state_lock:
+        emit({"event": "done" if ok else "timeout", "distinct": len(seen), "received": total[0]})
+    _shutdown(consumer)
+    return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------------------------------- probe
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    try:
+        from rocketmq import client
+    except Exception as exc:
+        emit({"event": "probe", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return 3
+    import importlib.metadata
+
+    emit(
+        {
+            "event": "probe",
+            "ok": True,
+            "version": importlib.metadata.version("rocketmq"),
+            "library": getattr(client.dll, "_name", None),
+            "batch": hasattr(client.Producer, "send_batch"),
+            "async": hasattr(client.Producer, "send_async"),
+            "orderly": hasattr(client.Producer, "send_orderly"),
+        }
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--namesrv", default="127.0.0.1:9876")
+    p.add_argument("--log-dir", help="HOME for the native client: its logs go to DIR/logs/rocketmq-cpp/")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    pp = sub.add_parser("produce")
+    pp.add_argument("--topic", required=True)
+    pp.add_argument("--group", required=True)
+    pp.add_argument("--mode", choices=["sync", "async", "oneway", "batch", "orderly"], default="sync")
+    pp.add_argument("--spec", required=True)
+    pp.add_argument("--send-timeout-ms", type=int, default=3000)
+    pp.add_argument("--max-message-size", type=int, default=4 * 1024 * 1024,
+                    help="client-side body limit (the C++ default is only 128 KiB; brokers accept 4 MiB)")  # fmt: skip
+    pp.add_argument("--retry-for", type=float, default=0.0, help="keep retrying a failed send for S seconds")
+    pp.add_argument("--hold", type=float, default=0.0, help="stay alive S seconds after the last send")
+    pp.add_argument("--order-arg", type=int, default=0, help="sharding argument for --mode orderly")
+
+    pc = sub.add_parser("consume")
+    pc.add_argument("--topic", required=True)
+    pc.add_argument("--group", required=True)
+    pc.add_argument("--expr", default="*")
+    pc.add_argument("--expect", type=int, default=0, help="exit after this many distinct messages")
+    pc.add_argument("--timeout", type=float, default=30.0)
+    pc.add_argument("--linger", type=float, default=0.0, help="keep consuming S seconds after --expect")
+    pc.add_argument("--prop", action="append", default=[], help="user property to report (repeatable)")
+    pc.add_argument("--thread-count", type=int, default=0)
+
+    sub.add_parser("probe")
+
+    args = p.parse_args(argv)
+    handler = {"produce": cmd_produce, "consume": cmd_consume, "probe": cmd_probe}[args.cmd]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    try:
+        exit_code = main()
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            log(exc.code)
+            exit_code = 2
+        else:
+            exit_code = exc.code or 0
+    _finish(exit_code)
