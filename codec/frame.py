@@ -42,20 +42,36 @@ def encode_frame(cmd: RemotingCommand) -> bytes:
 
 
 class FrameDecoder:
-    """Feed bytes, take whole commands. Raises CodecError on the first unreadable frame."""
+    """Feed bytes, take whole commands.
+
+    An unreadable frame raises CodecError. When whole commands preceded it in the same data, ``feed`` returns
+    those first and keeps the error in ``failure``; the caller serves them and then gives up the stream.
+    """
 
     def __init__(self, max_frame_size: int = MAX_FRAME_SIZE_DEFAULT) -> None:
         self.max_frame_size = max_frame_size
         self._buf = bytearray()
         self._need: int | None = None  # total frame size once the prefix is validated
+        self.failure: CodecError | None = None
 
     def feed(self, data: bytes) -> list[RemotingCommand]:
-        self._buf += data
+        if self.failure is not None:
+            raise self.failure
         out: list[RemotingCommand] = []
+        try:
+            self._decode(data, out)
+        except CodecError as err:
+            if not out:
+                raise
+            self.failure = err
+        return out
+
+    def _decode(self, data: bytes, out: list[RemotingCommand]) -> None:
+        self._buf += data
         while True:
             if self._need is None:
                 if len(self._buf) < PREFIX_SIZE:
-                    return out
+                    return
                 length, word = _PREFIX.unpack_from(self._buf, 0)
                 if length < 4:
                     raise CodecError(f"frame length {length} is smaller than its header-length word")
@@ -65,7 +81,7 @@ class FrameDecoder:
                     raise CodecError(f"header length {word & 0xFFFFFF} exceeds frame length {length}")
                 self._need = length + 4
             if len(self._buf) < self._need:
-                return out
+                return
             length, word = _PREFIX.unpack_from(self._buf, 0)
             header_len = word & 0xFFFFFF
             header_end = PREFIX_SIZE + header_len

@@ -9,6 +9,7 @@ complete in their own tasks so that a held pull never blocks the connection.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import logging
@@ -32,6 +33,7 @@ HandlerResult = RemotingCommand | None | Awaitable[RemotingCommand | None]
 Dispatcher = Callable[[RemotingCommand, "Connection"], Awaitable[HandlerResult]]
 
 _READ_SIZE = 256 * 1024
+_DRAIN_ON_ERROR_S = 2.0
 
 
 class Connection:
@@ -52,15 +54,16 @@ class Connection:
         self._opaque = itertools.count(1)
         self._pending: dict[int, anyio.Event | RemotingCommand] = {}
         self._responses: dict[int, RemotingCommand] = {}
-        self._tg: TaskGroup | None = None
+        self._writer_done = anyio.Event()
+        self._completing = 0  # requests answered by a task of their own, still running
 
     @property
     def peer_text(self) -> str:
         return f"{self.peer[0]}:{self.peer[1]}"
 
     def send(self, cmd: RemotingCommand) -> None:
-        """Queue a frame for the writer; silently dropped once the connection is closed."""
-        if not self.closed.is_set():
+        """Queue a frame for the writer; silently dropped once the connection is closing."""
+        with contextlib.suppress(anyio.ClosedResourceError):
             self._out_send.send_nowait(encode_frame(cmd))
 
     def send_oneway(self, cmd: RemotingCommand) -> None:
@@ -82,6 +85,12 @@ class Connection:
             self._pending.pop(cmd.opaque, None)
 
     async def _writer(self) -> None:
+        try:
+            await self._write_all()
+        finally:
+            self._writer_done.set()
+
+    async def _write_all(self) -> None:
         async with self._out_recv:
             async for frame in self._out_recv:
                 chunks = [frame]
@@ -93,14 +102,16 @@ class Connection:
                 await self.stream.send(b"".join(chunks) if len(chunks) > 1 else frame)
 
     async def _complete(self, request: RemotingCommand, pending: Awaitable[RemotingCommand | None]) -> None:
-        response = await _guarded(request, pending)
-        if response is not None and not request.is_oneway:
-            self.send(response)
+        try:
+            response = await _guarded(request, pending)
+            if response is not None and not request.is_oneway:
+                self.send(response)
+        finally:
+            self._completing -= 1
 
     async def run(self, dispatch: Dispatcher) -> None:
         try:
             async with anyio.create_task_group() as tg:
-                self._tg = tg
                 tg.start_soon(self._writer)
                 try:
                     await self._read_loop(dispatch, tg)
@@ -123,18 +134,31 @@ class Connection:
             except CodecError as err:
                 log.warning("closing connection from %s: unreadable frame: %s", self.peer_text, err)
                 return
-            for cmd in commands:
-                if cmd.is_response:
-                    waiter = self._pending.get(cmd.opaque)
-                    if isinstance(waiter, anyio.Event):
-                        self._responses[cmd.opaque] = cmd
-                        waiter.set()
-                    continue
-                result = await _guarded(cmd, dispatch(cmd, self))
-                if inspect.isawaitable(result):
-                    tg.start_soon(self._complete, cmd, result)
-                elif result is not None and not cmd.is_oneway:
-                    self.send(result)
+            await self._dispatch_all(commands, dispatch, tg)
+            if self.decoder.failure is not None:
+                log.warning("closing connection from %s: unreadable frame: %s", self.peer_text, self.decoder.failure)
+                # Let the requests that preceded the bad frame finish (a send waiting for its commit, say).
+                with anyio.move_on_after(_DRAIN_ON_ERROR_S):
+                    while self._completing:  # noqa: ASYNC110 - brief, only on a broken stream
+                        await anyio.sleep(0.005)
+                    self._out_send.close()
+                    await self._writer_done.wait()
+                return
+
+    async def _dispatch_all(self, commands: list[RemotingCommand], dispatch: Dispatcher, tg: TaskGroup) -> None:
+        for cmd in commands:
+            if cmd.is_response:
+                waiter = self._pending.get(cmd.opaque)
+                if isinstance(waiter, anyio.Event):
+                    self._responses[cmd.opaque] = cmd
+                    waiter.set()
+                continue
+            result = await _guarded(cmd, dispatch(cmd, self))
+            if inspect.isawaitable(result):
+                self._completing += 1
+                tg.start_soon(self._complete, cmd, result)
+            elif result is not None and not cmd.is_oneway:
+                self.send(result)
 
 
 async def _guarded(request: RemotingCommand, work: Awaitable[Any]) -> Any:

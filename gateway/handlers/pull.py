@@ -142,5 +142,9 @@ class PullHandler:
                 self.ctx.waits.cancel(h.topic, h.queue_id, event)
             outcome = await self.read(h, tag_filter)
             timed_out = anyio.current_time() >= deadline or math.isclose(anyio.current_time(), deadline)
+            if outcome.code == ResponseCode.PULL_RETRY_IMMEDIATELY and not timed_out:
+                # Only messages this subscription filters out arrived: skip them and keep holding, as Java does.
+                h.queue_offset = outcome.next_offset
+                continue
             if outcome.code != ResponseCode.PULL_NOT_FOUND or timed_out:
                 return self._respond(cmd, outcome)

@@ -172,3 +172,13 @@ async def test_binary_frame_bytes(bc):
     assert word >> 24 == SerializeType.ROCKETMQ
     code, _lang, _version, opaque, flag = struct.unpack_from(">hBhii", raw, 8)
     assert (code, opaque, flag) == (0, 31, 1)
+
+
+async def test_requests_before_an_unreadable_frame_in_the_same_read_are_served(bc, cluster, wire):
+    good = wire.raw_frame(send_header(wire, "Mixed", opaque=41), b"served")
+    conn = await cluster.connect(bc.broker)
+    await conn.stream.send(good + broken_frames(wire)["broken-json"])
+    response = await conn.receive(timeout=3)
+    assert (response.opaque, response.code) == (41, 0)
+    await assert_closed_by_server(conn)
+    assert [m.body for m in await bc.pull_records("Mixed")] == [b"served"]

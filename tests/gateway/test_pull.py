@@ -229,3 +229,24 @@ async def test_a_held_pull_is_discarded_when_its_connection_closes(three, cluste
         return len(waits) == 0
 
     await wire.wait_until(forgotten, timeout=1)
+
+
+async def test_a_held_pull_skips_messages_its_filter_rejects_and_keeps_holding(three, open_broker_client):
+    producer = await open_broker_client(three.broker)
+    result = {}
+
+    async def held_pull() -> None:
+        result["response"] = await three.pull(
+            "TopicP", 1, 0, sys_flag=PullSysFlag.SUSPEND, subscription="wanted", suspend_ms=5_000, timeout=6
+        )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(held_pull)
+        await anyio.sleep(0.1)
+        await producer.send_ok("TopicP", b"other", queue_id=1, properties="TAGS\x01other\x02")
+        await anyio.sleep(0.2)
+        assert "response" not in result  # a rejected message does not release the hold
+        await producer.send_ok("TopicP", b"match", queue_id=1, properties="TAGS\x01wanted\x02")
+    response = result["response"]
+    assert_pull(response, 0, "FOUND", 2, 0, 2)
+    assert [m.body for m in decode_records(response.body)] == [b"match"]
