@@ -52,6 +52,4 @@ def request(
     code: int, ext_fields: dict[str, str] | None = None, body: bytes = b"", *, oneway: bool = False
 ) -> RemotingCommand:
     """A new request; the sender assigns ``opaque``."""
-    return RemotingCommand(
-        code=int(code), flag=FLAG_ONEWAY if oneway else 0, ext_fields=ext_fields or {}, body=body
-    )
+    return RemotingCommand(code=int(code), flag=FLAG_ONEWAY if oneway else 0, ext_fields=ext_fields or {}, body=body)

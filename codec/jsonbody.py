@@ -9,7 +9,7 @@ from typing import Any
 from codec.errors import CodecError
 
 # A bare integer object key, as fastjson writes Map<Long, String> (e.g. brokerAddrs {0:"host:port"}).
-_BARE_INT_KEY = re.compile(r'([{,]\s*)(-?\d+)(\s*:)')
+_BARE_INT_KEY = re.compile(r"([{,]\s*)(-?\d+)(\s*:)")
 
 
 def loads(body: bytes | str) -> Any:

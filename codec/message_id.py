@@ -47,6 +47,8 @@ class UniqueIdGenerator:
 
     def next_id(self, now_ms: int) -> str:
         self._counter = (self._counter + 1) & 0xFFFF
-        return self._LAYOUT.pack(
-            self._ip, self._pid, self._salt, now_ms % (31 * 24 * 3600 * 1000), self._counter
-        ).hex().upper()
+        return (
+            self._LAYOUT.pack(self._ip, self._pid, self._salt, now_ms % (31 * 24 * 3600 * 1000), self._counter)
+            .hex()
+            .upper()
+        )

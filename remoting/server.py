@@ -29,9 +29,7 @@ class DispatchTable:
     async def __call__(self, cmd: RemotingCommand, conn: Connection) -> HandlerResult:
         handler = self.handlers.get(cmd.code)
         if handler is None:
-            return cmd.response(
-                ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported"
-            )
+            return cmd.response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported")
         return await handler(cmd, conn)
 
 
