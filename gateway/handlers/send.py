@@ -45,6 +45,14 @@ def index_keys(props: dict[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
+def is_batch_send(cmd: RemotingCommand, header: SendMessageRequestHeader) -> bool:
+    """Code 320, or a batch flag. The C++ client in PyPI rocketmq 0.4.4 sends code 10 with ``batch: "1"``,
+    which Java's Boolean.parseBoolean reads as false (storing the whole batch body as one message); we honour it.
+    """
+    raw = cmd.ext_fields.get("m" if cmd.code in V2_CODES else "batch", "")
+    return cmd.code == RequestCode.SEND_BATCH_MESSAGE or bool(header.batch) or raw.strip() == "1"
+
+
 # Properties that ask for a delivery time; honouring them is the delayed-message feature (not built yet).
 DELIVERY_TIME_PROPERTIES = ("TIMER_DELIVER_MS", "TIMER_DELAY_SEC", "TIMER_DELAY_MS", "__STARTDELIVERTIME")
 
@@ -115,7 +123,7 @@ class SendHandler:
                 f"request queueId[{queue_id}] is illegal, topic:[{header.topic}] "
                 f"topicConfig.writeQueueNums:[{topic.write_queue_nums}] consumer:[{conn.peer_text}]",
             )
-        is_batch = bool(header.batch) or cmd.code == RequestCode.SEND_BATCH_MESSAGE
+        is_batch = is_batch_send(cmd, header)
         born_host, born_port = ipv4_of(conn.peer[0]), conn.peer[1]
         now = now_ms()
         base = StoredMessage(

@@ -275,3 +275,17 @@ async def test_send_to_a_read_only_topic(bc):
     assert (await bc.invoke(RequestCode.UPDATE_AND_CREATE_TOPIC, create)).code == 0
     response = await bc.send("ReadOnly", b"x")
     await assert_refused(bc, response, 16, "the topic[ReadOnly] sending message is forbidden", "ReadOnly")
+
+
+async def test_cpp_style_batch_flag_1_on_code_10_is_a_batch(bc):
+    """PyPI rocketmq 0.4.4 (C++) sends batches as SEND_MESSAGE with batch "1" (see compat_tests/cpp/captured)."""
+    body = encode_batch([BatchItem(b"one", "UNIQ_KEY\x01A1\x02"), BatchItem(b"two", "UNIQ_KEY\x01A2\x02")])
+    ext = {
+        "producerGroup": "pg", "topic": "CppBatch", "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
+        "queueId": "0", "sysFlag": "0", "bornTimestamp": "0", "flag": "0", "properties": "WAIT\x01true\x02",
+        "batch": "1",
+    }  # fmt: skip
+    response = await bc.invoke(RequestCode.SEND_MESSAGE, ext, body=body)
+    assert response.code == 0, response.remark
+    assert len(response.ext_fields["msgId"].split(",")) == 2
+    assert [m.body for m in await bc.pull_records("CppBatch")] == [b"one", b"two"]
