@@ -4,8 +4,8 @@
    carry the pocketmq broker, its ``TBW102`` and a topic created on it; a stopped pocketmq broker leaves.
 2. An Apache broker registers with ``pocketmq namesrv``: same checks from the other side, a message sent through the
    Apache broker found via the pocketmq route round-trips, and a gracefully stopped Apache broker (UNREGISTER_BROKER
-   from its shutdown hook) disappears from the pocketmq routes. One known pocketmq bug is marked xfail: a topic
-   created on the Apache broker (registered alone) makes pocketmq's name server drop the broker's other topics.
+   from its shutdown hook) disappears from the pocketmq routes. A topic created on the Apache broker (registered
+   alone) leaves the broker's other routes in place.
 
 All traffic is pocketmq's own ``RemotingClient`` and codec. Run: ``pytest compat_tests/test_apache_interop.py``
 (needs java + mvn; skipped without them unless ``CI`` is set). Server logs stay in the tests' tmp directories.
@@ -276,14 +276,6 @@ async def test_apache_broker_registers_with_pocketmq_namesrv(
     assert_queues(topic, APACHE_BROKER, read=3, write=2, perm=6)
 
 
-@pytest.mark.xfail(
-    reason="pocketmq bug: nameserver/routes.py RouteTable.register_broker drops every topic of the broker that a "
-    "registration does not list, but an Apache broker registers a newly created topic alone "
-    "(registerIncrementBrokerData), so its TBW102 and other routes vanish until its next full registration (<= 30 s). "
-    "Apache's name server only adds and updates on registration (deleteTopicWithBrokerRegistration=false).",
-    raises=AssertionError,
-    strict=False,
-)
 async def test_topic_created_on_apache_broker_keeps_its_other_routes(
     apache_on_pocket_ns: ApacheProcess, pocket_ns_addr: str
 ) -> None:

@@ -85,7 +85,7 @@ class RouteTable:
         timeout_ms: int = BROKER_EXPIRY_MS,
         connection_id: int | None = None,
     ) -> None:
-        """Add or refresh a broker and replace the queue data it reports (masters only define queues)."""
+        """Add or refresh a broker and the queue data it reports (masters only define queues)."""
         self.clusters.setdefault(cluster, set()).add(broker_name)
         data = self.brokers.setdefault(broker_name, BrokerData(cluster, broker_name))
         data.cluster = cluster
@@ -97,13 +97,12 @@ class RouteTable:
         self.live[broker_addr] = LiveBroker(broker_name, cluster, broker_id, now_ms, timeout_ms, connection_id)
         if broker_id != MASTER_ID:
             return
-        reported = {t.name for t in topics}
+        # Add and update only: Apache brokers register a newly created topic alone (registerIncrementBrokerData),
+        # and Apache's name server keeps the broker's other topics (deleteTopicWithBrokerRegistration=false).
         for t in topics:
             self.topics.setdefault(t.name, {})[broker_name] = QueueData(
                 broker_name, t.read_queue_nums, t.write_queue_nums, t.perm, t.topic_sys_flag
             )
-        for name in [n for n, queues in self.topics.items() if broker_name in queues and n not in reported]:
-            self._drop_topic_queue(name, broker_name)
 
     def unregister_broker(self, broker_addr: str) -> None:
         live = self.live.pop(broker_addr, None)
