@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -47,9 +48,8 @@ def build(mvn: str, version: str, timeout: float = 900) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=JAVA_DIR, check=False)
     classpath_file = target / "classpath.txt"
     if proc.returncode != 0 or not classpath_file.exists():
-        raise BuildError(
-            f"maven build for rocketmq-client {version} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
+        output = re.sub(r"\x1b\[[0-9;]*m", "", f"{proc.stdout}\n{proc.stderr}")
+        raise BuildError(f"maven build for rocketmq-client {version} failed (exit {proc.returncode}):\n{output}")
     deps = classpath_file.read_text().strip()
     return os.pathsep.join([str(target / "classes"), deps])
 
@@ -81,6 +81,13 @@ class JavaClient:
     classpath: str
     work_dir: Path
     _seq: int = 0
+    _procs: list[_JsonProcess] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Kill whatever driver JVMs are still running (after a failed test) and release their files."""
+        for proc in self._procs:
+            proc.kill()
+        self._procs.clear()
 
     def _next(self, what: str) -> Path:
         self._seq += 1
@@ -109,7 +116,9 @@ class JavaClient:
             "produce", "--namesrv", namesrv, "--topic", topic, "--group", group, "--mode", mode,
             "--spec", str(spec), "--retry-seconds", str(retry_seconds),
         ]  # fmt: skip
-        return Producer(self._cmd(*args), base.with_suffix(".stderr"))
+        producer = Producer(self._cmd(*args), base.with_suffix(".stderr"))
+        self._procs.append(producer)
+        return producer
 
     def produce(self, *args: Any, timeout: float = 120, **kwargs: Any) -> list[dict[str, Any]]:
         return self.start_produce(*args, **kwargs).results(timeout)
@@ -134,7 +143,9 @@ class JavaClient:
         ]  # fmt: skip
         if heartbeat_ms is not None:
             args += ["--heartbeat-ms", str(heartbeat_ms)]
-        return Consumer(self._cmd(*args), base.with_suffix(".stderr"), timeout)
+        consumer = Consumer(self._cmd(*args), base.with_suffix(".stderr"), timeout)
+        self._procs.append(consumer)
+        return consumer
 
 
 def _tail(path: Path, limit: int = 6000) -> str:
@@ -178,6 +189,7 @@ class _JsonProcess:
                 self.lines.append(obj)
                 self._cond.notify_all()
         self._stdout_copy.close()
+        self.proc.stdout.close()
         with self._cond:
             self._cond.notify_all()
 
@@ -205,6 +217,7 @@ class _JsonProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(timeout=10)
         self._stderr.close()
 
     def describe(self) -> str:
@@ -241,6 +254,14 @@ class Consumer(_JsonProcess):
     def wait_bodies(self, bodies: Iterable[bytes], timeout: float) -> bool:
         wanted = {base64.b64encode(b).decode() for b in bodies}
         return self.wait_until(lambda lines: wanted <= {x.get("body") for x in lines}, timeout)
+
+    def collect(self, bodies: Iterable[bytes], timeout: float, linger: float = 1.0) -> list[dict[str, Any]]:
+        """Wait until all ``bodies`` arrived (or ``timeout``), ``linger`` for stragglers, then stop the consumer."""
+        if self.wait_bodies(bodies, timeout):
+            time.sleep(linger)
+        self.proc.terminate()
+        self.join(30)
+        return self.messages
 
     def finish(self) -> list[dict[str, Any]]:
         """Wait for the driver to stop (expected count reached or its timeout); return the received messages."""

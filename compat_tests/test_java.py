@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,16 @@ from compat_tests import harness
 from compat_tests.harness import PocketMQ
 from compat_tests.java_driver import CLIENT_VERSIONS, BuildError, JavaClient, Message, build
 
-pytestmark = [pytest.mark.compat, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.compat,
+    pytest.mark.slow,
+    # harness.PocketMQ.start() never closes its handle on the server log (each start/restart leaks one), which the
+    # project's filterwarnings=error turns into a setup error. Ignore exactly that leak, nothing else.
+    pytest.mark.filterwarnings(
+        r"ignore:Exception ignored in. <_io.FileIO name='[^']*-server\.log':pytest.PytestUnraisableExceptionWarning"
+    ),
+    pytest.mark.filterwarnings(r"ignore:unclosed file <_io.TextIOWrapper name='[^']*-server\.log':ResourceWarning"),
+]
 
 UNICODE_VALUE = "ünïcødé ✓ 日本語 a=b;c:d"
 
@@ -41,9 +51,15 @@ def java_builds() -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture(params=CLIENT_VERSIONS, ids=[f"java-{v}" for v in CLIENT_VERSIONS])
-def client(request: pytest.FixtureRequest, java_builds: dict[str, tuple[str, str]], tmp_path: Path) -> JavaClient:
+def client(
+    request: pytest.FixtureRequest, java_builds: dict[str, tuple[str, str]], tmp_path: Path
+) -> Iterator[JavaClient]:
     java, classpath = java_builds[request.param]
-    return JavaClient(java=java, version=request.param, classpath=classpath, work_dir=tmp_path / "java")
+    driver = JavaClient(java=java, version=request.param, classpath=classpath, work_dir=tmp_path / "java")
+    try:
+        yield driver
+    finally:
+        driver.close()
 
 
 @pytest.fixture
@@ -242,7 +258,7 @@ def test_auto_create_topic(client: JavaClient, pocketmq: PocketMQ, names: str) -
 
 
 def test_consumer_survives_broker_restart(client: JavaClient, pocketmq: PocketMQ, names: str) -> None:
-    """A running consumer keeps its group position across a broker restart and loses nothing."""
+    """A running consumer loses nothing across a broker restart; a new one resumes at the committed offsets."""
     topic, group = f"{names}-t", f"{names}-g"
     ns = pocketmq.namesrv_addr
     batch1 = make_messages(f"{names}-one", 10)
@@ -252,17 +268,32 @@ def test_consumer_survives_broker_restart(client: JavaClient, pocketmq: PocketMQ
 
     # Heartbeats every 5 s instead of 30 s: after the restart the broker only learns the group's subscription
     # from a heartbeat (the push consumer does not send it with pulls), so this only shortens the test.
+    # (A 4.9.8 client waits out its 30 s pull timeout for long polls that were held when the broker went away:
+    # unlike 5.x it does not fail requests fast when their connection closes. So this test can take ~35 s.)
     consumer = client.start_consume(ns, topic, group, expect=len(batch1) + len(batch2), timeout=120, heartbeat_ms=5000)
-    try:
-        assert consumer.wait_bodies([m.body for m in batch1], timeout=60), (
-            f"batch 1 not consumed before the restart\n{consumer.describe()}"
-        )
-        pocketmq.restart()
-        results2 = client.produce(ns, topic, f"{group}-p", "sync", batch2, retry_seconds=60)
-        assert_send_ok(results2, len(batch2), "sync")
-        received = consumer.finish()
-    finally:
-        consumer.kill()
+    assert consumer.wait_bodies([m.body for m in batch1], timeout=60), (
+        f"batch 1 not consumed before the restart\n{consumer.describe()}"
+    )
+    pocketmq.restart()
+    results2 = client.produce(ns, topic, f"{group}-p", "sync", batch2, retry_seconds=60)
+    assert_send_ok(results2, len(batch2), "sync")
+    received = consumer.finish()
     done = [x for x in consumer.lines if x.get("event") == "done"]
     assert done and done[0]["complete"], f"consumer gave up: {done}\n{consumer.describe()}"
     assert_received_intact(topic, batch1 + batch2, received, results1 + results2, pocketmq, allow_duplicates=True)
+
+    # That consumer has shut down, committing its offsets. After another restart a new consumer of the same group
+    # resumes from the committed offsets: it gets all of batch 3, and nothing of batch 1 (committed long before).
+    # The tail of batch 2 may come again: a 5.x client's last commit at shutdown can be lost even on Apache brokers.
+    pocketmq.restart()
+    batch3 = make_messages(f"{names}-three", 8)
+    results3 = client.produce(ns, topic, f"{group}-p", "sync", batch3, retry_seconds=60)
+    assert_send_ok(results3, len(batch3), "sync")
+    resumed = client.start_consume(ns, topic, group, expect=10**6, timeout=120).collect([m.body for m in batch3], 60)
+    old_bodies = {b64(m.body) for m in batch1}
+    replayed = [m for m in resumed if m["body"] in old_bodies]
+    assert not replayed, (
+        f"the group's committed offsets did not survive the restart: {len(replayed)} batch-1 messages came again "
+        f"(queue/offset {sorted((m['queueId'], m['queueOffset']) for m in replayed)})"
+    )
+    assert_received_intact(topic, batch3, resumed, results3, pocketmq, allow_duplicates=True)
