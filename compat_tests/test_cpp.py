@@ -97,7 +97,8 @@ def diagnostics(server: PocketMQ | None, home: Path | None) -> str:
     if home is not None:
         for log in sorted((home / "logs" / "rocketmq-cpp").glob("*.log*")):
             lines = log.read_text(errors="replace").splitlines()
-            bad = [ln for ln in lines if "ERROR" in ln or "WARN" in ln][-15:]
+            bad = [ln for ln in lines if ("(error)" in ln or "(warning)" in ln) and "session_credentials" not in ln]
+            bad = bad[-15:]
             parts.append(f"--- client log {log} ({len(lines)} lines; last warnings/errors)\n" + "\n".join(bad))
     return "\n".join(parts)
 
@@ -139,12 +140,12 @@ class Consumer:
     """A push consumer (clustering) in a driver subprocess; its JSON lines are collected by a thread."""
 
     def __init__(self, server: PocketMQ, home: Path, topic: str, group: str, expr: str = "*",
-                 expect: int = 0, timeout: float = 60.0, linger: float = 0.0) -> None:  # fmt: skip
+                 expect: int = 0, timeout: float = 60.0, linger: float = 0.0, reconsume: int = 0) -> None:  # fmt: skip
         self.server, self.home = server, home
         cmd = [
             sys.executable, str(DRIVER), "--namesrv", server.namesrv_addr, "--log-dir", str(home),
             "consume", "--topic", topic, "--group", group, "--expr", expr, "--expect", str(expect),
-            "--timeout", str(timeout), "--linger", str(linger),
+            "--timeout", str(timeout), "--linger", str(linger), "--reconsume", str(reconsume),
             *[arg for p in PROPS for arg in ("--prop", p)],
         ]  # fmt: skip
         self.stderr_path = home / f"consumer-{group}.stderr"
@@ -221,10 +222,14 @@ def consumers() -> Iterator[list[Consumer]]:
 
 
 def by_key(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Received messages indexed by their first key (every test message has a unique first key)."""
+    """Received messages indexed by their first key (every test message has a unique first key).
+
+    Only deliveries the consumer accepted count; those it asked to get again (RECONSUME_LATER) do not.
+    """
     out: dict[str, dict[str, Any]] = {}
     for m in messages:
-        out.setdefault((m["keys"] or "").split(" ")[0], m)
+        if m.get("status", "CONSUME_SUCCESS") == "CONSUME_SUCCESS":
+            out.setdefault((m["keys"] or "").split(" ")[0], m)
     return out
 
 
@@ -285,21 +290,10 @@ def test_send_modes_then_push_consume(
 
     consumer = Consumer(pocketmq, client_home, topic, unique("CppCG"), expect=n, timeout=45)
     consumers.append(consumer)
-    wanted = {it["keys"][0] for it in items}
-    if mode == "batch":
-        # Known 0.4.4 behaviour: a batch goes out as SEND_MESSAGE (10) whose only batch marker is the extField
-        # batch="1"; Java's Boolean.parseBoolean("1") is false, so a Java broker (and pocketmq, which follows it)
-        # stores the whole batch as ONE message whose body is the raw batch encoding (apache/rocketmq-client-cpp
-        # #363, #447). Recognise exactly that outcome; anything else must pass the full checks below.
-        consumer.wait_until(lambda _: wanted <= set(by_key(consumer.messages)) or any(
-            not m["keys"] and m["store_size"] > 0 for m in consumer.messages), 45)  # fmt: skip
-        envelopes = [m for m in consumer.messages if not m["keys"]]
-        if len(envelopes) == 1 and not wanted & set(by_key(consumer.messages)):
-            pytest.xfail(
-                'rocketmq 0.4.4 marks batches only with batch="1" on code 10, which a Java-compatible broker '
-                f"reads as false: the {n} messages were stored as a single message of {envelopes[0]['store_size']} "
-                "bytes (not delivered individually)"
-            )
+    # Batches: 0.4.4 sends them as SEND_MESSAGE (10) marked only by the extField batch="1". Java's
+    # Boolean.parseBoolean("1") is false, so an Apache broker stores the whole batch as ONE message holding the
+    # raw batch encoding (apache/rocketmq-client-cpp#363, #447); pocketmq reads "1" as true and must deliver
+    # every message of the batch on its own.
     final = consumer.finish()
     received = by_key(consumer.messages)
     assert final["event"] == "done", f"got {len(received)}/{n}: {final}\n{consumer.explain()}"
@@ -309,6 +303,8 @@ def test_send_modes_then_push_consume(
         # The id a send returns is the client-generated UNIQ_KEY; the broker must store it unchanged.
         sent_ids = {r["msg_id"] for r in results}
         assert {m["uniq_key"] for m in received.values()} == sent_ids
+    else:  # oneway results carry no id, a batch result none per message: at least every message has its own
+        assert len({m["uniq_key"] for m in received.values()}) == n
     for m in received.values():
         assert m["reconsume_times"] == 0
         assert m["queue_offset"] >= 0 and m["commit_log_offset"] >= 0
@@ -426,3 +422,40 @@ def test_driver_fails_cleanly_without_server(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert [ln["event"] for ln in lines] == ["started", "error", "done"]
     assert lines[-1] == {"event": "done", "sent": 0, "failed": 1}
+
+
+@pytest.mark.slow
+def test_reconsume_later_redelivers(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
+    """RECONSUME_LATER: the client sends each message back (CONSUMER_SEND_MSG_BACK, 36); it returns through
+    ``%RETRY%<group>`` after delay level 3 (10 s) with reconsume times 1, still intact."""
+    topic = unique("CppRetry")
+    items = sample_items("retry", 3)
+    results = produce(pocketmq, client_home, topic, unique("CppPG"), "sync", items)
+    assert all(r["status"] == "OK" for r in results), results
+    consumer = Consumer(pocketmq, client_home, topic, unique("CppCG"), expect=len(items), timeout=25, reconsume=1)
+    consumers.append(consumer)
+    final = consumer.finish()
+    received = by_key(consumer.messages)
+    first = {m["keys"].split(" ")[0] for m in consumer.messages if m["status"] == "RECONSUME_LATER"}
+    assert first == {it["keys"][0] for it in items}, "every message is first delivered and refused"
+    assert final["event"] == "done", f"redelivered {sorted(received)} of {sorted(first)}: {final}\n{consumer.explain()}"
+    assert_intact(items, received, topic)
+    for m in received.values():
+        assert m["reconsume_times"] == 1, m
+        assert m["recv_ms"] - m["born_timestamp"] >= 9000, "redelivered before the 10 s of delay level 3"
+
+
+def test_delay_level(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
+    """A message with delay level 1 (1 s) arrives intact, and not before its delay."""
+    topic = unique("CppDelay")
+    items = [dict(it, delay_level=1) for it in sample_items("delay", 2)]
+    results = produce(pocketmq, client_home, topic, unique("CppPG"), "sync", items)
+    assert all(r["status"] == "OK" for r in results), results
+    consumer = Consumer(pocketmq, client_home, topic, unique("CppCG"), expect=len(items), timeout=30)
+    consumers.append(consumer)
+    final = consumer.finish()
+    received = by_key(consumer.messages)
+    assert final["event"] == "done", f"got {len(received)}/{len(items)}: {final}\n{consumer.explain()}"
+    assert_intact(items, received, topic)
+    for m in received.values():
+        assert m["recv_ms"] - m["born_timestamp"] >= 900, "delivered before its 1 s delay"

@@ -19,6 +19,7 @@ Limits of the 0.4.4 wrapper that shape this driver:
 - A send result only carries ``status``, ``msg_id`` (the client's unique id) and the queue ``offset``; the
   offset message id and the queue id are not exposed.
 - Received messages expose no property listing: user properties are read by name (``--prop``).
+- ``PushConsumer.subscribe`` has no clean way to ask for a redelivery (see ``native_callback``).
 """
 
 from __future__ import annotations
@@ -259,10 +260,13 @@ def cmd_consume(args: argparse.Namespace) -> int:
     reached = threading.Event()
     state_lock = threading.Lock()
 
-    def on_message(msg: Any) -> None:
+    def on_message(msg: Any) -> int:
         body = msg.body or b""
+        retry = msg.reconsume_times < args.reconsume
         line = {
             "event": "message",
+            "status": "RECONSUME_LATER" if retry else "CONSUME_SUCCESS",
+            "recv_ms": int(time.time() * 1000),
             "topic": msg.topic,
             "tags": _decode(msg.tags),
             "keys": _decode(msg.keys),
@@ -282,11 +286,24 @@ def cmd_consume(args: argparse.Namespace) -> int:
         emit(line)
         with state_lock:
             total[0] += 1
-            seen.add(line["id"] or line["body"])
+            if not retry:
+                seen.add(line["id"] or line["body"])
             if args.expect and len(seen) >= args.expect:
                 reached.set()
+        return 1 if retry else 0
 
-    consumer.subscribe(args.topic, on_message, args.expr)
+    def native_callback(_consumer: Any, msg_ptr: Any) -> int:
+        # Registered directly (as PushConsumer.subscribe does) so that the status is explicit: 0.4.4's wrapper
+        # signals RECONSUME_LATER only by letting the user's exception escape the ctypes callback (it re-raises
+        # it from a `finally`), which leaves the returned value to ctypes.
+        try:
+            return on_message(client.RecvMessage(msg_ptr))
+        except Exception as exc:
+            log(f"callback failed: {exc!r}")
+            return 1
+
+    client.ffi_check(client.dll.Subscribe(consumer._handle, args.topic.encode(), args.expr.encode()))
+    consumer._register_callback(native_callback)
     try:
         consumer.start()
     except Exception as exc:
@@ -354,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--linger", type=float, default=0.0, help="keep consuming S seconds after --expect")
     pc.add_argument("--prop", action="append", default=[], help="user property to report (repeatable)")
     pc.add_argument("--thread-count", type=int, default=0)
+    pc.add_argument("--reconsume", type=int, default=0,
+                    help="answer RECONSUME_LATER until a message's reconsume times reaches N")  # fmt: skip
 
     sub.add_parser("probe")
 
