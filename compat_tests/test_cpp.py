@@ -140,13 +140,14 @@ class Consumer:
     """A push consumer (clustering) in a driver subprocess; its JSON lines are collected by a thread."""
 
     def __init__(self, server: PocketMQ, home: Path, topic: str, group: str, expr: str = "*",
-                 expect: int = 0, timeout: float = 60.0, linger: float = 0.0, reconsume: int = 0) -> None:  # fmt: skip
+                 expect: int = 0, timeout: float = 60.0, linger: float = 0.0, reconsume: int = 0,
+                 orderly: bool = False) -> None:  # fmt: skip
         self.server, self.home = server, home
         cmd = [
             sys.executable, str(DRIVER), "--namesrv", server.namesrv_addr, "--log-dir", str(home),
             "consume", "--topic", topic, "--group", group, "--expr", expr, "--expect", str(expect),
             "--timeout", str(timeout), "--linger", str(linger), "--reconsume", str(reconsume),
-            *[arg for p in PROPS for arg in ("--prop", p)],
+            *[arg for p in PROPS for arg in ("--prop", p)], *(["--orderly"] if orderly else []),
         ]  # fmt: skip
         self.stderr_path = home / f"consumer-{group}.stderr"
         self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - closed in close()
@@ -459,3 +460,27 @@ def test_delay_level(pocketmq: PocketMQ, client_home: Path, consumers: list[Cons
     assert_intact(items, received, topic)
     for m in received.values():
         assert m["recv_ms"] - m["born_timestamp"] >= 900, "delivered before its 1 s delay"
+
+
+def test_orderly_send_and_orderly_consume(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
+    """send_orderly with one sharding argument puts every message in one queue; an orderly push consumer
+    (LOCK_BATCH_MQ, 41) gets them in send order."""
+    topic = unique("CppOrderly")
+    items = sample_items("ord", 10)
+    results = produce(pocketmq, client_home, topic, unique("CppPG"), "orderly", items)
+    assert all(r["status"] == "OK" for r in results), results
+    offsets = [r["queue_offset"] for r in results]
+    assert offsets == list(range(offsets[0], offsets[0] + len(items))), f"not one queue, in order: {offsets}"
+    consumer = Consumer(pocketmq, client_home, topic, unique("CppCG"), expect=len(items), timeout=20, orderly=True)
+    consumers.append(consumer)
+    final = consumer.finish()
+    received = by_key(consumer.messages)
+    assert final["event"] == "done", f"got {len(received)}/{len(items)}: {final}\n{consumer.explain()}"
+    assert_intact(items, received, topic)
+    assert len({m["queue_id"] for m in received.values()}) == 1
+    order: list[str] = []
+    for m in consumer.messages:
+        key = m["keys"].split(" ")[0]
+        if key not in order:
+            order.append(key)
+    assert order == [it["keys"][0] for it in items], "orderly consumption out of send order"

@@ -51,6 +51,7 @@ BROKER_FILES = {
     ("consumer", 15): "update-consumer-offset",
     ("consumer", 35): "unregister-client-consumer",
 }
+ORDERLY_FILES = {("orderly", 41): "lock-batch-mq", ("orderly", 42): "unlock-batch-mq"}
 
 
 @dataclass
@@ -90,13 +91,17 @@ class Recorder:
     phase: str = "init"
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
     replies: list[Frame] = field(default_factory=list)  # server -> client frames, kept for debugging only
+    seen: dict[tuple[str, str, Any], int] = field(default_factory=dict)
 
     def record(self, peer: str, raw: bytes) -> None:
         header = decode_header(raw)
         if header.get("flag", 0) & 1:  # a response written by the client, not a request
             return
         self.frames.append(Frame(self.phase, peer, raw, header))
-        print(f"[capture] {self.phase} -> {peer}: code {header.get('code')} ({len(raw)} bytes)", file=sys.stderr)
+        key = (self.phase, peer, header.get("code"))
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if self.seen[key] <= 3:  # an orderly consumer retries a refused lock thousands of times
+            print(f"[capture] {self.phase} -> {peer}: code {key[2]} ({len(raw)} bytes)", file=sys.stderr)
 
     async def listen(self, peer: str, upstream: tuple[str, int] | None, port: int = 0) -> int:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -223,7 +228,7 @@ async def capture_namesrv(out: Path) -> None:
     update_index(out, save(rec.frames, out, NAMESRV_FILES))
 
 
-async def capture_broker(out: Path) -> None:
+async def capture_broker(out: Path, orderly_only: bool = False) -> None:
     sys.path.insert(0, str(HERE.parent.parent))
     from compat_tests.harness import PocketMQ, free_port
 
@@ -240,29 +245,36 @@ async def capture_broker(out: Path) -> None:
             ns = f"127.0.0.1:{ns_proxy}"
             spec = write_spec(tmp)
             rec.phase = "producer"
+            hold = [] if orderly_only else ["--hold", "40"]
             await run_driver(ns, tmp, "produce", "--topic", "CaptureTopic", "--group", "CaptureProducerGroup",
-                             "--mode", "sync", "--spec", spec, "--hold", "40")  # fmt: skip
-            rec.phase = "batch"
-            await run_driver(ns, tmp, "produce", "--topic", "CaptureTopic", "--group", "CaptureProducerGroup",
-                             "--mode", "batch", "--spec", write_spec(tmp, 2))  # fmt: skip
-            rec.phase = "consumer"
-            await run_driver(ns, tmp, "consume", "--topic", "CaptureTopic", "--group", "CaptureConsumerGroup",
-                             "--expr", "TagA || TagB", "--expect", "1", "--timeout", "30", "--linger", "6")  # fmt: skip
+                             "--mode", "sync", "--spec", spec, *hold)  # fmt: skip
+            if orderly_only:
+                rec.phase = "orderly"
+                await run_driver(ns, tmp, "consume", "--topic", "CaptureTopic", "--group", "CaptureOrderlyGroup",
+                                 "--orderly", "--expect", "1", "--timeout", "8")  # fmt: skip
+            else:
+                rec.phase = "batch"
+                await run_driver(ns, tmp, "produce", "--topic", "CaptureTopic", "--group", "CaptureProducerGroup",
+                                 "--mode", "batch", "--spec", write_spec(tmp, 2))  # fmt: skip
+                rec.phase = "consumer"
+                await run_driver(ns, tmp, "consume", "--topic", "CaptureTopic", "--group", "CaptureConsumerGroup",
+                                 "--expr", "TagA || TagB", "--expect", "1", "--timeout", "30",
+                                 "--linger", "6")  # fmt: skip
         finally:
             rec.close()
             await asyncio.to_thread(server.stop)
-    update_index(out, save(rec.frames, out, BROKER_FILES))
+    update_index(out, save(rec.frames, out, ORDERLY_FILES if orderly_only else BROKER_FILES))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["namesrv", "broker"])
+    p.add_argument("what", choices=["namesrv", "broker", "orderly"])
     p.add_argument("--out", type=Path, default=HERE / "captured")
     args = p.parse_args()
     if args.what == "namesrv":
         asyncio.run(capture_namesrv(args.out))
     else:
-        asyncio.run(capture_broker(args.out))
+        asyncio.run(capture_broker(args.out, orderly_only=args.what == "orderly"))
     subprocess.run(["ls", "-l", str(args.out)], check=False)
     return 0
 

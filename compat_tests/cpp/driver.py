@@ -249,7 +249,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_consume(args: argparse.Namespace) -> int:
     client = _load_client(args.log_dir)
-    consumer = client.PushConsumer(args.group)
+    consumer = client.PushConsumer(args.group, orderly=args.orderly)
     consumer.set_instance_name(f"{args.group}-{os.getpid()}")
     consumer.set_namesrv_addr(args.namesrv)
     if args.thread_count:
@@ -371,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--linger", type=float, default=0.0, help="keep consuming S seconds after --expect")
     pc.add_argument("--prop", action="append", default=[], help="user property to report (repeatable)")
     pc.add_argument("--thread-count", type=int, default=0)
+    pc.add_argument("--orderly", action="store_true", help="orderly push consumer (queue locks, one thread per queue)")
     pc.add_argument("--reconsume", type=int, default=0,
                     help="answer RECONSUME_LATER until a message's reconsume times reaches N")  # fmt: skip
 
