@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -42,7 +43,10 @@ class PocketMQ:
 
     def start(self, timeout: float = 20.0) -> None:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child process
+        with open(self.log_path, "a") as log:
+            self._start(log, timeout)
+
+    def _start(self, log: TextIO, timeout: float) -> None:
         cmd = [
             sys.executable, "-m", "pocketmq", "up",
             "--data-dir", str(self.data_dir),

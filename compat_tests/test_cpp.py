@@ -24,15 +24,7 @@ import pytest
 
 from compat_tests.harness import IN_CI, PocketMQ
 
-pytestmark = [
-    pytest.mark.compat,
-    # harness.PocketMQ.start() never closes its handle on the server log (each start/restart leaks one), which
-    # the project's filterwarnings=error turns into a setup error. Ignore exactly that leak, nothing else.
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <_io.FileIO name='[^']*-server\.log':pytest.PytestUnraisableExceptionWarning"
-    ),
-    pytest.mark.filterwarnings(r"ignore:unclosed file <_io.TextIOWrapper name='[^']*-server\.log':ResourceWarning"),
-]
+pytestmark = pytest.mark.compat
 
 DRIVER = Path(__file__).resolve().parent / "cpp" / "driver.py"
 PROPS = ["color", "seq", "note"]  # user properties the tests set and the consumer reads back
@@ -426,6 +418,7 @@ def test_driver_fails_cleanly_without_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue #4: CONSUMER_SEND_MSG_BACK and %RETRY% redelivery are not built yet")
 def test_reconsume_later_redelivers(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
     """RECONSUME_LATER: the client sends each message back (CONSUMER_SEND_MSG_BACK, 36); it returns through
     ``%RETRY%<group>`` after delay level 3 (10 s) with reconsume times 1, still intact."""
@@ -446,6 +439,7 @@ def test_reconsume_later_redelivers(pocketmq: PocketMQ, client_home: Path, consu
         assert m["recv_ms"] - m["born_timestamp"] >= 9000, "redelivered before the 10 s of delay level 3"
 
 
+@pytest.mark.xfail(strict=True, reason="issue #3: delay levels are not built yet (sends are refused with code 13)")
 def test_delay_level(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
     """A message with delay level 1 (1 s) arrives intact, and not before its delay."""
     topic = unique("CppDelay")
@@ -462,6 +456,7 @@ def test_delay_level(pocketmq: PocketMQ, client_home: Path, consumers: list[Cons
         assert m["recv_ms"] - m["born_timestamp"] >= 900, "delivered before its 1 s delay"
 
 
+@pytest.mark.xfail(strict=True, reason="issue #4: LOCK_BATCH_MQ / UNLOCK_BATCH_MQ are not built yet")
 def test_orderly_send_and_orderly_consume(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
     """send_orderly with one sharding argument puts every message in one queue; an orderly push consumer
     (LOCK_BATCH_MQ, 41) gets them in send order."""
