@@ -108,13 +108,14 @@ class JavaClient:
         mode: str,
         messages: Iterable[Message],
         retry_seconds: float = 0,
+        batch_size: int = 0,
     ) -> Producer:
         base = self._next(f"produce-{mode}")
         spec = base.with_suffix(".json")
         spec.write_text(json.dumps([m.to_spec() for m in messages]))
         args = [
             "produce", "--namesrv", namesrv, "--topic", topic, "--group", group, "--mode", mode,
-            "--spec", str(spec), "--retry-seconds", str(retry_seconds),
+            "--spec", str(spec), "--retry-seconds", str(retry_seconds), "--batch-size", str(batch_size),
         ]  # fmt: skip
         producer = Producer(self._cmd(*args), base.with_suffix(".stderr"))
         self._procs.append(producer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,11 @@ def assert_received_intact(
         assert got["props"] == msg.props, f"{where}: user properties differ; all properties {got['allProps']}"
         assert got["reconsumeTimes"] == 0, where
         assert got["storeHost"] == server.broker_addr, f"{where}: store host"
+        # The broker records the sender's address as seen on the connection (clients connect over loopback).
+        assert got["bornHost"].startswith("127.0.0.1:"), f"{where}: born host {got['bornHost']}"
+        now_ms = time.time() * 1000
+        assert abs(got["bornTimestamp"] - now_ms) < 600_000, f"{where}: born timestamp {got['bornTimestamp']}"
+        assert got["bornTimestamp"] - 1000 <= got["storeTimestamp"] <= now_ms + 1000, f"{where}: store timestamp"
         if results is not None:
             res = results[i]
             if got["msgId"] != res["msgId"] and res.get("batchMsgId"):
@@ -169,8 +175,11 @@ def assert_send_ok(results: list[dict[str, Any]], count: int, mode: str) -> None
             assert r["queueOffset"] > last.get(r["queueId"], -1), f"queue offsets out of order: {r}"
             last[r["queueId"]] = r["queueOffset"]
     if mode == "batch":
-        assert len({r["queueId"] for r in results}) == 1, "a batch went to more than one queue"
-        assert len({r["batchOffsetMsgId"] for r in results}) == 1
+        batches: dict[str, list[dict[str, Any]]] = {}
+        for r in results:
+            batches.setdefault(r["batchOffsetMsgId"], []).append(r)
+        for items in batches.values():
+            assert len({r["queueId"] for r in items}) == 1, "a batch went to more than one queue"
         assert len({r["offsetMsgId"] for r in results}) == count, "batch offset ids are not one per message"
 
 
@@ -181,21 +190,31 @@ def test_send_modes_then_push_consume(client: JavaClient, pocketmq: PocketMQ, na
     """sync, async, oneway and batch sends (tags, keys, user properties); a push consumer gets all intact."""
     topic, group = f"{names}-t", f"{names}-g"
     ns = pocketmq.namesrv_addr
-    per_mode = 5
-    modes = ("sync", "async", "oneway", "batch")
-    sent = {mode: make_messages(f"{names}-{mode}", per_mode) for mode in modes}
-    # All four producers at once; the first send of each auto-creates the topic through TBW102.
-    producers = {mode: client.start_produce(ns, topic, f"{group}-p", mode, msgs) for mode, msgs in sent.items()}
-    results = {mode: p.results() for mode, p in producers.items()}
-    for mode in modes:
-        assert_send_ok(results[mode], per_mode, mode)
+    # name -> (mode, message count, batch size). "backlog" puts > 32 messages in every queue, so the consumer
+    # needs several pulls per queue (nextBeginOffset, the 32-message pull limit).
+    runs = {
+        "sync": ("sync", 5, 0),
+        "async": ("async", 5, 0),
+        "oneway": ("oneway", 5, 0),
+        "batch": ("batch", 5, 0),
+        "backlog": ("batch", 160, 40),
+    }
+    sent = {name: make_messages(f"{names}-{name}", count) for name, (_, count, _) in runs.items()}
+    # All producers at once; the first send of each auto-creates the topic through TBW102.
+    producers = {
+        name: client.start_produce(ns, topic, f"{group}-p", mode, sent[name], batch_size=size)
+        for name, (mode, _, size) in runs.items()
+    }
+    results = {name: p.results() for name, p in producers.items()}
+    for name, (mode, count, _) in runs.items():
+        assert_send_ok(results[name], count, mode)
 
-    consumer = client.start_consume(ns, topic, group, expect=per_mode * len(modes), timeout=60, linger_ms=1500)
+    all_sent = [m for name in runs for m in sent[name]]
+    all_results = [r for name in runs for r in results[name]]
+    consumer = client.start_consume(ns, topic, group, expect=len(all_sent), timeout=60, linger_ms=1500)
     received = consumer.finish()
     ready = [x for x in consumer.lines if x.get("event") == "ready"]
     assert ready and ready[0]["messageModel"] == "CLUSTERING"
-    all_sent = [m for mode in modes for m in sent[mode]]
-    all_results = [r for mode in modes for r in results[mode]]
     assert_received_intact(topic, all_sent, received, all_results, pocketmq)
     assert len(received) == len(all_sent), "unexpected extra deliveries"
 
