@@ -24,6 +24,12 @@ class AppendRequest:
     tags_code: int
     keys: tuple[str, ...]  # values of the KEYS property (space-split) plus the UNIQ_KEY, for QUERY_MESSAGE
     store_timestamp: int  # ms; also written inside the record by the caller
+    # Deferred delivery (delay levels, timers, retries): the record is stored (in a schedule topic) and also
+    # entered in the schedule, due at this time (ms).
+    due_ms: int | None = None
+    # Hand-over: this append delivers the scheduled message stored at this physical offset; its schedule entry
+    # is removed in the same transaction, so a message is delivered exactly once even across a crash.
+    hands_over: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -38,6 +44,15 @@ class StoredEntry:
 
     queue_offset: int
     tags_code: int
+    record: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class ScheduledEntry:
+    """A message waiting in the schedule."""
+
+    phys_offset: int
+    due_ms: int
     record: bytes
 
 
@@ -79,17 +94,13 @@ class MessageStore(Protocol):
     def queue_exists(self, topic: str, queue_id: int) -> bool:
         """Whether any message was ever stored in this queue."""
 
-    async def read_queue(
-        self, topic: str, queue_id: int, offset: int, max_count: int
-    ) -> list[StoredEntry]:
+    async def read_queue(self, topic: str, queue_id: int, offset: int, max_count: int) -> list[StoredEntry]:
         """Messages with queue offset >= ``offset``, ascending, at most ``max_count`` (an indexed range scan)."""
 
     async def get_by_phys_offset(self, phys_offset: int) -> bytes | None:
         """The record stored at this physical (commit-log) offset, or None."""
 
-    async def query_by_key(
-        self, topic: str, key: str, max_num: int, begin_ts: int, end_ts: int
-    ) -> list[bytes]:
+    async def query_by_key(self, topic: str, key: str, max_num: int, begin_ts: int, end_ts: int) -> list[bytes]:
         """Records of ``topic`` carrying ``key`` (KEYS or UNIQ_KEY) stored within [begin_ts, end_ts]."""
 
     async def search_offset_by_timestamp(
@@ -109,6 +120,15 @@ class MessageStore(Protocol):
 
     def consumer_offsets(self, group: str) -> dict[tuple[str, int], int]:
         """All committed offsets of a group, keyed by (topic, queue_id)."""
+
+    async def due_scheduled(self, now_ms: int, limit: int) -> list[ScheduledEntry]:
+        """Scheduled messages due at or before ``now_ms``, earliest first (an index range scan)."""
+
+    async def next_due_ms(self) -> int | None:
+        """Due time of the earliest scheduled message, or None when nothing is scheduled."""
+
+    async def scheduled_count(self) -> int:
+        """How many messages wait in the schedule."""
 
     async def load_topics(self) -> list[TopicConfig]:
         """Every persisted topic config."""

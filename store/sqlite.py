@@ -25,14 +25,24 @@ from typing import Any, Literal
 import aiosqlite
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
-from store.api import AppendRequest, AppendResult, StoredEntry, TopicConfig
+from store.api import AppendRequest, AppendResult, ScheduledEntry, StoredEntry, TopicConfig
 from store.errors import StoreClosed, StoreError
 
 _log = logging.getLogger(__name__)
 
 # MIGRATIONS[i] upgrades a database from user_version i to i + 1 in one transaction. Append new steps as
 # SQL scripts; never edit a released one.
-MIGRATIONS: list[str] = [resources.files("store").joinpath("schema.sql").read_text(encoding="utf-8")]
+MIGRATIONS: list[str] = [
+    resources.files("store").joinpath("schema.sql").read_text(encoding="utf-8"),
+    # 2: the schedule of deferred messages (delay levels, timers, retries), by due time.
+    """
+    CREATE TABLE schedule (
+        phys_offset INTEGER PRIMARY KEY,  -- the scheduled message, stored in messages under a schedule topic
+        due_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX schedule_by_due ON schedule (due_ms, phys_offset);
+    """,
+]
 
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
 _BUSY_TIMEOUT_MS = 5000
@@ -45,6 +55,8 @@ INSERT_MESSAGE = (
     "INSERT INTO messages (phys_offset, topic, queue_id, queue_offset, tags_code, store_timestamp, record)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+INSERT_SCHEDULE = "INSERT INTO schedule (phys_offset, due_ms) VALUES (?, ?)"
+DELETE_SCHEDULE = "DELETE FROM schedule WHERE phys_offset = ?"
 # OR IGNORE: a message may carry the same key twice (in KEYS and as its UNIQ_KEY, say).
 INSERT_KEY = "INSERT OR IGNORE INTO message_keys (topic, msg_key, store_timestamp, phys_offset) VALUES (?, ?, ?, ?)"
 UPSERT_CONSUMER_OFFSET = (
@@ -70,7 +82,12 @@ QUERY_BY_KEY = (
     " WHERE k.topic = ? AND k.msg_key = ? AND k.store_timestamp BETWEEN ? AND ?"
     " ORDER BY k.store_timestamp DESC, k.phys_offset DESC LIMIT ?"
 )
-PER_REQUEST_READS = (READ_QUEUE, RECORD_AT_PHYS, STORE_TIME_AT, QUERY_BY_KEY)
+DUE_SCHEDULED = (
+    "SELECT s.phys_offset, s.due_ms, m.record FROM schedule AS s JOIN messages AS m ON m.phys_offset = s.phys_offset"
+    " WHERE s.due_ms <= ? ORDER BY s.due_ms, s.phys_offset LIMIT ?"
+)
+NEXT_DUE = "SELECT MIN(due_ms) FROM schedule"  # answered from the due-time index
+PER_REQUEST_READS = (READ_QUEUE, RECORD_AT_PHYS, STORE_TIME_AT, QUERY_BY_KEY, DUE_SCHEDULED, NEXT_DUE)
 
 # Only at open: the one full pass over the queue index that loads the counters.
 _LOAD_QUEUE_COUNTERS = (
@@ -95,6 +112,8 @@ class _Staged:
     next_offsets: dict[QueueKey, int] = field(default_factory=dict)
     message_rows: list[tuple[Any, ...]] = field(default_factory=list)
     key_rows: list[tuple[str, str, int, int]] = field(default_factory=list)
+    schedule_rows: list[tuple[int, int]] = field(default_factory=list)
+    handed_over: list[tuple[int]] = field(default_factory=list)
     original_offsets: list[tuple[bytearray, bytes]] = field(default_factory=list)  # restored on failure
     answers: list[list[AppendResult]] = field(default_factory=list)
 
@@ -204,14 +223,22 @@ class SqliteStore:
         if self._state != "open":
             raise StoreClosed(f"store {self.path} is {self._state}")
 
-    async def _transact(self, steps: Sequence[_Step]) -> None:
+    async def _transact(self, steps: Sequence[_Step], expect_deleted: _Step | None = None) -> None:
         """Run ``executemany`` steps (empty ones skipped) as one write transaction; the caller holds the
-        write lock. The transaction begins implicitly with the first statement (see ``open``)."""
+        write lock. The transaction begins implicitly with the first statement (see ``open``).
+
+        ``expect_deleted`` deletes one row per parameter set and rolls everything back unless each existed:
+        a scheduled message is handed over only while its schedule entry is still there."""
         conn = self._writing_conn()
         try:
             for sql, rows in steps:
                 if rows:
                     await conn.executemany(sql, rows)
+            if expect_deleted is not None and expect_deleted[1]:
+                sql, rows = expect_deleted
+                cursor = await conn.executemany(sql, rows)
+                if cursor.rowcount != len(rows):
+                    raise StoreError(f"{len(rows) - cursor.rowcount} scheduled message(s) were already handed over")
             await conn.commit()
         except BaseException:
             await conn.rollback()  # a no-op if SQLite already rolled back
@@ -253,7 +280,14 @@ class SqliteStore:
             staged = _Staged(self._next_phys)
             try:
                 self._stage(batch, staged)
-                await self._transact([(INSERT_MESSAGE, staged.message_rows), (INSERT_KEY, staged.key_rows)])
+                await self._transact(
+                    [
+                        (INSERT_MESSAGE, staged.message_rows),
+                        (INSERT_KEY, staged.key_rows),
+                        (INSERT_SCHEDULE, staged.schedule_rows),
+                    ],
+                    expect_deleted=(DELETE_SCHEDULE, staged.handed_over),
+                )
             except BaseException as err:
                 for record, original in staged.original_offsets:
                     record[_OFFSET_BYTES] = original
@@ -287,6 +321,10 @@ class SqliteStore:
                     (phys, r.topic, r.queue_id, queue_offset, r.tags_code, r.store_timestamp, r.record)
                 )
                 staged.key_rows.extend((r.topic, key, r.store_timestamp, phys) for key in r.keys if key)
+                if r.due_ms is not None:
+                    staged.schedule_rows.append((phys, r.due_ms))
+                if r.hands_over is not None:
+                    staged.handed_over.append((r.hands_over,))
                 results.append(AppendResult(queue_offset, phys))
                 staged.next_phys = phys + len(r.record)
             staged.answers.append(results)
@@ -368,6 +406,21 @@ class SqliteStore:
             return -1
         row = await _fetch_one(conn, STORE_TIME_AT, (topic, queue_id, low))
         return row[0] if row else -1
+
+    # ---- the schedule of deferred messages ---------------------------------------------------------
+
+    async def due_scheduled(self, now_ms: int, limit: int) -> list[ScheduledEntry]:
+        """Scheduled messages due at or before ``now_ms``, earliest first."""
+        rows = await self._reading_conn().execute_fetchall(DUE_SCHEDULED, (now_ms, limit))
+        return [ScheduledEntry(phys, due, bytes(record)) for phys, due, record in rows]
+
+    async def next_due_ms(self) -> int | None:
+        row = await _fetch_one(self._reading_conn(), NEXT_DUE)
+        return row[0] if row and row[0] is not None else None
+
+    async def scheduled_count(self) -> int:
+        (count,) = await _fetch_one(self._reading_conn(), "SELECT COUNT(*) FROM schedule")
+        return int(count)
 
     # ---- consumer offsets (memory, flushed in the background) ------------------------------------
 

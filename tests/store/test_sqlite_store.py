@@ -56,7 +56,7 @@ async def opened(
 
 def test_implements_the_protocol_exactly() -> None:
     members = [name for name, _ in inspect.getmembers(MessageStore, inspect.isfunction) if not name.startswith("_")]
-    assert len(members) == 17
+    assert len(members) == 20
     for name in members:
         ours, theirs = getattr(SqliteStore, name), getattr(MessageStore, name)
         assert str(inspect.signature(ours)) == str(inspect.signature(theirs)), name
@@ -76,16 +76,29 @@ async def test_wal_and_synchronous_pragmas(db_path: pathlib.Path, sync_flush: bo
 async def test_migrations_run_step_by_step(db_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with opened(db_path):
         pass
+    current = len(store_sqlite.MIGRATIONS)
     with raw(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (current,)
 
-    step2 = "CREATE TABLE added_in_v2 (x INTEGER); INSERT INTO added_in_v2 VALUES (42);"
-    monkeypatch.setattr(store_sqlite, "MIGRATIONS", [*store_sqlite.MIGRATIONS, step2])
+    step = "CREATE TABLE added_next (x INTEGER); INSERT INTO added_next VALUES (42);"
+    monkeypatch.setattr(store_sqlite, "MIGRATIONS", [*store_sqlite.MIGRATIONS, step])
     async with opened(db_path):
         pass
     with raw(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
-        assert conn.execute("SELECT x FROM added_in_v2").fetchall() == [(42,)]
+        assert conn.execute("PRAGMA user_version").fetchone() == (current + 1,)
+        assert conn.execute("SELECT x FROM added_next").fetchall() == [(42,)]
+
+
+async def test_a_version_1_database_is_migrated_keeping_its_messages(
+    db_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, new_request
+) -> None:
+    monkeypatch.setattr(store_sqlite, "MIGRATIONS", store_sqlite.MIGRATIONS[:1])
+    async with opened(db_path) as store:
+        await store.append([new_request("T", 0, b"kept")])
+    monkeypatch.undo()
+    async with opened(db_path) as store:
+        assert [e.queue_offset for e in await store.read_queue("T", 0, 0, 10)] == [0]
+        assert await store.scheduled_count() == 0
 
 
 async def test_failed_migration_leaves_the_version(db_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +109,7 @@ async def test_failed_migration_leaves_the_version(db_path: pathlib.Path, monkey
     with pytest.raises(sqlite3.OperationalError):
         await SqliteStore(db_path).open()
     with raw(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(store_sqlite.MIGRATIONS) - 1,)
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchall() == []
 
 
@@ -110,7 +123,8 @@ async def test_refuses_a_newer_schema(db_path: pathlib.Path) -> None:
 
 def test_per_request_reads_use_indexes() -> None:
     conn = sqlite3.connect(":memory:")
-    conn.executescript(store_sqlite.MIGRATIONS[0])
+    for script in store_sqlite.MIGRATIONS:
+        conn.executescript(script)
     for sql in store_sqlite.PER_REQUEST_READS:
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (0,) * sql.count("?"))]
         assert all(step.startswith("SEARCH") for step in plan), (sql, plan)
