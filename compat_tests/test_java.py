@@ -24,12 +24,6 @@ from compat_tests.java_driver import CLIENT_VERSIONS, BuildError, JavaClient, Me
 pytestmark = [
     pytest.mark.compat,
     pytest.mark.slow,
-    # harness.PocketMQ.start() never closes its handle on the server log (each start/restart leaks one), which the
-    # project's filterwarnings=error turns into a setup error. Ignore exactly that leak, nothing else.
-    pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <_io.FileIO name='[^']*-server\.log':pytest.PytestUnraisableExceptionWarning"
-    ),
-    pytest.mark.filterwarnings(r"ignore:unclosed file <_io.TextIOWrapper name='[^']*-server\.log':ResourceWarning"),
 ]
 
 UNICODE_VALUE = "ünïcødé ✓ 日本語 a=b;c:d"
