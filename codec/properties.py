@@ -28,3 +28,18 @@ def append_properties(text: str, extra: dict[str, str]) -> str:
     if text and not text.endswith(PROPERTY_SEPARATOR):
         text += PROPERTY_SEPARATOR
     return text + encode_properties(extra)
+
+
+def remove_properties(text: str, names: set[str] | frozenset[str]) -> str:
+    """Drop the pairs with these names, keeping every other pair byte for byte."""
+    kept = [seg for seg in text.split(PROPERTY_SEPARATOR) if seg.partition(NAME_VALUE_SEPARATOR)[0] not in names]
+    return PROPERTY_SEPARATOR.join(kept)
+
+
+def query_keys(props: dict[str, str]) -> tuple[str, ...]:
+    """The keys QUERY_MESSAGE finds a message by: its space-separated KEYS values, then its UNIQ_KEY."""
+    keys = [k for k in props.get("KEYS", "").split(" ") if k]
+    uniq = props.get("UNIQ_KEY")
+    if uniq:
+        keys.append(uniq)
+    return tuple(dict.fromkeys(keys))

@@ -8,6 +8,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from codec.codes import RequestCode
+from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
 from gateway.context import BrokerContext, now_ms
 from gateway.handlers.admin import AdminHandlers
@@ -28,7 +29,7 @@ CLIENT_SCAN_INTERVAL_S = 10.0
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.store = SqliteStore(config.data_dir / "store.db", sync_flush=config.sync_flush)
         self.topics = TopicTable(
@@ -39,7 +40,7 @@ class Broker:
             default_queue_nums=config.default_topic_queue_nums,
             on_change=self._topics_changed,
         )
-        self.ctx = BrokerContext(config, self.store, self.topics)
+        self.ctx = BrokerContext(config, self.store, self.topics, clock or SystemClock())
         self.connections: dict[int, Connection] = {}
         self.admin = AdminHandlers(self.ctx, now_ms())
         self.registrar = Registrar(config, self.admin.topic_config_wrapper)
@@ -106,10 +107,12 @@ class Broker:
             self.client_handlers.expire()
 
     async def drain(self, timeout: float = 5.0) -> None:
-        """Stop accepting connections and let accepted sends finish (graceful shutdown)."""
+        """Stop accepting connections, answer held pulls, and let accepted sends finish (graceful shutdown)."""
         self.server.stop_accepting()
+        self.ctx.waits.release_all()
         with anyio.move_on_after(timeout):
-            while self.send_handler.in_flight > 0:  # noqa: ASYNC110 - a short poll at shutdown only
+            # A short poll, at shutdown only: until every accepted send and released pull has been answered.
+            while self.send_handler.in_flight > 0 or not all(c.idle for c in self.connections.values()):  # noqa: ASYNC110
                 await anyio.sleep(0.01)
 
     async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -124,6 +127,7 @@ class Broker:
                 await self.registrar.register_all()
                 tg.start_soon(self.registrar.run)
                 tg.start_soon(self._expire_clients)
+                tg.start_soon(self.ctx.scheduler.run)
                 task_status.started(port)
         finally:
             with anyio.CancelScope(shield=True):

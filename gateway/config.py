@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codec.codes import MAX_FRAME_SIZE_DEFAULT, MAX_MESSAGE_SIZE_DEFAULT
+from codec.codes import (
+    DEFAULT_DELAY_LEVELS,
+    DEFAULT_TIMER_MAX_DELAY_MS,
+    MAX_FRAME_SIZE_DEFAULT,
+    MAX_MESSAGE_SIZE_DEFAULT,
+)
 
 
 @dataclass(slots=True)
@@ -26,6 +31,8 @@ class BrokerConfig:
     trace_on: bool = True
     register_interval_s: float = 30.0
     channel_expiry_ms: int = 120_000
+    message_delay_level: str = DEFAULT_DELAY_LEVELS  # messageDelayLevel
+    timer_max_delay_ms: int = DEFAULT_TIMER_MAX_DELAY_MS  # timerMaxDelaySec * 1000
     max_long_poll_ms: int = 25_000  # clients time out pulls at 30 s; never hold one that long
 
     @property

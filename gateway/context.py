@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 from codec.message_id import UniqueIdGenerator
 from gateway.clients import ClientRegistry
+from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
+from gateway.delay import DelayPolicy, parse_delay_levels
 from gateway.long_poll import PullWaitTable
+from gateway.scheduler import DeliveryScheduler
 from gateway.topics import TopicTable
 from store.api import MessageStore
 
@@ -38,10 +41,15 @@ class BrokerContext:
     config: BrokerConfig
     store: MessageStore
     topics: TopicTable
+    clock: Clock = field(default_factory=SystemClock)
     clients: ClientRegistry = field(default_factory=ClientRegistry)
     waits: PullWaitTable = field(default_factory=PullWaitTable)
     ids: UniqueIdGenerator = field(init=False)
+    delays: DelayPolicy = field(init=False)
+    scheduler: DeliveryScheduler = field(init=False)
 
     def __post_init__(self) -> None:
+        self.delays = DelayPolicy(parse_delay_levels(self.config.message_delay_level), self.config.timer_max_delay_ms)
+        self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify)
         self.ids = UniqueIdGenerator(ipv4_of(self.config.advertise_host), os.getpid(), random.getrandbits(31))
         self.store_host = ipv4_of(self.config.advertise_host)

@@ -8,6 +8,16 @@ import anyio
 class PullWaitTable:
     def __init__(self) -> None:
         self._waiters: dict[tuple[str, int], set[anyio.Event]] = {}
+        self.closing = False  # set at shutdown: held pulls are answered at once instead of waiting
+
+    def release_all(self) -> None:
+        """Shutdown: wake every held pull so it is answered before its connection goes away (a Java 4.9
+        client otherwise waits out its 30 s pull timeout after a broker restart)."""
+        self.closing = True
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
+        self._waiters.clear()
 
     def park(self, topic: str, queue_id: int) -> anyio.Event:
         event = anyio.Event()

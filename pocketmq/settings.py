@@ -27,6 +27,8 @@ BROKER_CONF_KEYS = {
     "regionId": "region_id",
     "traceOn": "trace_on",
     "registerNameServerPeriod": "register_interval_s",
+    "messageDelayLevel": "message_delay_level",
+    "timerMaxDelaySec": "timer_max_delay_ms",
 }
 
 
@@ -65,6 +67,8 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             setattr(config, field, _bool(value))
         elif field in ("port", "default_topic_queue_nums", "max_message_size"):
             setattr(config, field, int(value))
+        elif field == "timer_max_delay_ms":
+            config.timer_max_delay_ms = int(value) * 1000
         elif field == "register_interval_s":
             config.register_interval_s = min(max(int(value) / 1000, 10.0), 60.0)
         else:

@@ -66,6 +66,11 @@ class Connection:
         with contextlib.suppress(anyio.ClosedResourceError):
             self._out_send.send_nowait(encode_frame(cmd))
 
+    @property
+    def idle(self) -> bool:
+        """No request being completed and nothing waiting to be written."""
+        return self._completing == 0 and self._out_send.statistics().current_buffer_used == 0
+
     def send_oneway(self, cmd: RemotingCommand) -> None:
         cmd.opaque = next(self._opaque)
         cmd.flag |= 0x2

@@ -418,6 +418,11 @@ class SqliteStore:
         row = await _fetch_one(self._reading_conn(), NEXT_DUE)
         return row[0] if row and row[0] is not None else None
 
+    async def unschedule(self, phys_offset: int) -> None:
+        self._require_open()
+        async with self._write_lock:
+            await self._transact([(DELETE_SCHEDULE, [(phys_offset,)])])
+
     async def scheduled_count(self) -> int:
         (count,) = await _fetch_one(self._reading_conn(), "SELECT COUNT(*) FROM schedule")
         return int(count)

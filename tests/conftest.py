@@ -19,6 +19,7 @@ import pytest
 
 from codec.command import RemotingCommand, request
 from gateway.broker import Broker
+from gateway.clock import Clock
 from gateway.config import BrokerConfig
 from nameserver.server import NameServer
 from remoting.client import RemotingClient
@@ -82,8 +83,8 @@ class Cluster:
         values.update(overrides)
         return BrokerConfig(**values)
 
-    async def start_broker(self, **overrides: Any) -> Broker:
-        broker = Broker(self.broker_config(**overrides))
+    async def start_broker(self, clock: Clock | None = None, **overrides: Any) -> Broker:
+        broker = Broker(self.broker_config(**overrides), clock=clock)
         self._tasks[id(broker)] = await _start_in_task(broker.run, "broker")
         self.broker = broker
         return broker

@@ -41,7 +41,11 @@ class PullHandler:
         if h.sys_flag & PullSysFlag.COMMIT_OFFSET:
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         outcome = await self.read(h, tag_filter)
-        if outcome.code == ResponseCode.PULL_NOT_FOUND and h.sys_flag & PullSysFlag.SUSPEND:
+        if (
+            outcome.code == ResponseCode.PULL_NOT_FOUND
+            and h.sys_flag & PullSysFlag.SUSPEND
+            and not self.ctx.waits.closing
+        ):
             hold_ms = min(max(h.suspend_timeout_millis, 0), self.ctx.config.max_long_poll_ms)
             if hold_ms > 0:
                 return self._hold(cmd, h, tag_filter, hold_ms)
@@ -142,6 +146,7 @@ class PullHandler:
                 self.ctx.waits.cancel(h.topic, h.queue_id, event)
             outcome = await self.read(h, tag_filter)
             timed_out = anyio.current_time() >= deadline or math.isclose(anyio.current_time(), deadline)
+            timed_out = timed_out or self.ctx.waits.closing
             if outcome.code == ResponseCode.PULL_RETRY_IMMEDIATELY and not timed_out:
                 # Only messages this subscription filters out arrived: skip them and keep holding, as Java does.
                 h.queue_offset = outcome.next_offset

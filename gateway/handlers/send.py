@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable
+from dataclasses import dataclass
 
 from codec.batch import decode_batch
 from codec.codes import (
     MAX_PROPERTIES_SIZE,
     PROPERTY_CLUSTER,
     PROPERTY_DELAY,
-    PROPERTY_KEYS,
     PROPERTY_MSG_REGION,
     PROPERTY_TAGS,
     PROPERTY_TRACE_ON,
@@ -25,24 +25,17 @@ from codec.codes import (
 from codec.command import RemotingCommand
 from codec.headers import SendMessageRequestHeader, decode_send_header
 from codec.message_id import encode_offset_msg_id
-from codec.properties import append_properties, decode_properties
+from codec.properties import append_properties, decode_properties, query_keys
 from codec.record import StoredMessage, encode_record
 from codec.tags import tags_code
-from gateway.context import BrokerContext, ipv4_of, now_ms
+from gateway.context import BrokerContext, ipv4_of
+from gateway.delay import defer
 from gateway.topics import validate_topic
 from remoting.connection import Connection
 from remoting.errors import RequestError
 from store.api import AppendRequest, AppendResult
 
 V2_CODES = frozenset({RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2})
-
-
-def index_keys(props: dict[str, str]) -> tuple[str, ...]:
-    keys = [k for k in props.get(PROPERTY_KEYS, "").split(" ") if k]
-    uniq = props.get(PROPERTY_UNIQ_KEY)
-    if uniq:
-        keys.append(uniq)
-    return tuple(dict.fromkeys(keys))
 
 
 def is_batch_send(cmd: RemotingCommand, header: SendMessageRequestHeader) -> bool:
@@ -53,25 +46,22 @@ def is_batch_send(cmd: RemotingCommand, header: SendMessageRequestHeader) -> boo
     return cmd.code == RequestCode.SEND_BATCH_MESSAGE or bool(header.batch) or raw.strip() == "1"
 
 
-# Properties that ask for a delivery time; honouring them is the delayed-message feature (not built yet).
-DELIVERY_TIME_PROPERTIES = ("TIMER_DELIVER_MS", "TIMER_DELAY_SEC", "TIMER_DELAY_MS", "__STARTDELIVERTIME")
-
-
 def refuse_unsupported(header: SendMessageRequestHeader, props: dict[str, str], broker_addr: str) -> None:
-    """Refuse, with a clear error, messages whose semantics this broker cannot honour yet.
-
-    Storing them as normal messages would deliver a half (uncommitted) message or a delayed one at once.
-    """
+    """Refuse, with a clear error, messages whose semantics this broker cannot honour yet: storing a half
+    (uncommitted) transactional message as a normal one would deliver it at once."""
     if header.sys_flag & TRANSACTION_TYPE_MASK or props.get(PROPERTY_TRAN_MSG, "").lower() == "true":
         raise RequestError(
             ResponseCode.NO_PERMISSION,
             f"the broker[{broker_addr}] sending transaction message is forbidden: transactional messages "
             "are not supported by this pocketmq version",
         )
-    if props.get(PROPERTY_DELAY, "0").strip() not in ("", "0") or any(p in props for p in DELIVERY_TIME_PROPERTIES):
-        raise RequestError(
-            ResponseCode.MESSAGE_ILLEGAL, "delayed and scheduled messages are not supported by this pocketmq version"
-        )
+
+
+@dataclass(slots=True)
+class PreparedSend:
+    requests: list[AppendRequest]
+    uniq_key: str | None  # of a single message
+    queue_id: int
 
 
 class SendHandler:
@@ -91,16 +81,14 @@ class SendHandler:
     async def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Awaitable[RemotingCommand]:
         try:
             header = decode_send_header(cmd.ext_fields, v2=cmd.code in V2_CODES)
-            requests, uniq_key = await self._prepare(cmd, header, conn)
+            prepared = await self._prepare(cmd, header, conn)
         except RequestError as err:
             return self.fail(cmd, err.code, err.remark)
         self.in_flight += 1
-        return self._store(cmd, requests, uniq_key)
+        return self._store(cmd, prepared)
 
-    async def _prepare(
-        self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection
-    ) -> tuple[list[AppendRequest], str | None]:
-        """Validate a send and encode what to store; also return the single message's UNIQ_KEY."""
+    async def _prepare(self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection) -> PreparedSend:
+        """Validate a send and encode what to store."""
         cfg = self.ctx.config
         validate_topic(header.topic)
         if not cmd.body:
@@ -125,7 +113,7 @@ class SendHandler:
             )
         is_batch = is_batch_send(cmd, header)
         born_host, born_port = ipv4_of(conn.peer[0]), conn.peer[1]
-        now = now_ms()
+        now = self.ctx.clock.now_ms()
         base = StoredMessage(
             topic=header.topic,
             queue_id=queue_id,
@@ -140,7 +128,7 @@ class SendHandler:
             reconsume_times=header.reconsume_times or 0,
         )
         if is_batch:
-            return self._batch_requests(cmd, header, base), None
+            return PreparedSend(self._batch_requests(cmd, header, base), None, queue_id)
         raw_props = header.properties or ""
         props = decode_properties(raw_props)
         refuse_unsupported(header, props, cfg.broker_addr)
@@ -152,7 +140,12 @@ class SendHandler:
         base.body = cmd.body
         base.flag = header.flag
         base.properties = append_properties(raw_props, extra)
-        return [self._append_request(base, props)], props[PROPERTY_UNIQ_KEY]
+        deferral = self.ctx.delays.plan(props, now)
+        if deferral is not None:
+            defer(base, deferral)
+        request = self._append_request(base, props)
+        request.due_ms = deferral.due_ms if deferral is not None else None
+        return PreparedSend([request], props[PROPERTY_UNIQ_KEY], queue_id)
 
     def _batch_requests(
         self, cmd: RemotingCommand, header: SendMessageRequestHeader, base: StoredMessage
@@ -180,25 +173,28 @@ class SendHandler:
             queue_id=msg.queue_id,
             record=encode_record(msg),
             tags_code=tags_code(props.get(PROPERTY_TAGS)),
-            keys=index_keys(props),
+            keys=query_keys(props),
             store_timestamp=msg.store_timestamp,
         )
 
-    async def _store(
-        self, cmd: RemotingCommand, requests: list[AppendRequest], uniq_key: str | None
-    ) -> RemotingCommand:
+    async def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> RemotingCommand:
+        requests = prepared.requests
         try:
             results: list[AppendResult] = await self.ctx.store.append(requests)
         finally:
             self.in_flight -= 1
-        self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)
+        due_ms = requests[0].due_ms
+        if due_ms is not None:
+            self.ctx.scheduler.scheduled(due_ms)
+        else:
+            self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)
         cfg = self.ctx.config
         ext = {
             "msgId": ",".join(encode_offset_msg_id(self.ctx.store_host, cfg.port, r.phys_offset) for r in results),
-            "queueId": str(requests[0].queue_id),
+            "queueId": str(prepared.queue_id),  # the queue asked for, also when stored under a schedule topic
             "queueOffset": str(results[0].queue_offset),
         }
-        if uniq_key:
-            ext["transactionId"] = uniq_key
+        if prepared.uniq_key:
+            ext["transactionId"] = prepared.uniq_key
         ext.update(self.response_ext())
         return cmd.response(ResponseCode.SUCCESS, ext_fields=ext)

@@ -250,3 +250,21 @@ async def test_a_held_pull_skips_messages_its_filter_rejects_and_keeps_holding(t
     response = result["response"]
     assert_pull(response, 0, "FOUND", 2, 0, 2)
     assert [m.body for m in decode_records(response.body)] == [b"match"]
+
+
+async def test_graceful_shutdown_answers_held_pulls_at_once(three):
+    result = {}
+
+    async def held_pull() -> None:
+        result["response"] = await three.pull(
+            "TopicP", 1, 0, sys_flag=PullSysFlag.SUSPEND, suspend_ms=20_000, timeout=5
+        )
+        result["at"] = time.monotonic()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(held_pull)
+        await anyio.sleep(0.1)
+        started = time.monotonic()
+        await three.broker.drain(timeout=3)
+    assert result["at"] - started < 1.0
+    assert result["response"].code == 19

@@ -51,3 +51,10 @@ async def test_schedule_survives_a_restart(make_store, new_request) -> None:
     reopened = await make_store()
     [entry] = await reopened.due_scheduled(100, 10)
     assert entry.due_ms == 42
+
+
+async def test_unschedule_removes_without_delivering(store: MessageStore, new_request) -> None:
+    [scheduled] = await store.append([dataclasses.replace(new_request("SCHEDULE_TOPIC_XXXX", 0, b"x"), due_ms=5)])
+    await store.unschedule(scheduled.phys_offset)
+    assert await store.scheduled_count() == 0
+    assert await store.get_by_phys_offset(scheduled.phys_offset) is not None
