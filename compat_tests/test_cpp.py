@@ -439,7 +439,6 @@ def test_reconsume_later_redelivers(pocketmq: PocketMQ, client_home: Path, consu
         assert m["recv_ms"] - m["born_timestamp"] >= 9000, "redelivered before the 10 s of delay level 3"
 
 
-@pytest.mark.xfail(strict=True, reason="issue #3: delay levels are not built yet (sends are refused with code 13)")
 def test_delay_level(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
     """A message with delay level 1 (1 s) arrives intact, and not before its delay."""
     topic = unique("CppDelay")
