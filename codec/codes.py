@@ -192,3 +192,10 @@ SCHEDULE_TOPIC = "SCHEDULE_TOPIC_XXXX"
 TIMER_TOPIC = "rmq_sys_wheel_timer"
 DEFAULT_DELAY_LEVELS = "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
 DEFAULT_TIMER_MAX_DELAY_MS = 40 * 24 * 3600 * 1000  # TDMQ's limit
+
+# Retries and dead letters (MixAll, MessageConst).
+PROPERTY_RETRY_TOPIC = "RETRY_TOPIC"
+PROPERTY_ORIGIN_MESSAGE_ID = "ORIGIN_MESSAGE_ID"
+DEFAULT_MAX_RECONSUME_TIMES = 16  # SubscriptionGroupConfig.retryMaxTimes
+MIN_VERSION_HONOURING_MAX_RECONSUME_TIMES = 121  # MQVersion V3_4_9
+RETRY_BASE_DELAY_LEVEL = 3  # a send-back without a level is delayed by level 3 + reconsumeTimes

@@ -301,3 +301,17 @@ class KvConfigRequestHeader:
 @dataclass(slots=True)
 class KvNamespaceRequestHeader:
     namespace: str = wire("namespace", required=True)
+
+
+# --- retries --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ConsumerSendMsgBackRequestHeader:
+    offset: int = wire("offset", required=True, long=True)
+    group: str = wire("group", required=True)
+    delay_level: int = wire("delayLevel", required=True)
+    origin_msg_id: str | None = wire("originMsgId")
+    origin_topic: str | None = wire("originTopic")
+    unit_mode: bool = wire("unitMode", default=False)
+    max_reconsume_times: int | None = wire("maxReconsumeTimes")

@@ -13,10 +13,12 @@ from gateway.config import BrokerConfig
 from gateway.context import BrokerContext, now_ms
 from gateway.handlers.admin import AdminHandlers
 from gateway.handlers.clients import ClientHandlers
+from gateway.handlers.locks import LockHandlers
 from gateway.handlers.offsets import OffsetHandlers
 from gateway.handlers.pull import PullHandler
 from gateway.handlers.query import QueryHandlers
 from gateway.handlers.send import SendHandler
+from gateway.handlers.sendback import SendBackHandler
 from gateway.registration import Registrar
 from gateway.topics import TopicTable
 from remoting.connection import Connection
@@ -88,6 +90,10 @@ class Broker:
         t.register(RequestCode.UNREGISTER_CLIENT, c.unregister_client)
         t.register(RequestCode.GET_CONSUMER_LIST_BY_GROUP, c.consumer_list)
         t.register(RequestCode.CHECK_CLIENT_CONFIG, c.check_client_config)
+        locks = LockHandlers(self.ctx)
+        t.register(RequestCode.LOCK_BATCH_MQ, locks.lock)
+        t.register(RequestCode.UNLOCK_BATCH_MQ, locks.unlock)
+        t.register(RequestCode.CONSUMER_SEND_MSG_BACK, SendBackHandler(self.ctx))
         q = QueryHandlers(self.ctx)
         t.register(RequestCode.QUERY_MESSAGE, q.query_message)
         t.register(RequestCode.VIEW_MESSAGE_BY_ID, q.view_message)

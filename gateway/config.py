@@ -33,6 +33,7 @@ class BrokerConfig:
     channel_expiry_ms: int = 120_000
     message_delay_level: str = DEFAULT_DELAY_LEVELS  # messageDelayLevel
     timer_max_delay_ms: int = DEFAULT_TIMER_MAX_DELAY_MS  # timerMaxDelaySec * 1000
+    rebalance_lock_max_live_ms: int = 60_000  # rocketmq.broker.rebalance.lockMaxLiveTime
     max_long_poll_ms: int = 25_000  # clients time out pulls at 30 s; never hold one that long
 
     @property

@@ -13,6 +13,7 @@ from gateway.clients import ClientRegistry
 from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
 from gateway.delay import DelayPolicy, parse_delay_levels
+from gateway.locks import QueueLockTable
 from gateway.long_poll import PullWaitTable
 from gateway.scheduler import DeliveryScheduler
 from gateway.topics import TopicTable
@@ -45,10 +46,12 @@ class BrokerContext:
     clients: ClientRegistry = field(default_factory=ClientRegistry)
     waits: PullWaitTable = field(default_factory=PullWaitTable)
     ids: UniqueIdGenerator = field(init=False)
+    locks: QueueLockTable = field(init=False)
     delays: DelayPolicy = field(init=False)
     scheduler: DeliveryScheduler = field(init=False)
 
     def __post_init__(self) -> None:
+        self.locks = QueueLockTable(self.config.rebalance_lock_max_live_ms)
         self.delays = DelayPolicy(parse_delay_levels(self.config.message_delay_level), self.config.timer_max_delay_ms)
         self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify)
         self.ids = UniqueIdGenerator(ipv4_of(self.config.advertise_host), os.getpid(), random.getrandbits(31))

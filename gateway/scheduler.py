@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 import anyio
 
-from codec.codes import PROPERTY_TAGS
 from codec.errors import CodecError
-from codec.properties import decode_properties, query_keys
-from codec.record import decode_record, encode_record
-from codec.tags import tags_code
+from codec.properties import decode_properties
+from codec.record import decode_record
 from gateway.clock import Clock
 from gateway.delay import due_message
+from gateway.messages import append_request
+from remoting.errors import RequestError
 from store.api import AppendRequest, MessageStore, ScheduledEntry
 from store.errors import StoreError
 
@@ -32,16 +32,7 @@ RETRY_AFTER_ERROR_S = 1.0
 def hand_over_request(entry: ScheduledEntry, now_ms: int) -> AppendRequest:
     scheduled, _ = decode_record(entry.record)
     msg = due_message(scheduled, now_ms)
-    props = decode_properties(msg.properties)
-    return AppendRequest(
-        topic=msg.topic,
-        queue_id=msg.queue_id,
-        record=encode_record(msg),
-        tags_code=tags_code(props.get(PROPERTY_TAGS)),
-        keys=query_keys(props),
-        store_timestamp=now_ms,
-        hands_over=entry.phys_offset,
-    )
+    return append_request(msg, decode_properties(msg.properties), hands_over=entry.phys_offset)
 
 
 class DeliveryScheduler:
@@ -81,7 +72,7 @@ class DeliveryScheduler:
         for entry in due:
             try:
                 requests.append(hand_over_request(entry, now))
-            except (CodecError, ValueError) as err:
+            except (CodecError, ValueError, RequestError) as err:
                 # Unreadable: deliver nothing for it, but take it out of the schedule so it cannot block the rest.
                 log.error("dropping unreadable scheduled message at %d: %s", entry.phys_offset, err)
                 await self._drop(entry)

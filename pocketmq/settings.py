@@ -29,6 +29,7 @@ BROKER_CONF_KEYS = {
     "registerNameServerPeriod": "register_interval_s",
     "messageDelayLevel": "message_delay_level",
     "timerMaxDelaySec": "timer_max_delay_ms",
+    "rebalanceLockMaxLiveTime": "rebalance_lock_max_live_ms",
 }
 
 
@@ -65,7 +66,7 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             config.sync_flush = value.strip().upper() == "SYNC_FLUSH"
         elif field in ("auto_create_topic", "trace_on"):
             setattr(config, field, _bool(value))
-        elif field in ("port", "default_topic_queue_nums", "max_message_size"):
+        elif field in ("port", "default_topic_queue_nums", "max_message_size", "rebalance_lock_max_live_ms"):
             setattr(config, field, int(value))
         elif field == "timer_max_delay_ms":
             config.timer_max_delay_ms = int(value) * 1000

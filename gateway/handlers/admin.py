@@ -10,6 +10,7 @@ from codec import jsonbody
 from codec.codes import ResponseCode
 from codec.command import RemotingCommand
 from codec.headers import ConsumerGroupRequestHeader, CreateTopicRequestHeader, TopicRequestHeader, decode_header
+from codec.record import decode_record
 from gateway.context import BrokerContext
 from gateway.topics import validate_topic
 from remoting.connection import Connection
@@ -88,12 +89,12 @@ class AdminHandlers:
         store, broker = self.ctx.store, self.ctx.config.broker_name
         entries = []
         for q in range(cfg.write_queue_nums):
-            last = await store.earliest_store_time(h.topic, q) if store.max_offset(h.topic, q) else 0
+            last = await self._store_time_at(h.topic, q, store.max_offset(h.topic, q) - 1)
             entries.append(
                 (
                     mq_key(broker, h.topic, q),
                     {
-                        "lastUpdateTimestamp": max(last, 0),
+                        "lastUpdateTimestamp": last,
                         "maxOffset": store.max_offset(h.topic, q),
                         "minOffset": store.min_offset(h.topic, q),
                     },
@@ -102,26 +103,42 @@ class AdminHandlers:
         body = '{"offsetTable":' + object_key_map(entries) + ',"topicPutTps":0.0}'
         return cmd.response(ResponseCode.SUCCESS, body=body.encode())
 
+    async def _store_time_at(self, topic: str, queue_id: int, offset: int) -> int:
+        """Store timestamp of the message at ``offset`` (0 when there is none), as getMessageStoreTimeStamp."""
+        if offset < 0:
+            return 0
+        entries = await self.ctx.store.read_queue(topic, queue_id, offset, 1)
+        if not entries or entries[0].queue_offset != offset:
+            return 0
+        return decode_record(entries[0].record)[0].store_timestamp
+
     async def consume_stats(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """Per queue of every topic the group subscribes to or committed on: broker offset, consumer offset, and
+        the store time of the last consumed message (ConsumeStats, lag for admin tools)."""
         h = decode_header(ConsumerGroupRequestHeader, cmd.ext_fields)
-        topic_filter = cmd.ext_fields.get("topic") or None
+        only = cmd.ext_fields.get("topic") or None
         store, broker = self.ctx.store, self.ctx.config.broker_name
-        offsets = store.consumer_offsets(h.consumer_group)
+        committed = store.consumer_offsets(h.consumer_group)
+        group = self.ctx.clients.consumers.get(h.consumer_group)
+        topics = set(group.subscriptions) if group else set()
+        topics.update(t for t, _ in committed)
         entries = []
-        for (topic, q), consumer_offset in sorted(offsets.items()):
-            if topic_filter and topic != topic_filter:
-                continue
-            entries.append(
-                (
-                    mq_key(broker, topic, q),
-                    {
-                        "brokerOffset": store.max_offset(topic, q),
-                        "consumerOffset": consumer_offset,
-                        "lastTimestamp": 0,
-                        "pullOffset": consumer_offset,
-                    },
+        for topic in sorted(t for t in topics if only is None or t == only):
+            cfg = self.ctx.topics.get(topic)
+            queue_ids = range(cfg.read_queue_nums) if cfg else sorted(q for t, q in committed if t == topic)
+            for q in queue_ids:
+                consumer_offset = committed.get((topic, q), 0)
+                entries.append(
+                    (
+                        mq_key(broker, topic, q),
+                        {
+                            "brokerOffset": store.max_offset(topic, q),
+                            "consumerOffset": consumer_offset,
+                            "lastTimestamp": await self._store_time_at(topic, q, consumer_offset - 1),
+                            "pullOffset": consumer_offset,
+                        },
+                    )
                 )
-            )
         body = '{"consumeTps":0.0,"offsetTable":' + object_key_map(entries) + "}"
         return cmd.response(ResponseCode.SUCCESS, body=body.encode())
 

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 
 from codec.batch import decode_batch
 from codec.codes import (
-    MAX_PROPERTIES_SIZE,
     PROPERTY_CLUSTER,
     PROPERTY_DELAY,
     PROPERTY_MSG_REGION,
-    PROPERTY_TAGS,
     PROPERTY_TRACE_ON,
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
@@ -25,11 +23,12 @@ from codec.codes import (
 from codec.command import RemotingCommand
 from codec.headers import SendMessageRequestHeader, decode_send_header
 from codec.message_id import encode_offset_msg_id
-from codec.properties import append_properties, decode_properties, query_keys
-from codec.record import StoredMessage, encode_record
-from codec.tags import tags_code
+from codec.properties import append_properties, decode_properties, remove_properties
+from codec.record import StoredMessage
 from gateway.context import BrokerContext, ipv4_of
 from gateway.delay import defer
+from gateway.messages import append_request
+from gateway.retry import dead_letter_for_resend, max_reconsume_times
 from gateway.topics import validate_topic
 from remoting.connection import Connection
 from remoting.errors import RequestError
@@ -98,6 +97,15 @@ class SendHandler:
                 ResponseCode.MESSAGE_ILLEGAL,
                 f"the message body size {len(cmd.body)} exceeds the maximum {cfg.max_message_size}",
             )
+        dead_letter = dead_letter_for_resend(
+            header.topic, header.reconsume_times or 0, max_reconsume_times(header.max_reconsume_times, cmd.version)
+        )
+        if dead_letter is not None and not is_batch_send(cmd, header):
+            # A client's own re-send of a message that failed too often (handleRetryAndDLQ): dead-letter it.
+            header.topic = dead_letter
+            header.queue_id = 0
+            header.properties = remove_properties(header.properties or "", frozenset({PROPERTY_DELAY}))
+            await self.ctx.topics.ensure_system_topic(dead_letter)
         topic = await self.ctx.topics.for_send(header.topic, header.default_topic, header.default_topic_queue_nums)
         if not topic.perm & Perm.WRITE:
             raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{header.topic}] sending message is forbidden")
@@ -143,8 +151,7 @@ class SendHandler:
         deferral = self.ctx.delays.plan(props, now)
         if deferral is not None:
             defer(base, deferral)
-        request = self._append_request(base, props)
-        request.due_ms = deferral.due_ms if deferral is not None else None
+        request = append_request(base, props, due_ms=deferral.due_ms if deferral is not None else None)
         return PreparedSend([request], props[PROPERTY_UNIQ_KEY], queue_id)
 
     def _batch_requests(
@@ -160,22 +167,8 @@ class SendHandler:
             if props.get(PROPERTY_DELAY, "0") not in ("", "0"):
                 raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support delay messages")
             base.body, base.flag, base.properties = item.body, item.flag, item.properties
-            requests.append(self._append_request(base, props))
+            requests.append(append_request(base, props))
         return requests
-
-    def _append_request(self, msg: StoredMessage, props: dict[str, str]) -> AppendRequest:
-        size = len(msg.properties.encode())
-        if size > MAX_PROPERTIES_SIZE:  # PROPERTIES_SIZE_EXCEEDED: not retryable, unlike the codec's SYSTEM_ERROR
-            remark = f"the message properties are {size} bytes, more than {MAX_PROPERTIES_SIZE}"
-            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, remark)
-        return AppendRequest(
-            topic=msg.topic,
-            queue_id=msg.queue_id,
-            record=encode_record(msg),
-            tags_code=tags_code(props.get(PROPERTY_TAGS)),
-            keys=query_keys(props),
-            store_timestamp=msg.store_timestamp,
-        )
 
     async def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> RemotingCommand:
         requests = prepared.requests

@@ -6,7 +6,7 @@ import pytest
 
 from codec.properties import decode_properties
 from codec.record import StoredMessage
-from gateway.delay import DelayPolicy, Deferral, defer, due_message, parse_delay_levels
+from gateway.delay import Deferral, DelayPolicy, defer, due_message, parse_delay_levels
 from remoting.errors import RequestError
 
 NOW = 1_700_000_000_000
