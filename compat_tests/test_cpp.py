@@ -418,7 +418,6 @@ def test_driver_fails_cleanly_without_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue #4: CONSUMER_SEND_MSG_BACK and %RETRY% redelivery are not built yet")
 def test_reconsume_later_redelivers(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
     """RECONSUME_LATER: the client sends each message back (CONSUMER_SEND_MSG_BACK, 36); it returns through
     ``%RETRY%<group>`` after delay level 3 (10 s) with reconsume times 1, still intact."""
@@ -455,7 +454,6 @@ def test_delay_level(pocketmq: PocketMQ, client_home: Path, consumers: list[Cons
         assert m["recv_ms"] - m["born_timestamp"] >= 900, "delivered before its 1 s delay"
 
 
-@pytest.mark.xfail(strict=True, reason="issue #4: LOCK_BATCH_MQ / UNLOCK_BATCH_MQ are not built yet")
 def test_orderly_send_and_orderly_consume(pocketmq: PocketMQ, client_home: Path, consumers: list[Consumer]) -> None:
     """send_orderly with one sharding argument puts every message in one queue; an orderly push consumer
     (LOCK_BATCH_MQ, 41) gets them in send order."""
