@@ -38,8 +38,17 @@ class BuildError(RuntimeError):
     pass
 
 
+_BUILT: dict[tuple[str, str], str] = {}  # (mvn, version) -> classpath: several test modules build once per process
+
+
 def build(mvn: str, version: str, timeout: float = 900) -> str:
     """Compile the driver against ``rocketmq-client`` ``version``; return its runtime classpath."""
+    if (mvn, version) not in _BUILT:
+        _BUILT[mvn, version] = _build(mvn, version, timeout)
+    return _BUILT[mvn, version]
+
+
+def _build(mvn: str, version: str, timeout: float) -> str:
     target = JAVA_DIR / f"target-{version}"
     cmd = [
         mvn, "-B", "-q", "-Dstyle.color=never", f"-Drocketmq.client.version={version}",
@@ -62,13 +71,22 @@ class Message:
     tags: str | None = None
     keys: list[str] = field(default_factory=list)
     props: dict[str, str] = field(default_factory=dict)
+    delay_level: int | None = None  # Message.setDelayTimeLevel
+    deliver_time_ms: int | None = None  # Message.setDeliverTimeMs (5.x clients only)
+    deliver_after_ms: int | None = None  # setDeliverTimeMs(now + this), "now" taken by the driver right before sending
 
     def to_spec(self) -> dict[str, Any]:
+        timing = {
+            "delayLevel": self.delay_level,
+            "deliverTimeMs": self.deliver_time_ms,
+            "deliverAfterMs": self.deliver_after_ms,
+        }
         return {
             "body": base64.b64encode(self.body).decode(),
             "tags": self.tags,
             "keys": self.keys,
             "props": self.props,
+            **{name: value for name, value in timing.items() if value is not None},
         }
 
 
@@ -227,6 +245,16 @@ class _JsonProcess:
 
 
 class Producer(_JsonProcess):
+    UNSUPPORTED_EXIT = 3  # the driver's status when the client version lacks a feature the spec asks for
+
+    def unsupported(self, timeout: float = 60) -> dict[str, Any] | None:
+        """After the driver exits: its ``unsupported`` event (the feature this client version lacks), or None."""
+        rc = self.join(timeout)
+        events = [x for x in self.lines if x.get("event") == "unsupported"]
+        if rc == self.UNSUPPORTED_EXIT and events:
+            return events[0]
+        return None
+
     def results(self, timeout: float = 120) -> list[dict[str, Any]]:
         """Per-message result lines (ordered by index); fails with the driver's stderr on any error."""
         rc = self.join(timeout)

@@ -4,6 +4,7 @@ import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
+import java.lang.reflect.Method;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
@@ -50,7 +51,11 @@ import org.apache.rocketmq.common.message.MessageExt;
  * </pre>
  *
  * stdout carries only JSON lines (one object per line); everything else, including anything the client libraries
- * print, goes to stderr. The spec FILE is a JSON list of {"body": base64, "tags": str, "keys": [str], "props": {}}.
+ * print, goes to stderr. The spec FILE is a JSON list of {"body": base64, "tags": str, "keys": [str], "props": {}},
+ * each optionally with "delayLevel" (Message.setDelayTimeLevel), "deliverTimeMs" (absolute, Message.setDeliverTimeMs)
+ * or "deliverAfterMs" (setDeliverTimeMs(now + this), "now" taken right before that message is sent). setDeliverTimeMs
+ * exists only in 5.x clients and is called by reflection; on 4.x the producer prints {"event": "unsupported"} and
+ * exits with status 3 before sending anything. Result lines carry "sentAt"/"sentDone" (ms around the send call).
  */
 public final class Driver {
     private static PrintStream out;
@@ -135,6 +140,28 @@ public final class Driver {
 
     // ------------------------------------------------------------------ produce
 
+    /** Per-message delivery timing from the spec, applied right before the message is sent (see {@link #prepare}). */
+    private static final class Timing {
+        Integer delayLevel;
+        Long deliverTimeMs;
+        Long deliverAfterMs;
+    }
+
+    private static final List<Timing> TIMINGS = new ArrayList<>();
+
+    /** Message.setDeliverTimeMs(long), present from client 5.0 on; null on 4.x. */
+    private static Method deliverTimeSetter() {
+        try {
+            return Message.class.getMethod("setDeliverTimeMs", long.class);
+        } catch (NoSuchMethodException e) {
+            return null;
+        }
+    }
+
+    private static Long longOrNull(Object o) {
+        return o == null ? null : ((Number) o).longValue();
+    }
+
     private static List<Message> loadSpec(String topic, String file) throws Exception {
         String text = new String(Files.readAllBytes(Paths.get(file)), StandardCharsets.UTF_8);
         Object parsed = new Json(text).parseTop();
@@ -164,9 +191,41 @@ public final class Driver {
                     msg.putUserProperty((String) e.getKey(), (String) e.getValue());
                 }
             }
+            Timing timing = new Timing();
+            Long level = longOrNull(m.get("delayLevel"));
+            timing.delayLevel = level == null ? null : level.intValue();
+            timing.deliverTimeMs = longOrNull(m.get("deliverTimeMs"));
+            timing.deliverAfterMs = longOrNull(m.get("deliverAfterMs"));
+            TIMINGS.add(timing);
             msgs.add(msg);
         }
         return msgs;
+    }
+
+    /** Apply message {@code index}'s delay level / delivery time; returns the absolute delivery time set, or null. */
+    private static Long prepare(List<Message> msgs, int index) throws Exception {
+        Message msg = msgs.get(index);
+        Timing t = TIMINGS.get(index);
+        if (t.delayLevel != null) {
+            msg.setDelayTimeLevel(t.delayLevel);
+        }
+        Long at = t.deliverTimeMs;
+        if (t.deliverAfterMs != null) {
+            at = System.currentTimeMillis() + t.deliverAfterMs;
+        }
+        if (at != null) {
+            deliverTimeSetter().invoke(msg, at);
+        }
+        return at;
+    }
+
+    private static Map<String, Object> timed(Map<String, Object> line, long sentAt, Long deliverTimeMs) {
+        line.put("sentAt", sentAt);
+        line.put("sentDone", System.currentTimeMillis());
+        if (deliverTimeMs != null) {
+            line.put("deliverTimeMs", deliverTimeMs);
+        }
+        return line;
     }
 
     private static Map<String, Object> resultLine(int index, SendResult r) {
@@ -208,6 +267,15 @@ public final class Driver {
         String mode = req(opts, "mode");
         List<Message> msgs = loadSpec(topic, req(opts, "spec"));
         long retryMillis = (long) (Double.parseDouble(opts.getOrDefault("retry-seconds", "0")) * 1000);
+        for (Timing t : TIMINGS) {
+            if ((t.deliverTimeMs != null || t.deliverAfterMs != null) && deliverTimeSetter() == null) {
+                Map<String, Object> line = event("unsupported");
+                line.put("feature", "Message.setDeliverTimeMs");
+                line.put("reason", "this client version has no Message.setDeliverTimeMs");
+                emit(line);
+                return 3;
+            }
+        }
 
         DefaultMQProducer producer = new DefaultMQProducer(req(opts, "group"));
         producer.setNamesrvAddr(req(opts, "namesrv"));
@@ -223,7 +291,9 @@ public final class Driver {
                         long deadline = System.currentTimeMillis() + retryMillis;
                         while (true) {
                             try {
-                                emit(resultLine(i, producer.send(msgs.get(i))));
+                                long sentAt = System.currentTimeMillis();
+                                Long at = prepare(msgs, i);
+                                emit(timed(resultLine(i, producer.send(msgs.get(i))), sentAt, at));
                                 break;
                             } catch (Exception e) {
                                 if (System.currentTimeMillis() >= deadline) {
@@ -243,12 +313,14 @@ public final class Driver {
                 case "oneway":
                     for (int i = 0; i < msgs.size(); i++) {
                         try {
+                            long sentAt = System.currentTimeMillis();
+                            Long at = prepare(msgs, i);
                             producer.sendOneway(msgs.get(i));
                             Map<String, Object> line = new LinkedHashMap<>();
                             line.put("index", i);
                             line.put("status", "ok");
                             line.put("msgId", msgs.get(i).getProperty(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX));
-                            emit(line);
+                            emit(timed(line, sentAt, at));
                         } catch (Exception e) {
                             emit(errorLine(i, e));
                             failed++;
@@ -273,13 +345,19 @@ public final class Driver {
     private static int produceAsync(DefaultMQProducer producer, List<Message> msgs) throws Exception {
         final int n = msgs.size();
         final Object[] results = new Object[n];
+        final long[] sentAt = new long[n];
+        final long[] sentDone = new long[n];
+        final Long[] deliverAt = new Long[n];
         final CountDownLatch latch = new CountDownLatch(n);
         for (int i = 0; i < n; i++) {
             final int index = i;
             try {
+                sentAt[i] = System.currentTimeMillis();
+                deliverAt[i] = prepare(msgs, i);
                 producer.send(msgs.get(i), new SendCallback() {
                     @Override
                     public void onSuccess(SendResult sendResult) {
+                        sentDone[index] = System.currentTimeMillis();
                         results[index] = sendResult;
                         latch.countDown();
                     }
@@ -300,7 +378,13 @@ public final class Driver {
         for (int i = 0; i < n; i++) {
             Object r = results[i];
             if (r instanceof SendResult) {
-                emit(resultLine(i, (SendResult) r));
+                Map<String, Object> line = resultLine(i, (SendResult) r);
+                line.put("sentAt", sentAt[i]);
+                line.put("sentDone", sentDone[i]);
+                if (deliverAt[i] != null) {
+                    line.put("deliverTimeMs", deliverAt[i]);
+                }
+                emit(line);
             } else {
                 failed++;
                 emit(errorLine(i, r == null ? new IllegalStateException("no callback within 60 s (all=" + all + ")")
@@ -316,6 +400,9 @@ public final class Driver {
         for (int start = 0; start < msgs.size(); start += size) {
             List<Message> chunk = msgs.subList(start, Math.min(msgs.size(), start + size));
             try {
+                for (int j = start; j < start + chunk.size(); j++) {
+                    prepare(msgs, j);
+                }
                 SendResult r = producer.send(chunk);
                 String[] ids = r.getMsgId() == null ? new String[0] : r.getMsgId().split(",");
                 String[] offIds = r.getOffsetMsgId() == null ? new String[0] : r.getOffsetMsgId().split(",");
@@ -365,8 +452,11 @@ public final class Driver {
         consumer.registerMessageListener(new MessageListenerConcurrently() {
             @Override
             public ConsumeConcurrentlyStatus consumeMessage(List<MessageExt> msgs, ConsumeConcurrentlyContext ctx) {
+                long receivedAt = System.currentTimeMillis();
                 for (MessageExt m : msgs) {
-                    emit(messageLine(m));
+                    Map<String, Object> line = messageLine(m);
+                    line.put("receivedAt", receivedAt);
+                    emit(line);
                     received.incrementAndGet();
                     // Distinct by body, not msgId: test bodies are unique, while an Apache 5.x broker gives every
                     // item of a 5.x client's batch the batch-level UNIQ_KEY (so their msgIds coincide).
