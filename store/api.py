@@ -30,6 +30,10 @@ class AppendRequest:
     # Hand-over: this append delivers the scheduled message stored at this physical offset; its schedule entry
     # is removed in the same transaction, so a message is delivered exactly once even across a crash.
     hands_over: int | None = None
+    # Transactions: this append stores a half message (and enters it in the half-message table), or commits the
+    # pending half message stored at this physical offset (it is marked committed in the same transaction).
+    half: HalfMessage | None = None
+    commits_half: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -45,6 +49,20 @@ class StoredEntry:
     queue_offset: int
     tags_code: int
     record: bytes
+
+
+@dataclass(slots=True)
+class HalfMessage:
+    """A transactional half message and where it stands (``state``: pending, committed, rolled_back, discarded)."""
+
+    phys_offset: int  # 0 until stored; the store fills it in
+    producer_group: str
+    transaction_id: str
+    state: str
+    check_times: int
+    next_check_ms: int
+    created_ms: int
+    resolved_ms: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -132,6 +150,18 @@ class MessageStore(Protocol):
 
     async def scheduled_count(self) -> int:
         """How many messages wait in the schedule."""
+
+    async def pending_half_messages(self) -> list[HalfMessage]:
+        """Every half message still waiting for its commit or rollback."""
+
+    async def half_message(self, phys_offset: int) -> HalfMessage | None:
+        """The half message stored at this physical offset, in any state, or None."""
+
+    async def update_half(
+        self, phys_offset: int, *, state: str, check_times: int, next_check_ms: int, now_ms: int
+    ) -> bool:
+        """Change a pending half message (a check was sent, or it was rolled back or discarded); False when it is
+        no longer pending. Durable when this returns."""
 
     async def load_topics(self) -> list[TopicConfig]:
         """Every persisted topic config."""

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
-from store.api import AppendRequest, AppendResult, ScheduledEntry, StoredEntry, TopicConfig
+from store.api import AppendRequest, AppendResult, HalfMessage, ScheduledEntry, StoredEntry, TopicConfig
 from store.errors import StoreClosed, StoreError
 
 _log = logging.getLogger(__name__)
@@ -42,6 +42,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX schedule_by_due ON schedule (due_ms, phys_offset);
     """,
+    # 3: transactional half messages and their resolution.
+    """
+    CREATE TABLE half_messages (
+        phys_offset    INTEGER PRIMARY KEY,  -- the half message, stored under RMQ_SYS_TRANS_HALF_TOPIC
+        producer_group TEXT    NOT NULL,
+        transaction_id TEXT    NOT NULL,
+        state          TEXT    NOT NULL,     -- pending, committed, rolled_back, discarded
+        check_times    INTEGER NOT NULL,
+        next_check_ms  INTEGER NOT NULL,
+        created_ms     INTEGER NOT NULL,
+        resolved_ms    INTEGER
+    );
+    CREATE INDEX half_messages_pending ON half_messages (state, next_check_ms);
+    """,
 ]
 
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
@@ -56,6 +70,18 @@ INSERT_MESSAGE = (
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_SCHEDULE = "INSERT INTO schedule (phys_offset, due_ms) VALUES (?, ?)"
+INSERT_HALF = (
+    "INSERT INTO half_messages (phys_offset, producer_group, transaction_id, state, check_times, next_check_ms,"
+    " created_ms) VALUES (?, ?, ?, 'pending', 0, ?, ?)"
+)
+COMMIT_HALF = (
+    "UPDATE half_messages SET state = 'committed', resolved_ms = ? WHERE phys_offset = ? AND state = 'pending'"
+)
+UPDATE_HALF = (
+    "UPDATE half_messages SET state = ?, check_times = ?, next_check_ms = ?, resolved_ms = ?"
+    " WHERE phys_offset = ? AND state = 'pending'"
+)
+HALF_COLUMNS = "phys_offset, producer_group, transaction_id, state, check_times, next_check_ms, created_ms, resolved_ms"
 DELETE_SCHEDULE = "DELETE FROM schedule WHERE phys_offset = ?"
 # OR IGNORE: a message may carry the same key twice (in KEYS and as its UNIQ_KEY, say).
 INSERT_KEY = "INSERT OR IGNORE INTO message_keys (topic, msg_key, store_timestamp, phys_offset) VALUES (?, ?, ?, ?)"
@@ -114,6 +140,8 @@ class _Staged:
     key_rows: list[tuple[str, str, int, int]] = field(default_factory=list)
     schedule_rows: list[tuple[int, int]] = field(default_factory=list)
     handed_over: list[tuple[int]] = field(default_factory=list)
+    half_rows: list[tuple[int, str, str, int, int]] = field(default_factory=list)
+    committed_halves: list[tuple[int, int]] = field(default_factory=list)
     original_offsets: list[tuple[bytearray, bytes]] = field(default_factory=list)  # restored on failure
     answers: list[list[AppendResult]] = field(default_factory=list)
 
@@ -223,22 +251,25 @@ class SqliteStore:
         if self._state != "open":
             raise StoreClosed(f"store {self.path} is {self._state}")
 
-    async def _transact(self, steps: Sequence[_Step], expect_deleted: _Step | None = None) -> None:
+    async def _transact(
+        self, steps: Sequence[_Step], expect_changed: Sequence[tuple[str, Sequence[Sequence[Any]], str]] = ()
+    ) -> None:
         """Run ``executemany`` steps (empty ones skipped) as one write transaction; the caller holds the
         write lock. The transaction begins implicitly with the first statement (see ``open``).
 
-        ``expect_deleted`` deletes one row per parameter set and rolls everything back unless each existed:
-        a scheduled message is handed over only while its schedule entry is still there."""
+        Each ``expect_changed`` step must change one row per parameter set, or everything is rolled back: a
+        scheduled message is handed over only while its schedule entry exists, a half message is committed only
+        while it is pending. That is what makes both happen exactly once."""
         conn = self._writing_conn()
         try:
             for sql, rows in steps:
                 if rows:
                     await conn.executemany(sql, rows)
-            if expect_deleted is not None and expect_deleted[1]:
-                sql, rows = expect_deleted
-                cursor = await conn.executemany(sql, rows)
-                if cursor.rowcount != len(rows):
-                    raise StoreError(f"{len(rows) - cursor.rowcount} scheduled message(s) were already handed over")
+            for sql, rows, problem in expect_changed:
+                if rows:
+                    cursor = await conn.executemany(sql, rows)
+                    if cursor.rowcount != len(rows):
+                        raise StoreError(f"{len(rows) - cursor.rowcount} {problem}")
             await conn.commit()
         except BaseException:
             await conn.rollback()  # a no-op if SQLite already rolled back
@@ -285,8 +316,12 @@ class SqliteStore:
                         (INSERT_MESSAGE, staged.message_rows),
                         (INSERT_KEY, staged.key_rows),
                         (INSERT_SCHEDULE, staged.schedule_rows),
+                        (INSERT_HALF, staged.half_rows),
                     ],
-                    expect_deleted=(DELETE_SCHEDULE, staged.handed_over),
+                    expect_changed=[
+                        (DELETE_SCHEDULE, staged.handed_over, "scheduled message(s) were already handed over"),
+                        (COMMIT_HALF, staged.committed_halves, "half message(s) are no longer pending"),
+                    ],
                 )
             except BaseException as err:
                 for record, original in staged.original_offsets:
@@ -325,6 +360,13 @@ class SqliteStore:
                     staged.schedule_rows.append((phys, r.due_ms))
                 if r.hands_over is not None:
                     staged.handed_over.append((r.hands_over,))
+                if r.half is not None:
+                    r.half.phys_offset = phys
+                    staged.half_rows.append(
+                        (phys, r.half.producer_group, r.half.transaction_id, r.half.next_check_ms, r.half.created_ms)
+                    )
+                if r.commits_half is not None:
+                    staged.committed_halves.append((r.store_timestamp, r.commits_half))
                 results.append(AppendResult(queue_offset, phys))
                 staged.next_phys = phys + len(r.record)
             staged.answers.append(results)
@@ -417,6 +459,32 @@ class SqliteStore:
     async def next_due_ms(self) -> int | None:
         row = await _fetch_one(self._reading_conn(), NEXT_DUE)
         return row[0] if row and row[0] is not None else None
+
+    # ---- transactional half messages ---------------------------------------------------------------
+
+    async def pending_half_messages(self) -> list[HalfMessage]:
+        sql = f"SELECT {HALF_COLUMNS} FROM half_messages WHERE state = 'pending' ORDER BY next_check_ms"
+        return [HalfMessage(*row) for row in await self._reading_conn().execute_fetchall(sql)]
+
+    async def half_message(self, phys_offset: int) -> HalfMessage | None:
+        sql = f"SELECT {HALF_COLUMNS} FROM half_messages WHERE phys_offset = ?"
+        row = await _fetch_one(self._reading_conn(), sql, (phys_offset,))
+        return HalfMessage(*row) if row else None
+
+    async def update_half(
+        self, phys_offset: int, *, state: str, check_times: int, next_check_ms: int, now_ms: int
+    ) -> bool:
+        self._require_open()
+        resolved = now_ms if state != "pending" else None
+        async with self._write_lock:
+            conn = self._writing_conn()
+            try:
+                cursor = await conn.execute(UPDATE_HALF, (state, check_times, next_check_ms, resolved, phys_offset))
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+        return cursor.rowcount == 1
 
     async def unschedule(self, phys_offset: int) -> None:
         self._require_open()
