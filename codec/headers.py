@@ -315,3 +315,27 @@ class ConsumerSendMsgBackRequestHeader:
     origin_topic: str | None = wire("originTopic")
     unit_mode: bool = wire("unitMode", default=False)
     max_reconsume_times: int | None = wire("maxReconsumeTimes")
+
+
+# --- transactions ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class EndTransactionRequestHeader:
+    producer_group: str = wire("producerGroup", required=True)
+    tran_state_table_offset: int = wire("tranStateTableOffset", required=True, long=True)
+    commit_log_offset: int = wire("commitLogOffset", required=True, long=True)
+    commit_or_rollback: int = wire("commitOrRollback", required=True)
+    from_transaction_check: bool = wire("fromTransactionCheck", default=False)
+    msg_id: str | None = wire("msgId")
+    transaction_id: str | None = wire("transactionId")
+
+
+@dataclass(slots=True)
+class CheckTransactionStateRequestHeader:
+    tran_state_table_offset: int = wire("tranStateTableOffset", required=True, long=True)
+    commit_log_offset: int = wire("commitLogOffset", required=True, long=True)
+    msg_id: str | None = wire("msgId")
+    transaction_id: str | None = wire("transactionId")
+    offset_msg_id: str | None = wire("offsetMsgId")
+    topic: str | None = wire("topic")

@@ -19,6 +19,7 @@ from gateway.handlers.pull import PullHandler
 from gateway.handlers.query import QueryHandlers
 from gateway.handlers.send import SendHandler
 from gateway.handlers.sendback import SendBackHandler
+from gateway.handlers.transaction import EndTransactionHandler
 from gateway.registration import Registrar
 from gateway.topics import TopicTable
 from remoting.connection import Connection
@@ -43,7 +44,7 @@ class Broker:
             on_change=self._topics_changed,
         )
         self.ctx = BrokerContext(config, self.store, self.topics, clock or SystemClock())
-        self.connections: dict[int, Connection] = {}
+        self.connections = self.ctx.connections
         self.admin = AdminHandlers(self.ctx, now_ms())
         self.registrar = Registrar(config, self.admin.topic_config_wrapper)
         self.client_handlers = ClientHandlers(self.ctx, self.connections)
@@ -94,6 +95,7 @@ class Broker:
         t.register(RequestCode.LOCK_BATCH_MQ, locks.lock)
         t.register(RequestCode.UNLOCK_BATCH_MQ, locks.unlock)
         t.register(RequestCode.CONSUMER_SEND_MSG_BACK, SendBackHandler(self.ctx))
+        t.register(RequestCode.END_TRANSACTION, EndTransactionHandler(self.ctx))
         q = QueryHandlers(self.ctx)
         t.register(RequestCode.QUERY_MESSAGE, q.query_message)
         t.register(RequestCode.VIEW_MESSAGE_BY_ID, q.view_message)
@@ -127,6 +129,7 @@ class Broker:
         await self.store.open()
         try:
             await self.topics.load()
+            await self.ctx.transactions.load()
             async with anyio.create_task_group() as tg:
                 port = await tg.start(self.server.serve, self.config.host, self.config.port)
                 self.config.port = port
@@ -134,6 +137,7 @@ class Broker:
                 tg.start_soon(self.registrar.run)
                 tg.start_soon(self._expire_clients)
                 tg.start_soon(self.ctx.scheduler.run)
+                tg.start_soon(self.ctx.transactions.run)
                 task_status.started(port)
         finally:
             with anyio.CancelScope(shield=True):

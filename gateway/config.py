@@ -8,6 +8,9 @@ from pathlib import Path
 from codec.codes import (
     DEFAULT_DELAY_LEVELS,
     DEFAULT_TIMER_MAX_DELAY_MS,
+    DEFAULT_TRANSACTION_CHECK_INTERVAL_MS,
+    DEFAULT_TRANSACTION_CHECK_MAX,
+    DEFAULT_TRANSACTION_TIMEOUT_MS,
     MAX_FRAME_SIZE_DEFAULT,
     MAX_MESSAGE_SIZE_DEFAULT,
 )
@@ -34,6 +37,9 @@ class BrokerConfig:
     message_delay_level: str = DEFAULT_DELAY_LEVELS  # messageDelayLevel
     timer_max_delay_ms: int = DEFAULT_TIMER_MAX_DELAY_MS  # timerMaxDelaySec * 1000
     rebalance_lock_max_live_ms: int = 60_000  # rocketmq.broker.rebalance.lockMaxLiveTime
+    transaction_timeout_ms: int = DEFAULT_TRANSACTION_TIMEOUT_MS  # transactionTimeOut
+    transaction_check_interval_ms: int = DEFAULT_TRANSACTION_CHECK_INTERVAL_MS  # transactionCheckInterval
+    transaction_check_max: int = DEFAULT_TRANSACTION_CHECK_MAX  # transactionCheckMax
     max_long_poll_ms: int = 25_000  # clients time out pulls at 30 s; never hold one that long
 
     @property

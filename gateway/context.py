@@ -17,6 +17,9 @@ from gateway.locks import QueueLockTable
 from gateway.long_poll import PullWaitTable
 from gateway.scheduler import DeliveryScheduler
 from gateway.topics import TopicTable
+from gateway.transaction_checker import TransactionChecker
+from gateway.transactions import CheckPolicy
+from remoting.connection import Connection
 from store.api import MessageStore
 
 
@@ -49,10 +52,26 @@ class BrokerContext:
     locks: QueueLockTable = field(init=False)
     delays: DelayPolicy = field(init=False)
     scheduler: DeliveryScheduler = field(init=False)
+    connections: dict[int, Connection] = field(default_factory=dict)  # live client connections by id
+    transaction_policy: CheckPolicy = field(init=False)
+    transactions: TransactionChecker = field(init=False)
 
     def __post_init__(self) -> None:
         self.locks = QueueLockTable(self.config.rebalance_lock_max_live_ms)
         self.delays = DelayPolicy(parse_delay_levels(self.config.message_delay_level), self.config.timer_max_delay_ms)
         self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify)
+        cfg = self.config
+        self.transaction_policy = CheckPolicy(
+            cfg.transaction_timeout_ms, cfg.transaction_check_interval_ms, cfg.transaction_check_max
+        )
+        self.transactions = TransactionChecker(
+            self.store, self.clock, self.transaction_policy, self.producer_connection
+        )
         self.ids = UniqueIdGenerator(ipv4_of(self.config.advertise_host), os.getpid(), random.getrandbits(31))
         self.store_host = ipv4_of(self.config.advertise_host)
+
+    def producer_connection(self, group: str) -> Connection | None:
+        """A live connection of a producer of ``group`` (ProducerManager.getAvailableChannel), or None."""
+        channels = [self.connections.get(conn_id) for conn_id in self.clients.producers.get(group, {})]
+        live = [c for c in channels if c is not None and not c.closed.is_set()]
+        return random.choice(live) if live else None

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -16,6 +17,7 @@ from gateway.config import BrokerConfig
 from nameserver.server import NameServer
 from pocketmq import __version__
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
+from store.inspect import pending_half_messages
 
 log = logging.getLogger("pocketmq")
 
@@ -88,7 +90,26 @@ def parser() -> argparse.ArgumentParser:
     br = sub.add_parser("broker", help="run a broker that registers with name servers")
     _add_broker_options(br)
     br.add_argument("--namesrv-addr", default=None, help="HOST:PORT[;HOST:PORT...]; env POCKETMQ_NAMESRV_ADDR")
+    tx = sub.add_parser("transactions", help="list pending transactional half messages (age, checks)")
+    tx.add_argument("--data-dir", default=None, help="the broker's data dir (default ./pocketmq-data)")
     return p
+
+
+def list_transactions(args: argparse.Namespace) -> None:
+    data_dir = Path(args.data_dir or env("DATA_DIR") or "pocketmq-data")
+    now = int(time.time() * 1000)
+    halves = pending_half_messages(data_dir / "store.db")
+    _print(f"{len(halves)} pending half message(s) in {data_dir}")
+    if halves:
+        _print(
+            f"{'offset':>14}  {'producer group':<24} {'transaction id':<34} {'age s':>8} {'checks':>6} "
+            f"{'next check s':>12}"
+        )
+    for h in halves:
+        _print(
+            f"{h.phys_offset:>14}  {h.producer_group:<24} {h.transaction_id:<34} {(now - h.created_ms) / 1000:>8.1f} "
+            f"{h.check_times:>6} {(h.next_check_ms - now) / 1000:>12.1f}"
+        )
 
 
 def _print(line: str) -> None:
@@ -150,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "transactions":
+        list_transactions(args)
+        return
     runner = {"up": run_up, "namesrv": run_namesrv, "broker": run_broker}[args.command]
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(runner, args, backend="asyncio", backend_options={"use_uvloop": True})

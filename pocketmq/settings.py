@@ -30,6 +30,9 @@ BROKER_CONF_KEYS = {
     "messageDelayLevel": "message_delay_level",
     "timerMaxDelaySec": "timer_max_delay_ms",
     "rebalanceLockMaxLiveTime": "rebalance_lock_max_live_ms",
+    "transactionTimeOut": "transaction_timeout_ms",
+    "transactionCheckInterval": "transaction_check_interval_ms",
+    "transactionCheckMax": "transaction_check_max",
 }
 
 
@@ -66,7 +69,15 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             config.sync_flush = value.strip().upper() == "SYNC_FLUSH"
         elif field in ("auto_create_topic", "trace_on"):
             setattr(config, field, _bool(value))
-        elif field in ("port", "default_topic_queue_nums", "max_message_size", "rebalance_lock_max_live_ms"):
+        elif field in (
+            "port",
+            "default_topic_queue_nums",
+            "max_message_size",
+            "rebalance_lock_max_live_ms",
+            "transaction_timeout_ms",
+            "transaction_check_interval_ms",
+            "transaction_check_max",
+        ):
             setattr(config, field, int(value))
         elif field == "timer_max_delay_ms":
             config.timer_max_delay_ms = int(value) * 1000

@@ -36,6 +36,8 @@ class ClientHandlers:
         channel = ClientChannel(hb.client_id, conn.id, conn.peer_text, cmd.language, cmd.version, now_ms())
         for group in hb.producer_groups:
             self.ctx.clients.register_producer(group, channel)
+        if hb.producer_groups:
+            self.ctx.transactions.producer_online()
         for data in hb.consumers:
             await self.ctx.topics.ensure_system_topic(RETRY_GROUP_TOPIC_PREFIX + data.group)
             if self.ctx.clients.register_consumer(data, channel):

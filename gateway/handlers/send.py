@@ -8,9 +8,13 @@ from dataclasses import dataclass
 
 from codec.batch import decode_batch
 from codec.codes import (
+    HALF_TOPIC,
     PROPERTY_CLUSTER,
     PROPERTY_DELAY,
     PROPERTY_MSG_REGION,
+    PROPERTY_PRODUCER_GROUP,
+    PROPERTY_REAL_QUEUE_ID,
+    PROPERTY_REAL_TOPIC,
     PROPERTY_TRACE_ON,
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
@@ -32,7 +36,7 @@ from gateway.retry import dead_letter_for_resend, max_reconsume_times
 from gateway.topics import validate_topic
 from remoting.connection import Connection
 from remoting.errors import RequestError
-from store.api import AppendRequest, AppendResult
+from store.api import AppendRequest, AppendResult, HalfMessage
 
 V2_CODES = frozenset({RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2})
 
@@ -45,15 +49,12 @@ def is_batch_send(cmd: RemotingCommand, header: SendMessageRequestHeader) -> boo
     return cmd.code == RequestCode.SEND_BATCH_MESSAGE or bool(header.batch) or raw.strip() == "1"
 
 
-def refuse_unsupported(header: SendMessageRequestHeader, props: dict[str, str], broker_addr: str) -> None:
-    """Refuse, with a clear error, messages whose semantics this broker cannot honour yet: storing a half
-    (uncommitted) transactional message as a normal one would deliver it at once."""
-    if header.sys_flag & TRANSACTION_TYPE_MASK or props.get(PROPERTY_TRAN_MSG, "").lower() == "true":
-        raise RequestError(
-            ResponseCode.NO_PERMISSION,
-            f"the broker[{broker_addr}] sending transaction message is forbidden: transactional messages "
-            "are not supported by this pocketmq version",
-        )
+def is_half_message(header: SendMessageRequestHeader, props: dict[str, str]) -> bool:
+    """A transactional half message: TRAN_MSG=true, except the pre-4.6.1 client's retry with a delay level."""
+    if props.get(PROPERTY_TRAN_MSG, "").lower() != "true":
+        return False
+    legacy_retry = (header.reconsume_times or 0) > 0 and props.get(PROPERTY_DELAY, "0").strip() not in ("", "0")
+    return not legacy_retry
 
 
 @dataclass(slots=True)
@@ -139,7 +140,6 @@ class SendHandler:
             return PreparedSend(self._batch_requests(cmd, header, base), None, queue_id)
         raw_props = header.properties or ""
         props = decode_properties(raw_props)
-        refuse_unsupported(header, props, cfg.broker_addr)
         extra = {}
         if PROPERTY_UNIQ_KEY not in props:
             extra[PROPERTY_UNIQ_KEY] = props[PROPERTY_UNIQ_KEY] = self.ctx.ids.next_id(now)
@@ -148,11 +148,35 @@ class SendHandler:
         base.body = cmd.body
         base.flag = header.flag
         base.properties = append_properties(raw_props, extra)
+        if is_half_message(header, props):
+            return PreparedSend([self._half_request(base, props, header, now)], props[PROPERTY_UNIQ_KEY], queue_id)
         deferral = self.ctx.delays.plan(props, now)
         if deferral is not None:
             defer(base, deferral)
         request = append_request(base, props, due_ms=deferral.due_ms if deferral is not None else None)
         return PreparedSend([request], props[PROPERTY_UNIQ_KEY], queue_id)
+
+    def _half_request(
+        self, msg: StoredMessage, props: dict[str, str], header: SendMessageRequestHeader, now: int
+    ) -> AppendRequest:
+        """Store a half message invisibly (TransactionalMessageBridge.parseHalfMessageInner), pending until the
+        producer commits or rolls it back."""
+        real = {PROPERTY_REAL_TOPIC: msg.topic, PROPERTY_REAL_QUEUE_ID: str(msg.queue_id)}
+        msg.properties = append_properties(remove_properties(msg.properties, frozenset(real)), real)
+        msg.topic, msg.queue_id = HALF_TOPIC, 0
+        msg.sys_flag &= ~TRANSACTION_TYPE_MASK
+        half = HalfMessage(
+            phys_offset=0,
+            producer_group=props.get(PROPERTY_PRODUCER_GROUP) or header.producer_group,
+            transaction_id=props[PROPERTY_UNIQ_KEY],
+            state="pending",
+            check_times=0,
+            next_check_ms=self.ctx.transaction_policy.first_check_ms(now, props),
+            created_ms=now,
+        )
+        request = append_request(msg, props)
+        request.half = half
+        return request
 
     def _batch_requests(
         self, cmd: RemotingCommand, header: SendMessageRequestHeader, base: StoredMessage
@@ -177,7 +201,9 @@ class SendHandler:
         finally:
             self.in_flight -= 1
         due_ms = requests[0].due_ms
-        if due_ms is not None:
+        if requests[0].half is not None:
+            self.ctx.transactions.added(requests[0].half)
+        elif due_ms is not None:
             self.ctx.scheduler.scheduled(due_ms)
         else:
             self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)

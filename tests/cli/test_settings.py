@@ -73,3 +73,24 @@ def test_advertise_host_defaults_to_a_real_address_when_binding_everything() -> 
         parser().parse_args(["up", "--host", "0.0.0.0", "--advertise-host", "192.0.2.9"]), ["127.0.0.1:9876"]
     )
     assert explicit.advertise_host == "192.0.2.9"
+
+
+def test_transactions_lists_pending_half_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from pocketmq.cli import main
+    from store.sqlite import MIGRATIONS
+
+    data = tmp_path / "data"
+    data.mkdir()
+    conn = sqlite3.connect(data / "store.db")
+    for script in MIGRATIONS:
+        conn.executescript(script)
+    conn.execute("INSERT INTO half_messages VALUES (4096, 'payments', 'TX1', 'pending', 2, 0, 0, NULL)")
+    conn.execute("INSERT INTO half_messages VALUES (8192, 'payments', 'TX2', 'committed', 0, 0, 0, 5)")
+    conn.commit()
+    conn.close()
+    main(["transactions", "--data-dir", str(data)])
+    out = capsys.readouterr().out
+    assert "1 pending half message(s)" in out
+    assert "payments" in out and "TX1" in out and "TX2" not in out
