@@ -17,6 +17,7 @@ from gateway.handlers.locks import LockHandlers
 from gateway.handlers.offsets import OffsetHandlers
 from gateway.handlers.pull import PullHandler
 from gateway.handlers.query import QueryHandlers
+from gateway.handlers.reply import ReplyHandler
 from gateway.handlers.send import SendHandler
 from gateway.handlers.sendback import SendBackHandler
 from gateway.handlers.transaction import EndTransactionHandler
@@ -96,6 +97,9 @@ class Broker:
         t.register(RequestCode.UNLOCK_BATCH_MQ, locks.unlock)
         t.register(RequestCode.CONSUMER_SEND_MSG_BACK, SendBackHandler(self.ctx))
         t.register(RequestCode.END_TRANSACTION, EndTransactionHandler(self.ctx))
+        reply = ReplyHandler(self.ctx, send)
+        t.register(RequestCode.SEND_REPLY_MESSAGE, reply)
+        t.register(RequestCode.SEND_REPLY_MESSAGE_V2, reply)
         q = QueryHandlers(self.ctx)
         t.register(RequestCode.QUERY_MESSAGE, q.query_message)
         t.register(RequestCode.VIEW_MESSAGE_BY_ID, q.view_message)

@@ -89,6 +89,14 @@ class ClientRegistry:
                     self.unregister(conn_id, name, None)
         return sorted(changed)
 
+    def connection_of_client(self, client_id: str) -> int | None:
+        """The connection a producer with this client id registered on (ProducerManager.findChannel)."""
+        for channels in self.producers.values():
+            for conn_id, ch in channels.items():
+                if ch.client_id == client_id:
+                    return conn_id
+        return None
+
     def subscription(self, group: str, topic: str) -> Subscription | None:
         g = self.consumers.get(group)
         return g.subscriptions.get(topic) if g else None
