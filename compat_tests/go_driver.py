@@ -1,0 +1,250 @@
+"""Build and run the stock-Go-client scenario driver (compat_tests/go) for the Go compatibility tests.
+
+The driver is one Go program (``compat_tests/go/main.go``) against ``github.com/apache/rocketmq-client-go/v2`` at the
+version pinned in ``compat_tests/go/go.mod`` (modules come from the Go module proxy, checked against the committed
+``go.sum``). It is built once per test session into ``compat_tests/go/bin/`` (git-ignored) and started as one process
+per producer/consumer. It prints one JSON object per line on stdout; its stderr (the client's error log) goes to a
+per-test file for diagnosis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compat_tests import harness
+
+GO_DIR = Path(__file__).resolve().parent / "go"
+BINARY = GO_DIR / "bin" / "driver"
+FALLBACK_GO = Path("/usr/local/go/bin/go")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Build:
+    binary: Path
+    client_version: str  # the rocketmq-client-go/v2 version go.mod resolves to
+    go_version: str
+    seconds: float
+
+
+def find_go() -> str | None:
+    """The ``go`` tool (PATH, else the usual install location); None locally without it, an error in CI."""
+    found = shutil.which("go")
+    if found is None and FALLBACK_GO.exists():
+        found = str(FALLBACK_GO)
+    if found is None:
+        return harness.require_tool("go")
+    return found
+
+
+_BUILT: dict[str, Build] = {}
+
+
+def build(go: str, timeout: float = 900) -> Build:
+    """``go build`` the driver (downloading modules on a fresh machine); once per process."""
+    if go not in _BUILT:
+        _BUILT[go] = _build(go, timeout)
+    return _BUILT[go]
+
+
+def _build(go: str, timeout: float) -> Build:
+    env = dict(os.environ)
+    # go.sum is committed: read-only module mode downloads what go.mod needs and never rewrites the files.
+    env["GOFLAGS"] = " ".join(x for x in (env.get("GOFLAGS", ""), "-mod=readonly") if x)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [go, "build", "-o", str(BINARY), "."], cwd=GO_DIR, env=env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    if proc.returncode != 0 or not BINARY.exists():
+        raise BuildError(f"go build of compat_tests/go failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    listed = subprocess.run(
+        [go, "list", "-m", "-f", "{{.Version}}", "github.com/apache/rocketmq-client-go/v2"], cwd=GO_DIR, env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    version = subprocess.run([go, "version"], capture_output=True, text=True, timeout=60, check=False)
+    go_version = m.group(0) if (m := re.search(r"go\d+(\.\d+)+", version.stdout)) else version.stdout.strip()
+    return Build(BINARY, listed.stdout.strip() or "unknown", go_version, seconds)
+
+
+def _tail(path: Path, limit: int = 6000) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except OSError:
+        return ""
+
+
+class DriverProcess:
+    """One driver process whose stdout JSON lines are collected by a reader thread."""
+
+    def __init__(self, cmd: list[str], base: Path) -> None:
+        self.cmd = cmd
+        self.stderr_path = base.with_suffix(".stderr")
+        self.lines: list[dict[str, Any]] = []
+        self.garbage: list[str] = []
+        self._cond = threading.Condition()
+        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - handed to the child process
+        self._stdout_copy = open(base.with_suffix(".stdout"), "w")  # noqa: SIM115 - closed by the reader
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self._stdout_copy.write(raw)
+            self._stdout_copy.flush()
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                with self._cond:
+                    self.garbage.append(line)
+                continue
+            with self._cond:
+                self.lines.append(obj)
+                self._cond.notify_all()
+        self._stdout_copy.close()
+        self.proc.stdout.close()
+        with self._cond:
+            self._cond.notify_all()
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        with self._cond:
+            return [x for x in self.lines if x.get("event") == kind]
+
+    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float, what: str) -> None:
+        """Wait until ``predicate(lines)`` holds; fail with the driver's output when it does not in time."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.lines):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    if predicate(self.lines):
+                        return
+                    raise AssertionError(f"{what}: not seen within {timeout} s\n{self.describe()}")
+                self._cond.wait(min(remaining, 0.5))
+
+    def join(self, timeout: float) -> list[dict[str, Any]]:
+        """Wait for a clean exit (status 0, a ``done`` line); return every line."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"driver did not exit within {timeout} s\n{self.describe()}") from None
+        self._reader.join(timeout=10)
+        self._stderr.close()
+        assert rc == 0 and self.events("done"), f"driver exited with {rc}\n{self.describe()}"
+        assert not self.garbage, f"driver printed non-JSON lines on stdout: {self.garbage[:5]}"
+        return list(self.lines)
+
+    def sigkill(self) -> None:
+        """kill -9: the client gets no chance to end its transaction or unregister."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self._reader.join(timeout=10)
+        self._stderr.close()
+
+    kill = sigkill
+
+    def describe(self) -> str:
+        with self._cond:
+            out = "\n".join(json.dumps(x) for x in self.lines[-40:])
+        return f"command: {' '.join(self.cmd)}\nstdout (last lines):\n{out}\nstderr:\n{_tail(self.stderr_path)}"
+
+
+@dataclass
+class PlannedTx:
+    """One transactional message for ``txproduce``: what its local transaction and the checks answer."""
+
+    name: str
+    body: str
+    local: str = "commit"  # commit | rollback | unknown
+    checks: list[str] = field(default_factory=list)  # n-th check answers checks[min(n, len - 1)]; none: unknown
+    tags: str | None = None
+    keys: list[str] = field(default_factory=list)
+    props: dict[str, str] = field(default_factory=dict)
+    send: bool = True  # False: only answer checks for it (another process sent it)
+    block_ms: int = 0
+
+    def to_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "name": self.name, "body": self.body, "local": self.local, "checks": self.checks, "keys": self.keys,
+            "props": self.props, "send": self.send, "blockMs": self.block_ms,
+        }  # fmt: skip
+        if self.tags is not None:
+            spec["tags"] = self.tags
+        return spec
+
+
+@dataclass
+class GoClient:
+    """The built driver, writing its diagnostics under ``work_dir``."""
+
+    binary: Path
+    work_dir: Path
+    _seq: int = 0
+    _procs: list[DriverProcess] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Kill whatever driver processes are still running (after a failed test)."""
+        for proc in self._procs:
+            proc.kill()
+        self._procs.clear()
+
+    def _next(self, what: str) -> Path:
+        self._seq += 1
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return self.work_dir / f"{self._seq:02d}-{what}"
+
+    def _start(self, base: Path, *args: str) -> DriverProcess:
+        proc = DriverProcess([str(self.binary), *args], base)
+        self._procs.append(proc)
+        return proc
+
+    def start_txproduce(
+        self,
+        namesrv: str,
+        topic: str,
+        group: str,
+        plan: list[PlannedTx],
+        *,
+        block_local_ms: int = 0,
+        wait_checks_ms: int = 0,
+        stay_ms: int = 0,
+    ) -> DriverProcess:
+        base = self._next(f"txproduce-{group}")
+        plan_file = base.with_suffix(".plan.json")
+        plan_file.write_text(json.dumps([p.to_spec() for p in plan], ensure_ascii=False), encoding="utf-8")
+        return self._start(
+            base, "txproduce", "--namesrv", namesrv, "--topic", topic, "--group", group, "--plan", str(plan_file),
+            "--block-local-ms", str(block_local_ms), "--wait-checks-ms", str(wait_checks_ms),
+            "--stay-ms", str(stay_ms),
+        )  # fmt: skip
+
+    def start_consume(
+        self, namesrv: str, topic: str, group: str, expect: int, timeout: float, linger: float = 2.0
+    ) -> DriverProcess:
+        base = self._next(f"consume-{group}")
+        return self._start(
+            base, "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expect", str(expect),
+            "--timeout", str(timeout), "--linger", str(linger),
+        )  # fmt: skip
