@@ -39,15 +39,17 @@ class ClientRegistry:
         self.producers: dict[str, dict[int, ClientChannel]] = {}
 
     def register_consumer(self, data: ConsumerData, channel: ClientChannel) -> bool:
-        """Add or refresh a consumer; True when the group's members or subscriptions changed."""
+        """Add or refresh a consumer; True when the group gained a member or a subscribed topic was added or
+        removed (ConsumerGroupInfo.updateChannel / updateSubscription). A changed expression or a newer
+        subVersion replaces the subscription without a notification, as in Apache."""
         group = self.consumers.setdefault(data.group, ConsumerGroup(data.group))
-        before = (group.client_ids(), group.subscriptions)
+        before = (group.client_ids(), set(group.subscriptions))
         group.consume_type = data.consume_type
         group.message_model = data.message_model
         group.consume_from_where = data.consume_from_where
         group.channels[channel.connection_id] = channel
         group.subscriptions = dict(data.subscriptions)
-        return before != (group.client_ids(), group.subscriptions)
+        return before != (group.client_ids(), set(group.subscriptions))
 
     def register_producer(self, group: str, channel: ClientChannel) -> None:
         self.producers.setdefault(group, {})[channel.connection_id] = channel

@@ -110,7 +110,9 @@ def test_group_membership_changes_are_reported() -> None:
     assert reg.register_consumer(consumer(), channel("c1", 1)) is False  # a plain heartbeat changes nothing
     assert reg.register_consumer(consumer(), channel("c2", 2)) is True
     assert reg.consumers["g"].client_ids() == ["c1", "c2"]
-    assert reg.register_consumer(consumer(expr="a || b"), channel("c2", 2)) is True  # subscription changed
+    assert reg.register_consumer(consumer(expr="a || b"), channel("c2", 2)) is False  # same topics: no notice
+    assert reg.subscription("g", "T").expression == "a || b"
+    assert reg.register_consumer(consumer(topic="U"), channel("c2", 2)) is True  # the topic set changed
     assert reg.connection_closed(2) == ["g"]
     assert reg.consumers["g"].client_ids() == ["c1"]
     assert reg.unregister(1, None, "g") == ["g"]
