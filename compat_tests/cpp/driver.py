@@ -6,10 +6,16 @@ one JSON object per line on stdout; diagnostics go to stderr.
     python compat_tests/cpp/driver.py --namesrv 127.0.0.1:9876 produce --topic T --group G \
         --mode sync|async|oneway|batch|orderly --spec messages.json
     python compat_tests/cpp/driver.py --namesrv 127.0.0.1:9876 consume --topic T --group G \
-        --expr "a || b" --expect 10 --timeout 30 [--prop NAME ...] [--linger 1]
+        --expr "a || b" --expect 10 --timeout 30 [--prop NAME ...] [--linger 1] \
+        [--orderly] [--broadcast] [--reconsume N] [--work-ms MS] [--stdin-stop]
     python compat_tests/cpp/driver.py probe    # prints {"event":"probe","ok":true|false,...}
 
-The spec file is a JSON list of ``{"body": base64, "tags": str, "keys": [str], "props": {str: str}}``.
+The spec file is a JSON list of ``{"body": base64, "tags": str, "keys": [str], "props": {str: str}}``, optionally
+with ``"delay_level": int`` and, for ``--mode orderly``, ``"order_arg": int`` (the sharding argument of that message;
+the queue is ``order_arg % queue count``; default ``--order-arg``).
+
+A consumer started with ``--stdin-stop`` shuts down cleanly (persisting offsets, unlocking its queues, unregistering)
+when it reads a line ``stop`` or end-of-file on stdin, so a test can make it leave its group at a chosen moment.
 
 Limits of the 0.4.4 wrapper that shape this driver:
 - ``Message.set_body`` and ``RecvMessage.body`` go through NUL-terminated C strings, so bodies must not
@@ -20,6 +26,12 @@ Limits of the 0.4.4 wrapper that shape this driver:
   offset message id and the queue id are not exposed.
 - Received messages expose no property listing: user properties are read by name (``--prop``).
 - ``PushConsumer.subscribe`` has no clean way to ask for a redelivery (see ``native_callback``).
+- A concurrent consumer hands the C API a whole pulled batch at once, and the C API calls the callback message by
+  message but stops at the first one refused: the rest of that batch is refused (sent back) unseen, so
+  ``--reconsume`` only sees every delivery when the refused messages arrive in separate pulls.
+- No setter for ``maxReconsumeTimes`` (nor the consume-from-where policy, the allocation strategy or the
+  rebalance interval) is exported: the client always runs with its defaults; its CONSUMER_SEND_MSG_BACK carries
+  no ``maxReconsumeTimes`` at all, so the broker's group default (16) applies.
 """
 
 from __future__ import annotations
@@ -220,9 +232,10 @@ def cmd_produce(args: argparse.Namespace) -> int:
                 def send(msg: Any = msg, i: int = i) -> dict[str, Any]:
                     return _result(i, producer.send_sync(msg))
             elif args.mode == "orderly":
+                order_arg = int(item.get("order_arg", args.order_arg))
 
-                def send(msg: Any = msg, i: int = i) -> dict[str, Any]:
-                    return _result(i, producer.send_orderly(msg, args.order_arg))
+                def send(msg: Any = msg, i: int = i, order_arg: int = order_arg) -> dict[str, Any]:
+                    return _result(i, producer.send_orderly(msg, order_arg))
             else:
 
                 def send(msg: Any = msg, i: int = i) -> dict[str, Any]:
@@ -232,6 +245,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
             line = _send_with_retry(send, i, args.retry_for, timeout_s)
             emit(line)
             results.append(line)
+            if args.interval_ms:
+                time.sleep(args.interval_ms / 1000.0)  # pace the stream (e.g. to let consumers join mid-way)
         if args.mode == "oneway":
             time.sleep(0.5)  # oneway frames are written asynchronously; let them leave before shutdown
 
@@ -249,7 +264,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 def cmd_consume(args: argparse.Namespace) -> int:
     client = _load_client(args.log_dir)
-    consumer = client.PushConsumer(args.group, orderly=args.orderly)
+    model = client.MessageModel.BROADCASTING if args.broadcast else client.MessageModel.CLUSTERING
+    consumer = client.PushConsumer(args.group, orderly=args.orderly, message_model=model)
     consumer.set_instance_name(f"{args.group}-{os.getpid()}")
     consumer.set_namesrv_addr(args.namesrv)
     if args.thread_count:
@@ -258,15 +274,19 @@ def cmd_consume(args: argparse.Namespace) -> int:
     seen: set[str] = set()
     total = [0]
     reached = threading.Event()
+    stopped = threading.Event()
     state_lock = threading.Lock()
 
     def on_message(msg: Any) -> int:
         body = msg.body or b""
         retry = msg.reconsume_times < args.reconsume
+        now = time.time()
         line = {
             "event": "message",
             "status": "RECONSUME_LATER" if retry else "CONSUME_SUCCESS",
-            "recv_ms": int(time.time() * 1000),
+            "recv_ms": int(now * 1000),
+            "recv_us": int(now * 1_000_000),
+            "thread": threading.get_ident(),
             "topic": msg.topic,
             "tags": _decode(msg.tags),
             "keys": _decode(msg.keys),
@@ -283,6 +303,9 @@ def cmd_consume(args: argparse.Namespace) -> int:
             "born_timestamp": msg.born_timestamp,
             "store_timestamp": msg.store_timestamp,
         }
+        if args.work_ms:
+            time.sleep(args.work_ms / 1000.0)  # simulated processing time, before the status is returned
+        line["done_us"] = int(time.time() * 1_000_000)
         emit(line)
         with state_lock:
             total[0] += 1
@@ -304,19 +327,35 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
     client.ffi_check(client.dll.Subscribe(consumer._handle, args.topic.encode(), args.expr.encode()))
     consumer._register_callback(native_callback)
+    emit({"event": "starting", "ms": int(time.time() * 1000)})
     try:
         consumer.start()
     except Exception as exc:
         emit({"event": "error", "phase": "start", "error": f"{type(exc).__name__}: {exc}"})
         return 2
-    emit({"event": "ready", "pid": os.getpid()})
-    ok = reached.wait(args.timeout)
+    emit({"event": "ready", "pid": os.getpid(), "ms": int(time.time() * 1000)})
+    if args.stdin_stop:
+        threading.Thread(target=_watch_stdin, args=(stopped,), daemon=True).start()
+    deadline = time.monotonic() + args.timeout
+    while not (reached.is_set() or stopped.is_set()) and time.monotonic() < deadline:
+        reached.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+    ok = reached.is_set()
     if ok and args.linger:
-        time.sleep(args.linger)  # give unexpected extra deliveries a chance to show up
+        stopped.wait(args.linger)  # give unexpected extra deliveries a chance to show up
     with state_lock:
-        emit({"event": "done" if ok else "timeout", "distinct": len(seen), "received": total[0]})
+        event = "done" if ok else "stopped" if stopped.is_set() else "timeout"
+        emit({"event": event, "distinct": len(seen), "received": total[0], "ms": int(time.time() * 1000)})
     _shutdown(consumer)
-    return 0 if ok else 1
+    emit({"event": "shutdown", "ms": int(time.time() * 1000)})
+    return 0 if event != "timeout" else 1
+
+
+def _watch_stdin(stopped: threading.Event) -> None:
+    """Set ``stopped`` on a line ``stop`` or at end of file on stdin (the test closed its end, or died)."""
+    for line in sys.stdin:
+        if line.strip() == "stop":
+            break
+    stopped.set()
 
 
 # --------------------------------------------------------------------------------------------------- probe
@@ -361,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--retry-for", type=float, default=0.0, help="keep retrying a failed send for S seconds")
     pp.add_argument("--hold", type=float, default=0.0, help="stay alive S seconds after the last send")
     pp.add_argument("--order-arg", type=int, default=0, help="sharding argument for --mode orderly")
+    pp.add_argument("--interval-ms", type=float, default=0.0, help="pause between two sends (not batch/async)")
 
     pc = sub.add_parser("consume")
     pc.add_argument("--topic", required=True)
@@ -374,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--orderly", action="store_true", help="orderly push consumer (queue locks, one thread per queue)")
     pc.add_argument("--reconsume", type=int, default=0,
                     help="answer RECONSUME_LATER until a message's reconsume times reaches N")  # fmt: skip
+    pc.add_argument("--broadcast", action="store_true", help="BROADCASTING message model (default CLUSTERING)")
+    pc.add_argument("--work-ms", type=float, default=0.0, help="time the listener spends on each message")
+    pc.add_argument("--stdin-stop", action="store_true",
+                    help="shut down cleanly on a line 'stop' or end of file on stdin")  # fmt: skip
 
     sub.add_parser("probe")
 
