@@ -7,6 +7,7 @@ from typing import Any
 
 from codec import jsonbody
 from codec.errors import CodecError
+from codec.sql92 import SqlFilter, SqlSyntaxError, compile_sql92
 from codec.tags import TagFilter, parse_tag_expression
 
 CONSUME_TYPES = ("CONSUME_ACTIVELY", "CONSUME_PASSIVELY", "CONSUME_POP")
@@ -28,6 +29,8 @@ class Subscription:
     expression_type: str  # "TAG" or "SQL92"
     sub_version: int
     tag_filter: TagFilter
+    sql: SqlFilter | None = None  # the compiled selector of a SQL92 subscription
+    error: str | None = None  # why a SQL92 expression did not compile
 
     def to_json(self) -> dict[str, Any]:
         tags = sorted(self.tag_filter.tags)
@@ -78,15 +81,21 @@ def _int(value: Any) -> int:
         return 0
 
 
-def make_subscription(
-    topic: str, expression: str | None, expression_type: str | None, sub_version: int
-) -> Subscription:
+def make_subscription(topic: str, expression: str | None, expression_type: str | None, sub_version: int) -> Subscription:
+    """A subscription as the broker keeps it. A SQL92 expression is compiled here; one that does not compile is
+    kept with its error (pulls then answer SUBSCRIPTION_PARSE_FAILED), as the broker must still register it."""
     etype = (expression_type or "TAG").upper()
     expr = expression if expression is not None else "*"
-    tag_filter = parse_tag_expression(expr) if etype == "TAG" else parse_tag_expression("*")
     if etype == "TAG":
-        expr = tag_filter.expression
-    return Subscription(topic, expr, etype, sub_version, tag_filter)
+        tag_filter = parse_tag_expression(expr)
+        return Subscription(topic, tag_filter.expression, etype, sub_version, tag_filter)
+    match_all = parse_tag_expression("*")
+    if etype != "SQL92":
+        return Subscription(topic, expr, etype, sub_version, match_all, error=f"unknown expression type {etype}")
+    try:
+        return Subscription(topic, expr, etype, sub_version, match_all, sql=compile_sql92(expr))
+    except SqlSyntaxError as err:
+        return Subscription(topic, expr, etype, sub_version, match_all, error=f"bad SQL92 expression {expr!r}: {err}")
 
 
 def parse_heartbeat(body: bytes) -> Heartbeat:

@@ -47,6 +47,7 @@ _V4_FIXED = struct.Struct(
     "iqi"  # reconsumeTimes, preparedTransactionOffset, bodyLength
 )
 _I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
 _I8 = struct.Struct(">b")
 _U16 = struct.Struct(">H")
 
@@ -212,3 +213,24 @@ def decode_records(buf: bytes | bytearray | memoryview) -> list[StoredMessage]:
         msg, pos = decode_record(buf, pos)
         out.append(msg)
     return out
+
+
+def properties_of(record: bytes | bytearray | memoryview) -> str:
+    """Only the property string of one encoded record (what a SQL92 filter needs), without decoding the rest."""
+    view = memoryview(record)
+    try:
+        magic, sys_flag = _I32.unpack_from(view, 4)[0], _I32.unpack_from(view, _PREFIX.size - 4)[0]
+        born = 16 if sys_flag & MessageSysFlag.BORNHOST_V6 else 4
+        store = 16 if sys_flag & MessageSysFlag.STOREHOST_V6 else 4
+        pos = _PREFIX.size + 8 + born + 4 + 8 + store + 4 + 4 + 8
+        (body_len,) = _I32.unpack_from(view, pos)
+        pos += 4 + body_len
+        if magic == MAGIC_V2:
+            (topic_len,) = _U16.unpack_from(view, pos)
+            pos += 2 + topic_len
+        else:
+            pos += 1 + view[pos]
+        (props_len,) = _I16.unpack_from(view, pos)
+        return bytes(view[pos + 2 : pos + 2 + props_len]).decode()
+    except (struct.error, IndexError, UnicodeDecodeError) as err:
+        raise CodecError(f"malformed record: {err}") from err

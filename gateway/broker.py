@@ -8,6 +8,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from codec.codes import RequestCode
+from codec.heartbeat import make_subscription
 from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
 from gateway.context import BrokerContext, now_ms
@@ -134,6 +135,8 @@ class Broker:
         try:
             await self.topics.load()
             await self.ctx.transactions.load()
+            for group, topic, etype, expression, version in await self.store.load_subscriptions():
+                self.ctx.clients.remembered[(group, topic)] = make_subscription(topic, expression, etype, version)
             async with anyio.create_task_group() as tg:
                 port = await tg.start(self.server.serve, self.config.host, self.config.port)
                 self.config.port = port

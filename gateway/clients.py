@@ -37,6 +37,9 @@ class ClientRegistry:
         self.expiry_ms = expiry_ms
         self.consumers: dict[str, ConsumerGroup] = {}
         self.producers: dict[str, dict[int, ClientChannel]] = {}
+        # The last subscription seen per (group, topic), also from before a restart; used while the group has
+        # no live member (e.g. until its first heartbeat after a broker restart).
+        self.remembered: dict[tuple[str, str], Subscription] = {}
 
     def register_consumer(self, data: ConsumerData, channel: ClientChannel) -> bool:
         """Add or refresh a consumer; True when the group gained a member or a subscribed topic was added or
@@ -101,4 +104,15 @@ class ClientRegistry:
 
     def subscription(self, group: str, topic: str) -> Subscription | None:
         g = self.consumers.get(group)
-        return g.subscriptions.get(topic) if g else None
+        live = g.subscriptions.get(topic) if g else None
+        return live if live is not None else self.remembered.get((group, topic))
+
+    def to_remember(self, group: str, subscriptions: dict[str, Subscription]) -> list[Subscription]:
+        """Subscriptions that differ from what is remembered for the group (they need saving); remembers them."""
+        changed = []
+        for topic, sub in subscriptions.items():
+            old = self.remembered.get((group, topic))
+            if old is None or (old.expression_type, old.expression) != (sub.expression_type, sub.expression):
+                self.remembered[(group, topic)] = sub
+                changed.append(sub)
+        return changed

@@ -163,6 +163,14 @@ class MessageStore(Protocol):
         """Change a pending half message (a check was sent, or it was rolled back or discarded); False when it is
         no longer pending. Durable when this returns."""
 
+    async def save_subscription(
+        self, group: str, topic: str, expression_type: str, expression: str, sub_version: int
+    ) -> None:
+        """Remember a group's subscription to a topic (replacing the previous one)."""
+
+    async def load_subscriptions(self) -> list[tuple[str, str, str, str, int]]:
+        """Every remembered subscription: (group, topic, expression type, expression, subVersion)."""
+
     async def load_topics(self) -> list[TopicConfig]:
         """Every persisted topic config."""
 

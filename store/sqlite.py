@@ -56,6 +56,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX half_messages_pending ON half_messages (state, next_check_ms);
     """,
+    # 4: the last subscription of every (group, topic), so filters apply right after a restart
+    # (Apache keeps SQL92 filter data in consumerFilter.json for the same reason).
+    """
+    CREATE TABLE subscriptions (
+        consumer_group  TEXT    NOT NULL,
+        topic           TEXT    NOT NULL,
+        expression_type TEXT    NOT NULL,
+        expression      TEXT    NOT NULL,
+        sub_version     INTEGER NOT NULL,
+        PRIMARY KEY (consumer_group, topic)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
@@ -68,6 +80,10 @@ _Step = tuple[str, Sequence[Sequence[Any]]]
 INSERT_MESSAGE = (
     "INSERT INTO messages (phys_offset, topic, queue_id, queue_offset, tags_code, store_timestamp, record)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+SAVE_SUBSCRIPTION = (
+    "INSERT OR REPLACE INTO subscriptions (consumer_group, topic, expression_type, expression, sub_version)"
+    " VALUES (?, ?, ?, ?, ?)"
 )
 INSERT_SCHEDULE = "INSERT INTO schedule (phys_offset, due_ms) VALUES (?, ?)"
 INSERT_HALF = (
@@ -485,6 +501,20 @@ class SqliteStore:
                 await conn.rollback()
                 raise
         return cursor.rowcount == 1
+
+    # ---- subscriptions ----------------------------------------------------------------------------
+
+    async def save_subscription(
+        self, group: str, topic: str, expression_type: str, expression: str, sub_version: int
+    ) -> None:
+        self._require_open()
+        row = (group, topic, expression_type, expression, sub_version)
+        async with self._write_lock:
+            await self._transact([(SAVE_SUBSCRIPTION, [row])])
+
+    async def load_subscriptions(self) -> list[tuple[str, str, str, str, int]]:
+        sql = "SELECT consumer_group, topic, expression_type, expression, sub_version FROM subscriptions"
+        return [tuple(row) for row in await self._reading_conn().execute_fetchall(sql)]  # type: ignore[misc]
 
     async def unschedule(self, phys_offset: int) -> None:
         self._require_open()

@@ -8,7 +8,7 @@ from codec import jsonbody
 from codec.codes import RETRY_GROUP_TOPIC_PREFIX, RequestCode, ResponseCode
 from codec.command import RemotingCommand, request
 from codec.headers import ConsumerGroupRequestHeader, UnregisterClientRequestHeader, decode_header
-from codec.heartbeat import parse_heartbeat
+from codec.heartbeat import make_subscription, parse_heartbeat
 from gateway.clients import ClientChannel
 from gateway.context import BrokerContext, now_ms
 from remoting.connection import Connection
@@ -40,6 +40,10 @@ class ClientHandlers:
             self.ctx.transactions.producer_online()
         for data in hb.consumers:
             await self.ctx.topics.ensure_system_topic(RETRY_GROUP_TOPIC_PREFIX + data.group)
+            for sub in self.ctx.clients.to_remember(data.group, data.subscriptions):
+                await self.ctx.store.save_subscription(
+                    data.group, sub.topic, sub.expression_type, sub.expression, sub.sub_version
+                )
             if self.ctx.clients.register_consumer(data, channel):
                 log.info(
                     "consumer group %s changed: %s", data.group, self.ctx.clients.consumers[data.group].client_ids()
@@ -61,13 +65,14 @@ class ClientHandlers:
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"consumerIdList": group.client_ids()}))
 
     async def check_client_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """Java push consumers ask before starting whether their (non-TAG) expression compiles here."""
         data = jsonbody.loads(cmd.body) if cmd.body else {}
-        sub = data.get("subscriptionData") or {}
-        etype = str(sub.get("expressionType") or "TAG").upper()
-        if etype != "TAG":
-            return cmd.response(
-                ResponseCode.SYSTEM_ERROR, f"The broker does not support consumer to filter message by {etype}"
-            )
+        sub_data = data.get("subscriptionData") or {} if isinstance(data, dict) else {}
+        sub = make_subscription(
+            str(sub_data.get("topic") or ""), sub_data.get("subString"), sub_data.get("expressionType"), 0
+        )
+        if sub.error is not None:
+            return cmd.response(ResponseCode.SUBSCRIPTION_PARSE_FAILED, sub.error)
         return cmd.response(ResponseCode.SUCCESS)
 
     def connection_closed(self, conn: Connection) -> None:

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
 
-from codec.codes import Perm, PullSysFlag, ResponseCode
+from codec.codes import RETRY_GROUP_TOPIC_PREFIX, Perm, PullSysFlag, ResponseCode
 from codec.command import RemotingCommand
 from codec.headers import PullMessageRequestHeader, PullMessageResponseHeader, decode_header, encode_header
+from codec.heartbeat import Subscription, make_subscription
+from codec.properties import decode_properties
+from codec.record import properties_of
+from codec.sql92 import SqlFilter
 from codec.tags import TagFilter, parse_tag_expression
 from gateway.context import BrokerContext
 from remoting.connection import Connection
 from remoting.errors import RequestError
+from store.api import StoredEntry
 
+MessageFilter = TagFilter | SqlFilter
+MATCH_ALL = parse_tag_expression("*")
+POSTED_CACHE_SIZE = 256  # compiled expressions posted with pulls
 SCAN_CHUNK = 64  # index entries read per query while filtering
 MAX_SCAN = 2048  # entries examined per pull before answering PULL_RETRY_IMMEDIATELY (maxFilterMessageCount-like)
 MAX_TRANSFER_BYTES = 256 * 1024  # maxTransferBytesOnMessageInMemory; the first message always goes
+
+
+def acceptor(message_filter: MessageFilter) -> Callable[[StoredEntry], bool] | None:
+    """What a pull checks per stored message: its tag hash, or (SQL92) its properties; None takes everything."""
+    if isinstance(message_filter, SqlFilter):
+        return lambda entry: message_filter.matches(decode_properties(properties_of(entry.record)))
+    if message_filter.matches_all:
+        return None
+    codes = message_filter.codes()
+    return lambda entry: entry.tags_code in codes
 
 
 @dataclass(slots=True)
@@ -34,13 +52,14 @@ class PullOutcome:
 class PullHandler:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
+        self._posted: dict[tuple[str, str], Subscription] = {}
 
     async def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Awaitable[RemotingCommand]:
         h = decode_header(PullMessageRequestHeader, cmd.ext_fields)
-        tag_filter = self._filter(h)
+        message_filter = self._filter(h)
         if h.sys_flag & PullSysFlag.COMMIT_OFFSET:
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
-        outcome = await self.read(h, tag_filter)
+        outcome = await self.read(h, message_filter)
         if (
             outcome.code == ResponseCode.PULL_NOT_FOUND
             and h.sys_flag & PullSysFlag.SUSPEND
@@ -48,10 +67,10 @@ class PullHandler:
         ):
             hold_ms = min(max(h.suspend_timeout_millis, 0), self.ctx.config.max_long_poll_ms)
             if hold_ms > 0:
-                return self._hold(cmd, h, tag_filter, hold_ms)
+                return self._hold(cmd, h, message_filter, hold_ms)
         return self._respond(cmd, outcome)
 
-    def _filter(self, h: PullMessageRequestHeader) -> TagFilter:
+    def _filter(self, h: PullMessageRequestHeader) -> MessageFilter:
         topic = self.ctx.topics.get(h.topic)
         if topic is None:
             raise RequestError(ResponseCode.TOPIC_NOT_EXIST, f"topic[{h.topic}] not exist, apply first please!")
@@ -64,18 +83,32 @@ class PullHandler:
                 f"[{topic.read_queue_nums}]",
             )
         if h.sys_flag & PullSysFlag.SUBSCRIPTION:
-            etype = (h.expression_type or "TAG").upper()
-            if etype != "TAG":
-                raise RequestError(
-                    ResponseCode.SUBSCRIPTION_PARSE_FAILED, f"expression type {etype} is not supported by this broker"
-                )
-            return parse_tag_expression(h.subscription)
-        sub = self.ctx.clients.subscription(h.consumer_group, h.topic)
-        # Without a heartbeat yet (e.g. right after a broker restart) serve unfiltered: TAG clients re-filter
-        # by tag themselves, and answering SUBSCRIPTION_NOT_EXIST would stall them until their next heartbeat.
-        return sub.tag_filter if sub is not None else parse_tag_expression("*")
+            sub = self._posted_subscription(h)
+        else:
+            sub = self.ctx.clients.subscription(h.consumer_group, h.topic)
+        if sub is None:
+            # No heartbeat and nothing remembered for this group: serve unfiltered. TAG clients re-filter by tag
+            # themselves; answering SUBSCRIPTION_NOT_EXIST would only stall them until their next heartbeat.
+            return MATCH_ALL
+        if sub.error is not None:
+            raise RequestError(ResponseCode.SUBSCRIPTION_PARSE_FAILED, sub.error)
+        if sub.sql is not None:
+            # Retry topics are not SQL-filtered (filterSupportRetry=false): they hold only this group's failures.
+            return MATCH_ALL if h.topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else sub.sql
+        return sub.tag_filter
 
-    async def read(self, h: PullMessageRequestHeader, tag_filter: TagFilter) -> PullOutcome:
+    def _posted_subscription(self, h: PullMessageRequestHeader) -> Subscription:
+        """The expression sent with the pull (C++, ali-ons, lite-pull consumers), compiled once per expression."""
+        key = (h.expression_type or "TAG", h.subscription or "")
+        sub = self._posted.get(key)
+        if sub is None:
+            sub = make_subscription(h.topic, h.subscription, h.expression_type, h.sub_version)
+            if len(self._posted) >= POSTED_CACHE_SIZE:
+                self._posted.pop(next(iter(self._posted)))
+            self._posted[key] = sub
+        return sub
+
+    async def read(self, h: PullMessageRequestHeader, message_filter: MessageFilter) -> PullOutcome:
         store = self.ctx.store
         lo = store.min_offset(h.topic, h.queue_id)
         hi = store.max_offset(h.topic, h.queue_id)
@@ -91,19 +124,20 @@ class PullHandler:
             return PullOutcome(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", hi, lo, hi)
         max_count = max(1, min(h.max_msg_nums, 1024))
         max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_TRANSFER_BYTES
-        codes = None if tag_filter.matches_all else tag_filter.codes()
+        accept = acceptor(message_filter)
+        unfiltered = accept is None
         found: list[bytes] = []
         size = 0
         next_offset = o
         examined = 0
         while next_offset < hi and examined < MAX_SCAN and len(found) < max_count:
-            batch = max_count - len(found) if codes is None else SCAN_CHUNK
+            batch = max_count - len(found) if unfiltered else SCAN_CHUNK
             entries = await store.read_queue(h.topic, h.queue_id, next_offset, batch)
             if not entries:
                 break
             full = False
             for entry in entries:
-                if codes is None or entry.tags_code in codes:
+                if accept is None or accept(entry):
                     if found and size + len(entry.record) > max_bytes:
                         full = True
                         break
@@ -131,7 +165,7 @@ class PullHandler:
         return cmd.response(outcome.code, outcome.status, ext_fields=ext, body=outcome.body)
 
     async def _hold(
-        self, cmd: RemotingCommand, h: PullMessageRequestHeader, tag_filter: TagFilter, hold_ms: int
+        self, cmd: RemotingCommand, h: PullMessageRequestHeader, message_filter: MessageFilter, hold_ms: int
     ) -> RemotingCommand:
         """Wait for a message in this queue (or the deadline), then answer like a fresh, non-suspended pull."""
         deadline = anyio.current_time() + hold_ms / 1000
@@ -144,7 +178,7 @@ class PullHandler:
                         await event.wait()
             finally:  # also when the connection closes and cancels us, or the waiter lingers until the next send
                 self.ctx.waits.cancel(h.topic, h.queue_id, event)
-            outcome = await self.read(h, tag_filter)
+            outcome = await self.read(h, message_filter)
             timed_out = anyio.current_time() >= deadline or math.isclose(anyio.current_time(), deadline)
             timed_out = timed_out or self.ctx.waits.closing
             if outcome.code == ResponseCode.PULL_RETRY_IMMEDIATELY and not timed_out:

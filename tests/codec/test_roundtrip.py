@@ -11,7 +11,15 @@ from codec.frame import FrameDecoder, encode_frame
 from codec.header_json import java_text
 from codec.message_id import decode_offset_msg_id, encode_offset_msg_id
 from codec.properties import decode_properties, encode_properties
-from codec.record import StoredMessage, body_crc, decode_record, decode_records, encode_record, set_offsets
+from codec.record import (
+    StoredMessage,
+    body_crc,
+    decode_record,
+    decode_records,
+    encode_record,
+    properties_of,
+    set_offsets,
+)
 from tests.codec.strategies import any_ip, commands, int32, int64, port, prop_text, properties, stored_messages
 
 
@@ -80,3 +88,8 @@ def test_ext_field_numbers_render_as_java_text(value: int | bool) -> None:
         assert text == ("true" if value else "false")
     else:
         assert int(text) == value and "." not in text
+
+
+@given(stored_messages())
+def test_properties_of_reads_just_the_properties(msg: StoredMessage) -> None:
+    assert properties_of(encode_record(msg)) == msg.properties

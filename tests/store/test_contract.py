@@ -325,3 +325,16 @@ async def test_concurrent_appends_match_a_model(store: MessageStore, new_request
         assert [e.queue_offset for e in entries] == list(range(len(by_offset)))
         assert [_decoded(e.record)[1:] for e in entries] == [by_offset[o] for o in range(len(by_offset))]
         assert store.max_offset(topic, queue_id) == len(by_offset)
+
+
+async def test_subscriptions_are_remembered_across_a_restart(make_store) -> None:
+    store = await make_store()
+    await store.save_subscription("g", "T", "SQL92", "a > 1", 5)
+    await store.save_subscription("g", "T", "SQL92", "a > 2", 6)  # replaces
+    await store.save_subscription("g", "U", "TAG", "x || y", 1)
+    await store.close()
+    reopened = await make_store()
+    assert sorted(await reopened.load_subscriptions()) == [
+        ("g", "T", "SQL92", "a > 2", 6),
+        ("g", "U", "TAG", "x || y", 1),
+    ]
