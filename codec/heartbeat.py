@@ -81,7 +81,9 @@ def _int(value: Any) -> int:
         return 0
 
 
-def make_subscription(topic: str, expression: str | None, expression_type: str | None, sub_version: int) -> Subscription:
+def make_subscription(
+    topic: str, expression: str | None, expression_type: str | None, sub_version: int
+) -> Subscription:
     """A subscription as the broker keeps it. A SQL92 expression is compiled here; one that does not compile is
     kept with its error (pulls then answer SUBSCRIPTION_PARSE_FAILED), as the broker must still register it."""
     etype = (expression_type or "TAG").upper()
