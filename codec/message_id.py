@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 
@@ -11,8 +12,13 @@ _V4 = struct.Struct(">4siq")
 _V6 = struct.Struct(">16siq")
 
 
+@functools.lru_cache(maxsize=1024)
+def _packed(host: str) -> bytes:
+    return ipaddress.ip_address(host).packed
+
+
 def encode_offset_msg_id(host: str, port: int, phys_offset: int) -> str:
-    ip = ipaddress.ip_address(host).packed
+    ip = _packed(host)
     layout = _V4 if len(ip) == 4 else _V6
     return layout.pack(ip, port, phys_offset).hex().upper()
 

@@ -6,6 +6,7 @@ these functions are proven equal to (tests/codec/test_spec_agreement.py). Layout
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 import zlib
@@ -80,7 +81,9 @@ def body_crc(body: bytes) -> int:
     return zlib.crc32(body) & 0x7FFFFFFF
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip_bytes(host: str) -> bytes:
+    """Packed address; cached because every record repeats the same few hosts (bench: 3.5 µs per parse)."""
     try:
         return ipaddress.ip_address(host).packed
     except ValueError as err:

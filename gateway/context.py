@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import random
@@ -27,6 +28,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@functools.lru_cache(maxsize=4096)
 def ipv4_of(host: str) -> str:
     """An IPv4 text for a peer address; C++ and ali-ons decode IPv4 hosts only."""
     try:
