@@ -35,6 +35,8 @@ def _report_enabled() -> bool:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
+    if not _RECORDER.collected and _report_enabled():
+        _RECORDER.commit_at_start = conformance.pocketmq_commit()
     _RECORDER.collect(item.nodeid)
 
 
@@ -49,7 +51,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     args = session.config.invocation_params.args
     command = os.environ.get("POCKETMQ_CONFORMANCE_COMMAND") or "python -m pytest " + shlex.join(args)
     try:
-        conformance.write_report(_RECORDER.collected, outcomes, command=command.strip())
+        conformance.write_report(
+            _RECORDER.collected, outcomes, command=command.strip(), commit_at_start=_RECORDER.commit_at_start
+        )
     except Exception as exc:  # the report must never turn a test run into an internal error
         _RECORDER.note = f"conformance report NOT written: {type(exc).__name__}: {exc}"
         return
