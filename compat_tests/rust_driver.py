@@ -1,0 +1,173 @@
+"""Build and run the Rust-client scenario driver (compat_tests/rust) for the Rust compatibility tests.
+
+The driver is one Rust program (``compat_tests/rust/src/main.rs``) against the crates.io client
+``rocketmq-client-rust`` at the version pinned in ``compat_tests/rust/Cargo.toml``, with every dependency locked by
+the committed ``Cargo.lock``. It is built once per test session with ``cargo build --locked`` (dev profile without
+debug info: a cold build is ~4-5 minutes on 2 cores, crates come from crates.io or the local cargo cache) into
+``compat_tests/rust/target/`` (git-ignored; ``CARGO_TARGET_DIR`` is honoured) and started as one process per
+producer/consumer. It prints one JSON object per line on stdout (see the header of main.rs); its stderr (the
+client's log) goes to a per-test file for diagnosis.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compat_tests import harness
+from compat_tests.go_driver import DriverProcess
+
+RUST_DIR = Path(__file__).resolve().parent / "rust"
+CLIENT_CRATE = "rocketmq-client-rust"
+FALLBACK_CARGO = Path.home() / ".cargo" / "bin" / "cargo"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Build:
+    binary: Path
+    client_version: str  # the rocketmq-client-rust version Cargo.lock pins
+    rustc_version: str
+    seconds: float
+
+
+def find_cargo() -> str | None:
+    """The ``cargo`` tool (PATH, else ~/.cargo/bin); None locally without it, an error in CI."""
+    found = shutil.which("cargo")
+    if found is None and FALLBACK_CARGO.exists():
+        found = str(FALLBACK_CARGO)
+    if found is None:
+        return harness.require_tool("cargo")
+    return found
+
+
+def locked_version(crate: str = CLIENT_CRATE) -> str:
+    """The version of ``crate`` in the committed Cargo.lock."""
+    lock = (RUST_DIR / "Cargo.lock").read_text()
+    m = re.search(rf'\[\[package\]\]\nname = "{re.escape(crate)}"\nversion = "([^"]+)"', lock)
+    return m.group(1) if m else "unknown"
+
+
+_BUILT: dict[str, Build] = {}
+
+
+def build(cargo: str, timeout: float = 540) -> Build:
+    """``cargo build --locked`` the driver (downloading crates on a fresh machine); once per process."""
+    if cargo not in _BUILT:
+        _BUILT[cargo] = _build(cargo, timeout)
+    return _BUILT[cargo]
+
+
+def _build(cargo: str, timeout: float) -> Build:
+    env = dict(os.environ)
+    target_dir = Path(env.get("CARGO_TARGET_DIR") or RUST_DIR / "target")
+    env["CARGO_TARGET_DIR"] = str(target_dir)
+    env.setdefault("CARGO_TERM_COLOR", "never")
+    binary = target_dir / "debug" / "driver"
+    started = time.monotonic()
+    try:
+        # --locked: Cargo.lock is committed and never rewritten; with a warm cargo cache this works offline.
+        proc = subprocess.run(
+            [cargo, "build", "--locked", "--bin", "driver"], cwd=RUST_DIR, env=env, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"cargo build of compat_tests/rust took more than {timeout} s") from exc
+    seconds = time.monotonic() - started
+    if proc.returncode != 0 or not binary.exists():
+        raise BuildError(
+            f"cargo build of compat_tests/rust failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-8000:]}"
+        )
+    rustc_path = Path(cargo).with_name("rustc")
+    rustc = subprocess.run(
+        [str(rustc_path) if rustc_path.exists() else "rustc", "--version"], capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    return Build(binary, locked_version(), rustc.stdout.strip() or "unknown", seconds)
+
+
+@dataclass
+class Message:
+    """One message for ``produce``."""
+
+    topic: str
+    body: bytes
+    tags: str | None = None
+    keys: list[str] = field(default_factory=list)
+    props: dict[str, str] = field(default_factory=dict)
+
+    def to_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"topic": self.topic, "body": base64.b64encode(self.body).decode(), "keys": self.keys}
+        if self.tags is not None:
+            spec["tags"] = self.tags
+        if self.props:
+            spec["props"] = self.props
+        return spec
+
+
+@dataclass
+class RustClient:
+    """The built driver, writing its diagnostics (stdout copy, stderr, plans) under ``work_dir``."""
+
+    binary: Path
+    work_dir: Path
+    _seq: int = 0
+    _procs: list[DriverProcess] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Kill whatever driver processes are still running (after a failed test)."""
+        for proc in self._procs:
+            proc.kill()
+        self._procs.clear()
+
+    def _next(self, what: str) -> Path:
+        self._seq += 1
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return self.work_dir / f"{self._seq:02d}-{what}"
+
+    def _start(self, base: Path, *args: str) -> DriverProcess:
+        proc = DriverProcess([str(self.binary), *args], base)
+        self._procs.append(proc)
+        return proc
+
+    def start_produce(
+        self, namesrv: str, group: str, messages: list[Message], *, batch: bool = False, smart: bool = False
+    ) -> DriverProcess:
+        """Send ``messages`` in order (one sync send each, or one batch); ``smart``: request code 310, not 10."""
+        base = self._next(f"produce-{group}")
+        plan = base.with_suffix(".plan.json")
+        plan.write_text(json.dumps([m.to_spec() for m in messages], ensure_ascii=False), encoding="utf-8")
+        args = ["produce", "--namesrv", namesrv, "--group", group, "--plan", str(plan)]
+        if batch:
+            args.append("--batch")
+        if smart:
+            args.append("--smart")
+        return self._start(base, *args)
+
+    def produce(self, *args: Any, timeout: float = 60, **kwargs: Any) -> list[dict[str, Any]]:
+        """Run ``start_produce`` to its end; the ``sent`` lines."""
+        proc = self.start_produce(*args, **kwargs)
+        proc.join(timeout)
+        return proc.events("sent")
+
+    def start_consume(
+        self, namesrv: str, topic: str, group: str, expect: int, *, expr: str = "*", timeout: float = 30,
+        linger: float = 1.0,
+    ) -> DriverProcess:  # fmt: skip
+        """A push consumer (clustering, from the first offset) that exits after ``expect`` messages + ``linger``."""
+        base = self._next(f"consume-{group}")
+        return self._start(
+            base, "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expr", expr,
+            "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
+        )  # fmt: skip
