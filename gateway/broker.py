@@ -31,6 +31,7 @@ from store.sqlite import SqliteStore
 log = logging.getLogger("pocketmq.broker")
 
 CLIENT_SCAN_INTERVAL_S = 10.0
+WRITE_GRACE_S = 0.5
 
 
 class Broker:
@@ -123,9 +124,13 @@ class Broker:
         """Stop accepting connections, answer held pulls, and let accepted sends finish (graceful shutdown)."""
         self.server.stop_accepting()
         self.ctx.waits.release_all()
+        # Short polls, at shutdown only: first until every accepted send is stored and answered, then briefly
+        # until the released pulls' answers are written (consumers may keep pulling, so this is bounded).
         with anyio.move_on_after(timeout):
-            # A short poll, at shutdown only: until every accepted send and released pull has been answered.
-            while self.send_handler.in_flight > 0 or not all(c.idle for c in self.connections.values()):  # noqa: ASYNC110
+            while self.send_handler.in_flight > 0:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+        with anyio.move_on_after(WRITE_GRACE_S):
+            while not all(c.idle for c in self.connections.values()):  # noqa: ASYNC110
                 await anyio.sleep(0.01)
 
     async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:

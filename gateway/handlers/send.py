@@ -6,6 +6,8 @@ import random
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+import anyio
+
 from codec.batch import decode_batch
 from codec.codes import (
     HALF_TOPIC,
@@ -197,7 +199,10 @@ class SendHandler:
     async def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> RemotingCommand:
         requests = prepared.requests
         try:
-            results: list[AppendResult] = await self.ctx.store.append(requests)
+            # Shielded: a send that was read is stored even if its connection closes meanwhile (a producer
+            # that sends oneway and exits at once must not lose messages).
+            with anyio.CancelScope(shield=True):
+                results: list[AppendResult] = await self.ctx.store.append(requests)
         finally:
             self.in_flight -= 1
         due_ms = requests[0].due_ms

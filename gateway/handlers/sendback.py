@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+import anyio
+
 from codec.codes import (
     PROPERTY_DELAY,
     PROPERTY_ORIGIN_MESSAGE_ID,
@@ -89,7 +91,8 @@ class SendBackHandler:
         return append_request(msg, new_props, due_ms=deferral.due_ms if deferral is not None else None)
 
     async def _store(self, cmd: RemotingCommand, request: AppendRequest) -> RemotingCommand:
-        await self.ctx.store.append([request])
+        with anyio.CancelScope(shield=True):  # stored even if the consumer's connection closes meanwhile
+            await self.ctx.store.append([request])
         if request.due_ms is not None:
             self.ctx.scheduler.scheduled(request.due_ms)
         else:

@@ -10,6 +10,8 @@ import pytest
 from codec import jsonbody
 from codec.batch import BatchItem, encode_batch
 from codec.codes import MessageSysFlag, RequestCode
+from codec.command import RemotingCommand
+from codec.frame import encode_frame
 from codec.message_id import decode_offset_msg_id
 from codec.properties import decode_properties, encode_properties
 
@@ -289,3 +291,20 @@ async def test_cpp_style_batch_flag_1_on_code_10_is_a_batch(bc):
     assert response.code == 0, response.remark
     assert len(response.ext_fields["msgId"].split(",")) == 2
     assert [m.body for m in await bc.pull_records("CppBatch")] == [b"one", b"two"]
+
+
+async def test_oneway_sends_are_stored_even_when_the_producer_closes_at_once(bc, cluster, wire):
+    """A producer that sends oneway and exits straight away: everything the broker read is stored."""
+    frames = b"".join(
+        encode_frame(RemotingCommand(code=RequestCode.SEND_MESSAGE_V2, opaque=i, flag=2,
+                                     ext_fields=wire.send_fields("OnewayExit"), body=f"m{i}".encode()))
+        for i in range(50)
+    )  # fmt: skip
+    producer = await cluster.connect(bc.broker)
+    await producer.stream.send(frames)
+    await producer.aclose()
+
+    async def all_stored() -> bool:
+        return await bc.max_offset("OnewayExit") == 50
+
+    await wire.wait_until(all_stored)
