@@ -13,16 +13,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compat_tests import harness
+from compat_tests.driver_process import DriverProcess
 
 GO_DIR = Path(__file__).resolve().parent / "go"
 BINARY = GO_DIR / "bin" / "driver"
@@ -80,95 +78,6 @@ def _build(go: str, timeout: float) -> Build:
     version = subprocess.run([go, "version"], capture_output=True, text=True, timeout=60, check=False)
     go_version = m.group(0) if (m := re.search(r"go\d+(\.\d+)+", version.stdout)) else version.stdout.strip()
     return Build(BINARY, listed.stdout.strip() or "unknown", go_version, seconds)
-
-
-def _tail(path: Path, limit: int = 6000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:]
-    except OSError:
-        return ""
-
-
-class DriverProcess:
-    """One driver process whose stdout JSON lines are collected by a reader thread."""
-
-    def __init__(self, cmd: list[str], base: Path) -> None:
-        self.cmd = cmd
-        self.stderr_path = base.with_suffix(".stderr")
-        self.lines: list[dict[str, Any]] = []
-        self.garbage: list[str] = []
-        self._cond = threading.Condition()
-        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - handed to the child process
-        self._stdout_copy = open(base.with_suffix(".stdout"), "w")  # noqa: SIM115 - closed by the reader
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self._stdout_copy.write(raw)
-            self._stdout_copy.flush()
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                with self._cond:
-                    self.garbage.append(line)
-                continue
-            with self._cond:
-                self.lines.append(obj)
-                self._cond.notify_all()
-        self._stdout_copy.close()
-        self.proc.stdout.close()
-        with self._cond:
-            self._cond.notify_all()
-
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        with self._cond:
-            return [x for x in self.lines if x.get("event") == kind]
-
-    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float, what: str) -> None:
-        """Wait until ``predicate(lines)`` holds; fail with the driver's output when it does not in time."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.lines):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    if predicate(self.lines):
-                        return
-                    raise AssertionError(f"{what}: not seen within {timeout} s\n{self.describe()}")
-                self._cond.wait(min(remaining, 0.5))
-
-    def join(self, timeout: float) -> list[dict[str, Any]]:
-        """Wait for a clean exit (status 0, a ``done`` line); return every line."""
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"driver did not exit within {timeout} s\n{self.describe()}") from None
-        self._reader.join(timeout=10)
-        self._stderr.close()
-        assert rc == 0 and self.events("done"), f"driver exited with {rc}\n{self.describe()}"
-        assert not self.garbage, f"driver printed non-JSON lines on stdout: {self.garbage[:5]}"
-        return list(self.lines)
-
-    def sigkill(self) -> None:
-        """kill -9: the client gets no chance to end its transaction or unregister."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        self._reader.join(timeout=10)
-        self._stderr.close()
-
-    kill = sigkill
-
-    def describe(self) -> str:
-        with self._cond:
-            out = "\n".join(json.dumps(x) for x in self.lines[-40:])
-        return f"command: {' '.join(self.cmd)}\nstdout (last lines):\n{out}\nstderr:\n{_tail(self.stderr_path)}"
 
 
 @dataclass

@@ -15,9 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from codec import jsonbody
 from codec.codes import RequestCode, ResponseCode
 from codec.command import request
 from compat_tests import harness
+from compat_tests.driver_process import DriverProcess
 from remoting.client import RemotingClient
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -125,104 +124,6 @@ def create_topic(broker: str, namesrv: str, topic: str, queues: int = 4, timeout
 # --------------------------------------------------------------------------- driver processes
 
 
-def _tail(path: Path, limit: int = 6000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:]
-    except OSError:
-        return ""
-
-
-def _short(line: dict[str, Any]) -> str:
-    """A JSON line for failure messages, with long bodies cut."""
-    shown = {
-        k: (v[:80] + f"...({len(v)} chars)" if isinstance(v, str) and len(v) > 120 else v) for k, v in line.items()
-    }
-    return json.dumps(shown, ensure_ascii=False)
-
-
-class DriverProcess:
-    """One driver process whose stdout JSON lines are collected by a reader thread."""
-
-    def __init__(self, cmd: list[str], base: Path) -> None:
-        self.cmd = cmd
-        self.stderr_path = base.with_suffix(".stderr")
-        self.lines: list[dict[str, Any]] = []
-        self.garbage: list[str] = []
-        self._cond = threading.Condition()
-        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - handed to the child process
-        self._stdout_copy = open(base.with_suffix(".stdout"), "w")  # noqa: SIM115 - closed by the reader
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True, cwd=NODE_DIR)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self._stdout_copy.write(raw)
-            self._stdout_copy.flush()
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                with self._cond:
-                    self.garbage.append(line)
-                continue
-            with self._cond:
-                self.lines.append(obj)
-                self._cond.notify_all()
-        self._stdout_copy.close()
-        self.proc.stdout.close()
-        with self._cond:
-            self._cond.notify_all()
-
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        with self._cond:
-            return [x for x in self.lines if x.get("event") == kind]
-
-    def wait_for(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float, what: str) -> None:
-        """Wait until ``predicate(lines)`` holds; fail with the driver's output when it does not in time."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.lines):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    if predicate(self.lines):
-                        return
-                    raise AssertionError(f"{what}: not seen within {timeout} s\n{self.describe()}")
-                self._cond.wait(min(remaining, 0.5))
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        self.wait_for(lambda ls: any(x.get("event") == "ready" for x in ls), timeout, "driver ready")
-
-    def join(self, timeout: float) -> list[dict[str, Any]]:
-        """Wait for a clean exit (status 0, a ``done`` line); return every line."""
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"driver did not exit within {timeout} s\n{self.describe()}") from None
-        self._reader.join(timeout=10)
-        self._stderr.close()
-        assert rc == 0 and self.events("done"), f"driver exited with {rc}\n{self.describe()}"
-        assert not self.garbage, f"driver printed non-JSON lines on stdout: {self.garbage[:5]}"
-        return list(self.lines)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(timeout=10)
-        if not self._stderr.closed:
-            self._stderr.close()
-
-    def describe(self) -> str:
-        with self._cond:
-            out = "\n".join(_short(x) for x in self.lines[-40:])
-        return f"command: {' '.join(self.cmd)}\nstdout (last lines):\n{out}\nstderr:\n{_tail(self.stderr_path)}"
-
-
 class Consumer(DriverProcess):
     def messages(self) -> list[dict[str, Any]]:
         """Every delivery the listener saw (``failed`` marks the ones it threw on)."""
@@ -292,7 +193,7 @@ class NodeClient:
             self.node, str(DRIVER), "produce", "--namesrv", namesrv, "--topic", topic, "--group", group,
             "--spec", str(spec_file), *self._auth(access_key),
         ]  # fmt: skip
-        proc = DriverProcess(cmd, base)
+        proc = DriverProcess(cmd, base, cwd=NODE_DIR)
         self._procs.append(proc)
         return proc
 
@@ -331,7 +232,7 @@ class NodeClient:
             *(["--broadcast"] if broadcast else []), *(["--fail-first"] if fail_first else []),
             *self._auth(access_key),
         ]  # fmt: skip
-        proc = Consumer(cmd, base)
+        proc = Consumer(cmd, base, cwd=NODE_DIR)
         self._procs.append(proc)
         return proc
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from compat_tests import harness
-from compat_tests.go_driver import DriverProcess
+from compat_tests.driver_process import DriverProcess
 
 RUST_DIR = Path(__file__).resolve().parent / "rust"
 CLIENT_CRATE = "rocketmq-client-rust"
