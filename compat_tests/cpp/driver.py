@@ -8,11 +8,18 @@ one JSON object per line on stdout; diagnostics go to stderr.
     python compat_tests/cpp/driver.py --namesrv 127.0.0.1:9876 consume --topic T --group G \
         --expr "a || b" --expect 10 --timeout 30 [--prop NAME ...] [--linger 1] \
         [--orderly] [--broadcast] [--reconsume N] [--work-ms MS] [--stdin-stop]
+    python compat_tests/cpp/driver.py --namesrv 127.0.0.1:9876 pull --topic T --group G \
+        [--expr "a || b"] [--max-num 32] [--passes 2] [--timeout 60] [--prop NAME ...]
     python compat_tests/cpp/driver.py probe    # prints {"event":"probe","ok":true|false,...}
 
 The spec file is a JSON list of ``{"body": base64, "tags": str, "keys": [str], "props": {str: str}}``, optionally
 with ``"delay_level": int`` and, for ``--mode orderly``, ``"order_arg": int`` (the sharding argument of that message;
 the queue is ``order_arg % queue count``; default ``--order-arg``).
+
+``pull`` drives the wrapper's ``PullConsumer``: each pass is one ``pull(topic, expr, max_num)`` generator run to its
+end (every queue the client fetches for the topic, pulled until NO_NEW_MSG from the offsets the wrapper keeps in
+``PullConsumer.offset_table``, starting at 0), reported as ``pass`` / ``message`` ... / ``pass-end`` lines; a second
+pass shows whether anything more is served past the end.
 
 A consumer started with ``--stdin-stop`` shuts down cleanly (persisting offsets, unlocking its queues, unregistering)
 when it reads a line ``stop`` or end-of-file on stdin, so a test can make it leave its group at a chosen moment.
@@ -358,6 +365,73 @@ def _watch_stdin(stopped: threading.Event) -> None:
     stopped.set()
 
 
+# --------------------------------------------------------------------------------------------------- pull
+
+
+def _describe(msg: Any, props: list[str]) -> dict[str, Any]:
+    body = msg.body or b""
+    return {
+        "event": "message",
+        "recv_ms": int(time.time() * 1000),
+        "topic": msg.topic,
+        "tags": _decode(msg.tags),
+        "keys": _decode(msg.keys),
+        "body": base64.b64encode(body).decode(),
+        "body_len": len(body),
+        "props": {name: _decode(msg.get_property(name)) for name in props},
+        "uniq_key": _decode(msg.get_property("UNIQ_KEY")),
+        "id": msg.id,
+        "queue_id": msg.queue_id,
+        "queue_offset": msg.queue_offset,
+        "commit_log_offset": msg.commit_log_offset,
+        "reconsume_times": msg.reconsume_times,
+        "born_timestamp": msg.born_timestamp,
+        "store_timestamp": msg.store_timestamp,
+    }
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    client = _load_client(args.log_dir)
+    consumer = client.PullConsumer(args.group)
+    consumer.set_namesrv_addr(args.namesrv)
+    try:
+        consumer.start()
+    except Exception as exc:
+        emit({"event": "error", "phase": "start", "error": f"{type(exc).__name__}: {exc}"})
+        return 2
+    emit({"event": "ready", "pid": os.getpid(), "ms": int(time.time() * 1000)})
+
+    def watchdog() -> None:
+        # pull() loops on BROKER_TIMEOUT without advancing: never let that keep the process alive.
+        emit({"event": "timeout", "after_s": args.timeout})
+        _finish(1)
+
+    timer = threading.Timer(args.timeout, watchdog)
+    timer.daemon = True
+    timer.start()
+    total = 0
+    for n in range(args.passes):
+        emit({"event": "pass", "pass": n})
+        count = 0
+        try:
+            for msg in consumer.pull(args.topic, args.expr, args.max_num):
+                emit(dict(_describe(msg, args.prop), **{"pass": n}))
+                count += 1
+        except Exception as exc:
+            emit({"event": "error", "phase": "pull", "pass": n, "error": f"{type(exc).__name__}: {exc}"})
+            timer.cancel()
+            _shutdown(consumer)
+            return 1
+        # offset_table keys are "<topic>@<queueId>" (the topic as the wrapper formats the queue's bytes)
+        offsets = {k.rpartition("@")[2]: v for k, v in consumer.offset_table.items()}
+        emit({"event": "pass-end", "pass": n, "count": count, "offsets": offsets})
+        total += count
+    timer.cancel()
+    emit({"event": "done", "received": total, "ms": int(time.time() * 1000)})
+    _shutdown(consumer)
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------- probe
 
 
@@ -419,10 +493,19 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--stdin-stop", action="store_true",
                     help="shut down cleanly on a line 'stop' or end of file on stdin")  # fmt: skip
 
+    pl = sub.add_parser("pull")
+    pl.add_argument("--topic", required=True)
+    pl.add_argument("--group", required=True)
+    pl.add_argument("--expr", default="*")
+    pl.add_argument("--max-num", type=int, default=32, help="max_num of each pull request")
+    pl.add_argument("--passes", type=int, default=2, help="how many times to run pull() to its end")
+    pl.add_argument("--timeout", type=float, default=60.0, help="give up (exit 1) after S seconds")
+    pl.add_argument("--prop", action="append", default=[], help="user property to report (repeatable)")
+
     sub.add_parser("probe")
 
     args = p.parse_args(argv)
-    handler = {"produce": cmd_produce, "consume": cmd_consume, "probe": cmd_probe}[args.cmd]
+    handler = {"produce": cmd_produce, "consume": cmd_consume, "pull": cmd_pull, "probe": cmd_probe}[args.cmd]
     return handler(args)
 
 
