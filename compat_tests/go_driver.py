@@ -9,6 +9,7 @@ per-test file for diagnosis.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -105,6 +106,36 @@ class PlannedTx:
 
 
 @dataclass
+class Message:
+    """One message for ``produce``; ``sharding_key`` makes the producer pick the queue by its hash (orderly)."""
+
+    body: bytes
+    tags: str | None = None
+    keys: list[str] = field(default_factory=list)
+    props: dict[str, str] = field(default_factory=dict)
+    delay_level: int = 0
+    sharding_key: str | None = None
+
+    def to_spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "body": base64.b64encode(self.body).decode(), "tags": self.tags, "keys": self.keys, "props": self.props,
+        }  # fmt: skip
+        if self.delay_level:
+            spec["delayLevel"] = self.delay_level
+        if self.sharding_key is not None:
+            spec["shardingKey"] = self.sharding_key
+        return spec
+
+
+SEND_MODES = ("sync", "async", "oneway", "batch")
+
+
+def body_of(event: dict[str, Any]) -> bytes:
+    """The raw body of a ``message`` event (printed as base64)."""
+    return base64.b64decode(event["body"])
+
+
+@dataclass
 class GoClient:
     """The built driver, writing its diagnostics under ``work_dir``."""
 
@@ -149,11 +180,76 @@ class GoClient:
             "--stay-ms", str(stay_ms),
         )  # fmt: skip
 
-    def start_consume(
-        self, namesrv: str, topic: str, group: str, expect: int, timeout: float, linger: float = 2.0
+    def start_produce(
+        self,
+        namesrv: str,
+        topic: str,
+        group: str,
+        messages: list[Message],
+        *,
+        mode: str = "sync",
+        retries: int = 2,
+        send_timeout_ms: int = 10_000,
     ) -> DriverProcess:
-        base = self._next(f"consume-{group}")
+        """A producer process sending ``messages`` in order: ``ready``, then ``sent``/``send-error`` per message (by
+        ``index``), then ``done``."""
+        assert mode in SEND_MODES, mode
+        base = self._next(f"produce-{mode}-{group}")
+        spec_file = base.with_suffix(".spec.json")
+        spec_file.write_text(json.dumps([m.to_spec() for m in messages], ensure_ascii=False), encoding="utf-8")
         return self._start(
-            base, "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expect", str(expect),
-            "--timeout", str(timeout), "--linger", str(linger),
+            base, "produce", "--namesrv", namesrv, "--topic", topic, "--group", group, "--spec", str(spec_file),
+            "--mode", mode, "--retry", str(retries), "--send-timeout-ms", str(send_timeout_ms),
         )  # fmt: skip
+
+    def produce(
+        self, namesrv: str, topic: str, group: str, messages: list[Message], *, timeout: float = 60, **kw: Any
+    ) -> list[dict[str, Any]]:
+        """Send ``messages`` from one producer process; their ``sent`` events in order, all SEND_OK (or ONEWAY)."""
+        proc = self.start_produce(namesrv, topic, group, messages, **kw)
+        lines = proc.join(timeout)
+        errors = [x for x in lines if x.get("event") == "send-error"]
+        assert not errors, f"send errors: {errors}\n{proc.describe()}"
+        sent = sorted((x for x in lines if x.get("event") == "sent"), key=lambda x: x["index"])
+        assert [x["index"] for x in sent] == list(range(len(messages))), proc.describe()
+        assert all(x["status"] in ("SEND_OK", "ONEWAY") for x in sent), sent
+        return sent
+
+    def start_consume(
+        self,
+        namesrv: str,
+        topic: str,
+        group: str,
+        expect: int,
+        timeout: float,
+        linger: float = 2.0,
+        *,
+        expr: str = "*",
+        sql: str | None = None,
+        broadcast: bool = False,
+        orderly: bool = False,
+        from_where: str = "first",
+        fail_until: int = 0,
+        max_reconsume: int | None = None,
+        reply: bool = False,
+    ) -> DriverProcess:
+        """A push consumer process: ``allocated`` on each new queue assignment, ``ready``, ``message`` per delivery
+        (body base64), ``done`` after ``expect`` messages plus ``linger`` s or at ``timeout``. ``fail_until`` N
+        answers RECONSUME_LATER while reconsumeTimes < N (-1: always)."""
+        base = self._next(f"consume-{group}")
+        args = [
+            "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expect", str(expect),
+            "--timeout", str(timeout), "--linger", str(linger), "--expr", expr, "--from", from_where,
+            "--fail-until", str(fail_until),
+        ]  # fmt: skip
+        if sql is not None:
+            args += ["--sql", sql]
+        if broadcast:
+            args.append("--broadcast")
+        if orderly:
+            args.append("--orderly")
+        if max_reconsume is not None:
+            args += ["--max-reconsume", str(max_reconsume)]
+        if reply:
+            args.append("--reply")
+        return self._start(base, *args)

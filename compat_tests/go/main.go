@@ -4,7 +4,9 @@
 // It prints one JSON object per line on stdout; the client's own logging (errors only) goes to stderr.
 //
 //	driver txproduce --namesrv ADDR --topic T --group G --plan FILE [--block-local-ms N] [--wait-checks-ms N] [--stay-ms N]
-//	driver consume   --namesrv ADDR --topic T --group G --expect N --timeout S [--linger S]
+//	driver produce   --namesrv ADDR --topic T --group G --spec FILE [--mode sync|async|oneway|batch]
+//	driver consume   --namesrv ADDR --topic T --group G --expect N --timeout S [--linger S] [--expr E | --sql E]
+//	                 [--broadcast] [--orderly] [--from first|last] [--fail-until N] [--max-reconsume N] [--reply]
 package main
 
 import (
@@ -20,7 +22,6 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
-	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
@@ -303,87 +304,10 @@ func txproduce(args []string) {
 	_ = p.Shutdown()
 }
 
-func consume(args []string) {
-	fs := flag.NewFlagSet("consume", flag.ExitOnError)
-	namesrv := fs.String("namesrv", "", "name server address")
-	topic := fs.String("topic", "", "topic")
-	group := fs.String("group", "", "consumer group")
-	expect := fs.Int("expect", 0, "stop once this many messages arrived (and --linger passed)")
-	timeout := fs.Float64("timeout", 30, "give up after this many seconds")
-	linger := fs.Float64("linger", 2, "after the expected count, keep consuming this many seconds (duplicates)")
-	_ = fs.Parse(args)
-
-	c, err := rocketmq.NewPushConsumer(
-		consumer.WithNameServer([]string{*namesrv}),
-		consumer.WithGroupName(*group),
-		consumer.WithConsumerModel(consumer.Clustering),
-		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
-	)
-	if err != nil {
-		fail("new push consumer: %v", err)
-	}
-	var mu sync.Mutex
-	count := 0
-	reached := make(chan struct{})
-	err = c.Subscribe(*topic, consumer.MessageSelector{}, func(ctx context.Context,
-		msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		for _, m := range msgs {
-			emit("message", map[string]interface{}{
-				"name":            m.GetProperty(NameProperty),
-				"body":            string(m.Body),
-				"topic":           m.Topic,
-				"keys":            m.GetKeys(),
-				"tags":            m.GetTags(),
-				"props":           m.GetProperties(),
-				"msgId":           m.MsgId,
-				"offsetMsgId":     m.OffsetMsgId,
-				"queueId":         queueID(m.Queue),
-				"queueOffset":     m.QueueOffset,
-				"commitLogOffset": m.CommitLogOffset,
-				"sysFlag":         m.SysFlag,
-				"preparedOffset":  m.PreparedTransactionOffset,
-				"reconsumeTimes":  m.ReconsumeTimes,
-				"bornTimestamp":   m.BornTimestamp,
-				"storeTimestamp":  m.StoreTimestamp,
-			})
-			mu.Lock()
-			count++
-			if count == *expect {
-				close(reached)
-			}
-			mu.Unlock()
-		}
-		return consumer.ConsumeSuccess, nil
-	})
-	if err != nil {
-		fail("subscribe: %v", err)
-	}
-	if err := c.Start(); err != nil {
-		fail("start consumer: %v", err)
-	}
-	emit("started", map[string]interface{}{"pid": os.Getpid()})
-	wait := reached
-	if *expect <= 0 {
-		wait = nil // nothing expected: consume for the whole timeout
-	}
-	timedOut := false
-	select {
-	case <-wait:
-		time.Sleep(time.Duration(*linger * float64(time.Second)))
-	case <-time.After(time.Duration(*timeout * float64(time.Second))):
-		timedOut = true
-	}
-	mu.Lock()
-	n := count
-	mu.Unlock()
-	emit("done", map[string]interface{}{"count": n, "timedOut": timedOut && *expect > 0})
-	_ = c.Shutdown()
-}
-
 func main() {
 	rlog.SetLogLevel("error")
 	if len(os.Args) < 2 {
-		fail("usage: driver txproduce|consume ...")
+		fail("usage: driver txproduce|produce|consume ...")
 	}
 	// A SIGTERM from the test harness ends the process without the client's slow shutdown.
 	sig := make(chan os.Signal, 1)
@@ -396,6 +320,8 @@ func main() {
 	switch os.Args[1] {
 	case "txproduce":
 		txproduce(os.Args[2:])
+	case "produce":
+		produce(os.Args[2:])
 	case "consume":
 		consume(os.Args[2:])
 	default:
