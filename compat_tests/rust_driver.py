@@ -99,13 +99,19 @@ def _build(cargo: str, timeout: float) -> Build:
 
 @dataclass
 class Message:
-    """One message for ``produce``."""
+    """One message for ``produce`` (also ``request`` and, as part of a ``TxMessage``, ``txproduce``).
+
+    ``delay_level``: the message's delay level; ``deliver_after_ms``: TIMER_DELIVER_MS = the driver's send time plus
+    this; ``order_key``: sent with a queue selector that maps one key to one queue."""
 
     topic: str
     body: bytes
     tags: str | None = None
     keys: list[str] = field(default_factory=list)
     props: dict[str, str] = field(default_factory=dict)
+    delay_level: int | None = None
+    deliver_after_ms: int | None = None
+    order_key: str | None = None
 
     def to_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"topic": self.topic, "body": base64.b64encode(self.body).decode(), "keys": self.keys}
@@ -113,7 +119,27 @@ class Message:
             spec["tags"] = self.tags
         if self.props:
             spec["props"] = self.props
+        if self.delay_level is not None:
+            spec["delayLevel"] = self.delay_level
+        if self.deliver_after_ms is not None:
+            spec["deliverAfterMs"] = self.deliver_after_ms
+        if self.order_key is not None:
+            spec["orderKey"] = self.order_key
         return spec
+
+
+@dataclass
+class TxMessage:
+    """One transactional message for ``txproduce``: its local transaction's answer and the answers to the broker's
+    checks, in order (unknown after the last); the driver marks it with the user property ``pmqName``."""
+
+    name: str
+    message: Message
+    local: str = "commit"  # commit | rollback | unknown
+    checks: list[str] = field(default_factory=list)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {**self.message.to_spec(), "name": self.name, "local": self.local, "checks": self.checks}
 
 
 @dataclass
@@ -141,18 +167,26 @@ class RustClient:
         self._procs.append(proc)
         return proc
 
-    def start_produce(
-        self, namesrv: str, group: str, messages: list[Message], *, batch: bool = False, smart: bool = False
-    ) -> DriverProcess:
-        """Send ``messages`` in order (one sync send each, or one batch); ``smart``: request code 310, not 10."""
-        base = self._next(f"produce-{group}")
+    def _plan(self, base: Path, entries: list[Any]) -> str:
         plan = base.with_suffix(".plan.json")
-        plan.write_text(json.dumps([m.to_spec() for m in messages], ensure_ascii=False), encoding="utf-8")
-        args = ["produce", "--namesrv", namesrv, "--group", group, "--plan", str(plan)]
+        plan.write_text(json.dumps([e.to_spec() for e in entries], ensure_ascii=False), encoding="utf-8")
+        return str(plan)
+
+    def start_produce(
+        self, namesrv: str, group: str, messages: list[Message], *, batch: bool = False, smart: bool = False,
+        mode: str = "sync", timeout_ms: int | None = None,
+    ) -> DriverProcess:  # fmt: skip
+        """Send ``messages`` in order (``mode`` sync, async or oneway; or one batch); ``smart``: code 310, not 10."""
+        base = self._next(f"produce-{group}")
+        args = ["produce", "--namesrv", namesrv, "--group", group, "--plan", self._plan(base, messages)]
         if batch:
             args.append("--batch")
         if smart:
             args.append("--smart")
+        if mode != "sync":
+            args += ["--mode", mode]
+        if timeout_ms is not None:
+            args += ["--timeout-ms", str(timeout_ms)]
         return self._start(base, *args)
 
     def produce(self, *args: Any, timeout: float = 60, **kwargs: Any) -> list[dict[str, Any]]:
@@ -163,11 +197,67 @@ class RustClient:
 
     def start_consume(
         self, namesrv: str, topic: str, group: str, expect: int, *, expr: str = "*", timeout: float = 30,
-        linger: float = 1.0,
+        linger: float = 1.0, model: str = "clustering", orderly: bool = False, from_where: str = "first",
+        max_reconsume: int | None = None, fail: bool = False, reply: bool = False, stop_file: Path | None = None,
     ) -> DriverProcess:  # fmt: skip
-        """A push consumer (clustering, from the first offset) that exits after ``expect`` messages + ``linger``."""
+        """A push consumer (clustering, from the first offset) that exits after ``expect`` deliveries + ``linger``
+        (or once ``stop_file`` exists). ``fail``: RECONSUME_LATER while a message's reconsume times are below its
+        ``pmqFailTimes`` property; ``reply``: answer request messages (body ``reply:`` + request body)."""
         base = self._next(f"consume-{group}")
-        return self._start(
-            base, "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expr", expr,
+        args = [
+            "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expr", expr,
             "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
+        ]  # fmt: skip
+        if model != "clustering":
+            args += ["--model", model]
+        if from_where != "first":
+            args += ["--from", from_where]
+        if max_reconsume is not None:
+            args += ["--max-reconsume", str(max_reconsume)]
+        if stop_file is not None:
+            args += ["--stop-file", str(stop_file)]
+        args += [f"--{flag}" for flag, on in (("orderly", orderly), ("fail", fail), ("reply", reply)) if on]
+        return self._start(base, *args)
+
+    def start_txproduce(
+        self, namesrv: str, group: str, messages: list[TxMessage], *, wait_checks_ms: int = 30_000
+    ) -> DriverProcess:
+        """A transaction producer: ``local``, ``sent`` and ``check`` lines; it waits for the planned checks."""
+        base = self._next(f"txproduce-{group}")
+        return self._start(
+            base, "txproduce", "--namesrv", namesrv, "--group", group, "--plan", self._plan(base, messages),
+            "--wait-checks-ms", str(wait_checks_ms),
         )  # fmt: skip
+
+    def start_request(
+        self, namesrv: str, group: str, messages: list[Message], *, timeout_ms: int = 10_000
+    ) -> DriverProcess:
+        """``request()`` each message in turn (request-reply); a ``reply`` line per answer."""
+        base = self._next(f"request-{group}")
+        args = ["request", "--namesrv", namesrv, "--group", group, "--plan", self._plan(base, messages)]
+        return self._start(base, *args, "--timeout-ms", str(timeout_ms))
+
+    def start_pull(
+        self, namesrv: str, topic: str, group: str, expect: int, *, timeout: float = 30, linger: float = 1.0
+    ) -> DriverProcess:
+        """A lite pull consumer (subscribe, poll, commit_sync) that exits after ``expect`` messages + ``linger``."""
+        base = self._next(f"pull-{group}")
+        return self._start(
+            base, "pull", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expect", str(expect),
+            "--timeout", str(timeout), "--linger", str(linger),
+        )  # fmt: skip
+
+    def query(
+        self, namesrv: str, group: str, topic: str, *, key: str | None = None, offset_msg_id: str | None = None,
+        timeout: float = 60,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Query by key and/or view by offset message id; the ``found`` lines."""
+        base = self._next(f"query-{group}")
+        args = ["query", "--namesrv", namesrv, "--group", group, "--topic", topic]
+        if key is not None:
+            args += ["--key", key]
+        if offset_msg_id is not None:
+            args += ["--offset-msg-id", offset_msg_id]
+        proc = self._start(base, *args)
+        proc.join(timeout)
+        return proc.events("found")
