@@ -315,10 +315,21 @@ class GoAdapter:
         self.client = go_driver.GoClient(binary=binary, work_dir=work_dir)
 
     def produce(self, namesrv: str, topic: str, items: list[Item]) -> None:
-        raise NotImplementedError("the Go driver has no produce command yet")
+        msgs = [go_driver.Message(body=it.body, tags=it.tags, keys=it.keys, props=it.props) for it in items]
+        self.client.produce(namesrv, topic, group_name("xcp", self.id), msgs, timeout=90)
 
     def start_consume(self, namesrv: str, topic: str, group: str, expect: int, timeout: float) -> Consuming:
-        raise NotImplementedError("the Go driver's consume does not report bodies and properties yet")
+        proc = self.client.start_consume(namesrv, topic, group, expect, timeout, linger=2.0)
+
+        def finish() -> list[Received]:
+            lines = proc.join(timeout + 30)
+            return [
+                _received(x, _b64(x["body"]), x["tags"], x["keys"], x["props"], sys_flag=x["sysFlag"])
+                for x in lines
+                if x.get("event") == "message"
+            ]
+
+        return _Finisher(finish)
 
     def close(self) -> None:
         self.client.close()
