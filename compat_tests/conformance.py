@@ -257,6 +257,13 @@ CELLS: list[tuple[str, list[Cell]]] = [
     ("test_apache_interop.py::test_topic_created_on_apache_broker_*", [("apache-5.3.3", "interop-namesrv")]),
     ("test_apache_interop.py::test_message_round_trip_through_apache_broker_*", [("apache-5.3.3", "interop-namesrv")]),
     ("test_apache_interop.py::test_pocketmq_namesrv_logged_no_errors", [("apache-5.3.3", "interop-namesrv")]),
+    # compat_tests/test_cross_client.py: one test per ordered pair of distinct clients.
+    *[
+        (f"test_cross_client.py::test_consumed_intact[{p.id}-to-{c.id}]", [(c.id, f"{CROSS_PREFIX}{p.id}")])
+        for p in CLIENTS
+        for c in CLIENTS
+        if p.id != c.id
+    ],
 ]
 
 # What a client's own API lacks (the client version the tree pins). Sources: the clients' APIs, checked in the
