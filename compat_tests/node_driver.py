@@ -3,8 +3,9 @@
 The driver is one Node program (``compat_tests/node/driver.js``) against the npm package ``ali-ons`` at the exact
 version pinned in ``compat_tests/node/package.json`` (resolved through the committed ``package-lock.json``). Its
 dependencies are installed once per test session with ``npm ci`` into ``compat_tests/node/node_modules``
-(git-ignored; ``npm install`` when there is no lock file yet) and every producer/consumer is one ``node`` process. It
-prints one JSON object per line on stdout; its stderr (the client's warnings and errors) goes to a per-test file.
+(git-ignored; ``npm install`` when there is no lock file yet; nothing when node_modules already matches the lock),
+and every producer/consumer is one ``node`` process. It prints one JSON object per line on stdout; its stderr (the
+client's warnings and errors) goes to a per-test file.
 
 ali-ons cannot create topics (a route lookup answered TOPIC_NOT_EXIST throws before its TBW102 fallback is reached),
 so :func:`create_topic` creates them beforehand with UPDATE_AND_CREATE_TOPIC, as ``mqadmin updateTopic`` would.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ class Install:
     node: str
     client_version: str  # the ali-ons version installed in node_modules
     node_version: str
-    command: str  # "npm ci" or "npm install"
+    command: str  # "npm ci", "npm install", or none when node_modules already matches the lock
     seconds: float
 
 
@@ -66,7 +68,22 @@ def install(node: str, npm: str, timeout: float = 600) -> Install:
     return _INSTALLED[npm]
 
 
+def _up_to_date() -> bool:
+    """node_modules holds exactly what package-lock.json pins (npm's hidden lockfile says so)."""
+    try:
+        locked = json.loads((NODE_DIR / "package-lock.json").read_text())["packages"]
+        installed = json.loads((NODE_DIR / "node_modules" / ".package-lock.json").read_text())["packages"]
+    except (OSError, ValueError, KeyError):
+        return False
+    manifest = NODE_DIR / "node_modules" / CLIENT_PACKAGE / "package.json"
+    return manifest.exists() and {k: v for k, v in locked.items() if k} == installed
+
+
 def _install(node: str, npm: str, timeout: float) -> Install:
+    if _up_to_date():
+        # npm ci would delete and rebuild node_modules, under the feet of node processes of another session
+        # sharing this tree; a clean checkout (CI) has no node_modules, so it always installs.
+        return _installed(node, "none (node_modules matches package-lock.json)", 0.0)
     locked = (NODE_DIR / "package-lock.json").exists()
     args = ["ci"] if locked else ["install"]
     args += ["--no-audit", "--no-fund", "--ignore-scripts"]
@@ -83,9 +100,14 @@ def _install(node: str, npm: str, timeout: float) -> Install:
         raise InstallError(
             f"npm {args[0]} in compat_tests/node failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         )
+    return _installed(node, f"npm {args[0]}", seconds)
+
+
+def _installed(node: str, command: str, seconds: float) -> Install:
+    manifest = NODE_DIR / "node_modules" / CLIENT_PACKAGE / "package.json"
     client_version = json.loads(manifest.read_text())["version"]
     version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=60, check=False)
-    return Install(node, client_version, version.stdout.strip(), f"npm {args[0]}", seconds)
+    return Install(node, client_version, version.stdout.strip(), command, seconds)
 
 
 # --------------------------------------------------------------------------- topics (admin side)
@@ -133,6 +155,11 @@ class Consumer(DriverProcess):
         """Wait for the driver to end (expected count + linger, or its own timeout); every delivery."""
         lines = self.join(timeout)
         return [x for x in lines if x.get("event") == "message"]
+
+    def stop(self) -> None:
+        """SIGTERM: the driver closes its consumer (commits offsets, unregisters) and ends with a ``done`` line."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
 
 @dataclass
@@ -184,14 +211,22 @@ class NodeClient:
         return ["--access-key", access_key, "--secret-key", f"{access_key}-secret"] if access_key else []
 
     def start_produce(
-        self, namesrv: str, topic: str, group: str, messages: list[Message], *, access_key: str | None = None
+        self,
+        namesrv: str,
+        topic: str,
+        group: str,
+        messages: list[Message],
+        *,
+        access_key: str | None = None,
+        concurrent: bool = False,
     ) -> DriverProcess:
+        """One producer process; ``concurrent`` starts every send before awaiting any (else one after another)."""
         base = self._next(f"produce-{group}")
         spec_file = base.with_suffix(".spec.json")
         spec_file.write_text(json.dumps([m.to_spec() for m in messages], ensure_ascii=False), encoding="utf-8")
         cmd = [
             self.node, str(DRIVER), "produce", "--namesrv", namesrv, "--topic", topic, "--group", group,
-            "--spec", str(spec_file), *self._auth(access_key),
+            "--spec", str(spec_file), *self._auth(access_key), *(["--concurrent"] if concurrent else []),
         ]  # fmt: skip
         proc = DriverProcess(cmd, base, cwd=NODE_DIR)
         self._procs.append(proc)
@@ -224,12 +259,19 @@ class NodeClient:
         linger: float = 1.0,
         access_key: str | None = None,
         name: str = "consume",
+        expr_type: str | None = None,
+        fail_always: bool = False,
+        max_reconsume_times: int | None = None,
     ) -> Consumer:
-        base = self._next(f"{name}-{group}")
+        """A push consumer process; ``expr_type="SQL92"`` subscribes ``expr`` as SQL92, ``fail_always`` throws on
+        every delivery, ``max_reconsume_times`` sets the client's maxReconsumeTimes option."""
+        base = self._next(f"{name}-{group}".replace("%", "_"))
         cmd = [
             self.node, str(DRIVER), "consume", "--namesrv", namesrv, "--topic", topic, "--group", group,
             "--expr", expr, "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
             *(["--broadcast"] if broadcast else []), *(["--fail-first"] if fail_first else []),
+            *(["--fail-always"] if fail_always else []), *(["--expr-type", expr_type] if expr_type else []),
+            *(["--max-reconsume-times", str(max_reconsume_times)] if max_reconsume_times is not None else []),
             *self._auth(access_key),
         ]  # fmt: skip
         proc = Consumer(cmd, base, cwd=NODE_DIR)

@@ -1,12 +1,15 @@
 """The stock Node.js RocketMQ client (npm ``ali-ons``, pinned in compat_tests/node/package.json) against pocketmq.
 
-Real ``node`` processes (compat_tests/node/driver.js, see node_driver.py) send with ``Producer#send`` (sync) and
-consume with ``Consumer`` (a push consumer, clustering or ``isBroadcast``) through one pocketmq for the module. Every
-assertion is about what the client itself reported: the send results and the messages its listener was handed
-(body, tags, keys, user properties, msgId, queue, reconsume times, receive time).
+Real ``node`` processes (compat_tests/node/driver.js, see node_driver.py) send with ``Producer#send`` (awaited one
+by one, or many promises in flight at once) and consume with ``Consumer`` (a push consumer, clustering or
+``isBroadcast``, with a tag or SQL92 subscription) through one pocketmq for the module. Every assertion is about what
+the client itself reported: the send results and the messages its listener was handed (body, tags, keys, user
+properties, msgId, queue, reconsume times, receive time).
 
-What ali-ons lacks is not tested here: batches, orderly consumers and queue locks, transactions, request-reply and
-the pull consumer (see /work/shared/protocol/clients.md section 5). It cannot create topics either (a route lookup
+What ali-ons 3.12.0 lacks is not tested here (its lib/index.js exports Producer, Consumer and Message only):
+oneway and batch sends, an orderly consumer and queue locks (a message's ``shardingKey`` picks its queue, but the
+consumer never locks queues and sends a failed message back to %RETRY%), transactions, request-reply, the pull
+consumer and message queries. It cannot create topics either (a route lookup
 answered TOPIC_NOT_EXIST throws before its TBW102 fallback), so every test creates its topic beforehand with
 UPDATE_AND_CREATE_TOPIC, as an operator would. The client is pointed at the name server with its ``nameSrv`` option
 (its Aliyun address-server lookup is never used); without an access key it signs nothing, with one (test 1) every
@@ -21,6 +24,8 @@ shows the install time and the observed lateness).
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -311,3 +316,141 @@ def test_offsets_resume(node: NodeClient, pocketmq: PocketMQ, names: str) -> Non
     sent = node.produce(ns, topic, f"{names}-pg", later)
     again = node.start_consume(ns, topic, group, expect=6, timeout=60, linger=2, name="resume")
     assert_delivered_once(again.finish(90), later, sent, topic)
+
+
+def test_sql92_subscription(node: NodeClient, pocketmq: PocketMQ, names: str) -> None:
+    """``Consumer#subscribe(topic, {expressionType: 'SQL92', subString})`` gets exactly the messages whose user
+    properties match (numbers compared as numbers, a unicode string, IS NOT NULL, a missing property is no match),
+    none of the others within a 3 s linger. ali-ons filters tags only on its side, so the broker does all of it."""
+    ns = pocketmq.namesrv_addr
+    topic = topic_for(pocketmq, names)
+    expr = "(color = 'red' AND n BETWEEN 2 AND 12) OR vip IS NOT NULL OR label = 'ünïcødé ✓'"
+    plan = [plain(f"sql-{i}", i, props={"color": ("red", "blue", "green")[i % 3], "n": str(i)}) for i in range(18)]
+    plan += [
+        plain("vip-green", 20, props={"color": "green", "n": "99", "vip": "yes"}),
+        plain("vip-only", 21, tags=None, props={"vip": "0"}),
+        plain("label", 22, props={"label": "ünïcødé ✓", "n": "1"}),
+        plain("label-other", 23, props={"label": "unicode ✓", "color": "red"}),  # red but n missing: NULL
+        plain("no-props", 24, props={}),
+    ]
+    wanted = [m for m in plan if m.name in {"sql-3", "sql-6", "sql-9", "sql-12", "vip-green", "vip-only", "label"}]
+    sent = node.produce(ns, topic, f"{names}-pg", plan)
+    consumer = node.start_consume(ns, topic, f"{names}-cg", expr=expr, expr_type="SQL92", expect=len(wanted),
+                                  timeout=60, linger=3)  # fmt: skip
+    assert_delivered_once(consumer.finish(90), wanted, sent, topic)
+
+
+def test_dead_letter_after_max_reconsume_times(node: NodeClient, pocketmq: PocketMQ, names: str) -> None:
+    """``maxReconsumeTimes: 1`` and a listener that always throws: each message is delivered twice (the first time,
+    then once through %RETRY%group about 10 s later with reconsume times 1); the second failure's send-back
+    (CONSUMER_SEND_MSG_BACK with maxReconsumeTimes 1) puts it in %DLQ%group, where a consumer of another group
+    reads it once, intact, with the original topic, the first delivery's id as ORIGIN_MESSAGE_ID and reconsume
+    times 2 (as Apache's consumerSendMsgBack sets them); no third delivery reaches the failing consumer."""
+    ns = pocketmq.namesrv_addr
+    topic = topic_for(pocketmq, names)
+    group = f"{names}-cg"
+    plan = [plain(f"dlq-{i}", i) for i in range(2)]
+    plan.append(Message("dlq-big", ("dead letter ✓ " * 700).encode(), tags="Big", keys=["dlq-big"],
+                        props={"pmqText": TEXT}))  # fmt: skip
+    failing = node.start_consume(ns, topic, group, expect=1, timeout=90, fail_always=True, max_reconsume_times=1,
+                                 name="failing")  # fmt: skip
+    failing.wait_ready()
+    sent = node.produce(ns, topic, f"{names}-pg", plan)
+    failing.wait_for(lambda ls: sum(x.get("event") == "message" for x in ls) >= 2 * len(plan), 40,
+                     "two deliveries of each message")  # fmt: skip
+    reader = node.start_consume(ns, f"%DLQ%{group}", f"{names}-dlq-reader", expect=len(plan), timeout=60,
+                                linger=2, name="dlq-reader")  # fmt: skip
+    dead = by_name(reader.finish(90))
+    failing.stop()
+    got = by_name(failing.finish(30))
+    for m in plan:
+        deliveries = got.get(m.name, [])
+        assert [(d["failed"], d["reconsumeTimes"]) for d in deliveries] == [(True, 0), (True, 1)], deliveries
+        first, again = deliveries
+        assert first["msgId"] == sent[m.name]["msgId"]
+        assert_intact(first, m, topic)
+        assert_intact(again, m, topic)
+        assert again["originMsgId"] == first["msgId"]
+        assert len(dead.get(m.name, [])) == 1, f"{m.name} in the dead-letter topic {len(dead.get(m.name, []))} times"
+        [d] = dead[m.name]
+        assert_intact(d, m, f"%DLQ%{group}")
+        assert d["props"].get("RETRY_TOPIC") == topic, d["props"]
+        assert d["originMsgId"] == first["msgId"], d["props"]
+        assert d["reconsumeTimes"] == 2, d["reconsumeTimes"]
+        assert d["msgId"] not in (first["msgId"], again["msgId"])
+    assert dead["dlq-big"][0]["sysFlag"] & 1  # still the deflated body the producer sent, inflated by the reader
+
+
+def test_clustering_three_consumers_share_the_queues(node: NodeClient, pocketmq: PocketMQ, names: str) -> None:
+    """Three consumer processes of one group on a 6-queue topic: once their rebalances settle (ali-ons rebalances
+    on start and every 10 s), each holds a distinct non-empty set of queues covering all six; messages sent then
+    reach exactly one of them, each the messages of its own queues, every message exactly once."""
+    ns = pocketmq.namesrv_addr
+    topic = topic_for(pocketmq, names, queues=6)
+    group = f"{names}-cg"
+    consumers = [
+        node.start_consume(ns, topic, group, expect=1_000_000, timeout=120, name=f"member{i}") for i in range(3)
+    ]
+
+    def latest_queues() -> list[list[int]]:
+        return [(c.events("ready") or [{"queues": []}])[-1]["queues"] for c in consumers]
+
+    deadline = time.monotonic() + 45
+    while True:
+        held = latest_queues()
+        if all(held) and sorted(q for qs in held for q in qs) == list(range(6)):
+            break
+        assert time.monotonic() < deadline, f"the group did not settle on a partition of the 6 queues: {held}"
+        time.sleep(0.2)
+    plan = [plain(f"cl-{i}", i) for i in range(36)]
+    sent = node.produce(ns, topic, f"{names}-pg", plan)
+    deadline = time.monotonic() + 30
+    while sum(len(c.messages()) for c in consumers) < len(plan) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # a duplicate would show up meanwhile
+    assert latest_queues() == held, "the group rebalanced while the messages were consumed"
+    for c in consumers:
+        c.stop()
+    got = [c.finish(30) for c in consumers]
+    assert_delivered_once([m for msgs in got for m in msgs], plan, sent, topic)
+    for queues, msgs in zip(held, got, strict=True):
+        assert msgs, f"the consumer holding queues {queues} got nothing"
+        assert {m["queueId"] for m in msgs} <= set(queues), (queues, sorted({m["queueId"] for m in msgs}))
+    print(f"\n[node] clustering: queues {held}, messages {[len(m) for m in got]}")
+
+
+def test_concurrent_sends(node: NodeClient, pocketmq: PocketMQ, names: str) -> None:
+    """Many ``Producer#send`` promises in flight at once on one connection (ali-ons' non-blocking send, answered by
+    opaque): every one resolves SEND_OK with its own queue offset, and each message is consumed once, intact."""
+    ns = pocketmq.namesrv_addr
+    topic = topic_for(pocketmq, names)
+    plan = [plain(f"conc-{i}", i) for i in range(40)]
+    proc = node.start_produce(ns, topic, f"{names}-pg", plan, concurrent=True)
+    lines = proc.join(60)
+    sent = {x["name"]: x for x in lines if x.get("event") == "sent"}
+    assert set(sent) == {m.name for m in plan} and all(x["status"] == "SEND_OK" for x in sent.values()), lines
+    # Started together: most sends were issued before the first answer came back.
+    first_done = min(x["sentDone"] for x in sent.values())
+    assert sum(x["sentAt"] < first_done for x in sent.values()) > len(plan) // 2, "the sends were not concurrent"
+    slots = {(x["queueId"], x["queueOffset"]) for x in sent.values()}
+    assert len(slots) == len(plan), "two sends got the same queue offset"
+    consumer = node.start_consume(ns, topic, f"{names}-cg", expect=len(plan), timeout=60, linger=1.5)
+    assert_delivered_once(consumer.finish(90), plan, sent, topic)
+
+
+def test_producer_without_server_fails_cleanly(node: NodeClient, tmp_path: Path) -> None:
+    """A producer whose name server port refuses connections: each send rejects at once with the client's
+    ECONNREFUSED error naming the address, the producer closes, and the process exits, within 20 s."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+        started = time.monotonic()
+        proc = node.start_produce(addr, "NodeNoServer", "node-no-server-pg", [plain(f"ns-{i}", i) for i in range(2)])
+        lines = proc.join(20)
+        took = time.monotonic() - started
+    assert [x["event"] for x in lines] == ["ready", "send-error", "send-error", "done"], lines
+    for err in lines[1:3]:
+        assert err["code"] == "ECONNREFUSED" and addr in err["error"], err
+    assert lines[-1] | {"closeMs": 0} == {"event": "done", "role": "producer", "sent": 0, "failed": 2,
+                                          "closed": True, "closeMs": 0}, lines[-1]  # fmt: skip
+    print(f"\n[node] without a server: failed and exited in {took:.2f} s")

@@ -2,15 +2,23 @@
 // Drives the stock Node.js RocketMQ client (ali-ons, version pinned in package.json) against pocketmq for
 // compat_tests/test_node.py (see compat_tests/node_driver.py).
 //
-//   node driver.js produce --namesrv ADDR --topic T --group G --spec FILE [--access-key K --secret-key S]
+//   node driver.js produce --namesrv ADDR --topic T --group G --spec FILE [--concurrent]
+//                          [--access-key K --secret-key S]
 //   node driver.js consume --namesrv ADDR --topic T --group G --expr EXPR --expect N --timeout S
-//                          [--broadcast] [--fail-first] [--linger S] [--from first|last] [--access-key K --secret-key S]
+//                          [--expr-type SQL92] [--broadcast] [--fail-first | --fail-always] [--max-reconsume-times N]
+//                          [--linger S] [--from first|last] [--access-key K --secret-key S]
 //
 // stdout: one JSON object per line ("event": ready | sent | send-error | message | done | fatal); the client's own
 // warnings and errors go to stderr. The spec of `produce` is a JSON list of
 //   {name, body (base64), tags, keys: [..], props: {..}, delayLevel?, startDeliverTime? (epoch ms),
 //    startDeliverInMs? (ms after the send starts)}
 // and every message also carries the user property pmqName = name, which `consume` uses to recognise redeliveries.
+// `produce` awaits each send before the next one, or with --concurrent starts every send at once and then awaits
+// them all (ali-ons' Producer#send returns a promise: many requests in flight on one connection).
+// `consume` subscribes with a tag expression, or with --expr-type SQL92 with the SQL92 form of Consumer#subscribe
+// ({expressionType, subString}); --fail-always throws on every delivery; --max-reconsume-times sets the client's
+// maxReconsumeTimes option. SIGTERM makes it close the consumer (committing offsets, unregistering) and finish
+// with "stopped": true.
 'use strict';
 
 const { Producer, Consumer, Message } = require('ali-ons');
@@ -19,7 +27,7 @@ const CLIENT_VERSION = require('ali-ons/package.json').version;
 const NAME_PROP = 'pmqName';
 
 function parseArgs(argv) {
-  const flags = new Set(['broadcast', 'fail-first']);
+  const flags = new Set(['broadcast', 'fail-first', 'fail-always', 'concurrent']);
   const opts = { _: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -101,7 +109,7 @@ async function produce(opts) {
   await producer.ready();
   emit({ event: 'ready', role: 'producer', clientVersion: CLIENT_VERSION });
   let failed = 0;
-  for (const m of spec) {
+  const sendOne = async m => {
     const msg = new Message(opts.topic, m.tags, Buffer.from(m.body || '', 'base64'));
     if (m.tags === undefined || m.tags === null) delete msg.properties.TAGS; // else the client sends "null"
     if (m.keys && m.keys.length) msg.keys = m.keys;
@@ -123,9 +131,18 @@ async function produce(opts) {
       failed++;
       emit({ event: 'send-error', name: m.name, error: String(err && err.message || err), code: err && err.code });
     }
+  };
+  if (opts.concurrent) {
+    await Promise.all(spec.map(sendOne));
+  } else {
+    for (const m of spec) await sendOne(m);
   }
-  await withTimeout(producer.close(), 10000);
-  finish({ event: 'done', role: 'producer', sent: spec.length - failed, failed }, 0);
+  const closing = Date.now();
+  const closed = await withTimeout(producer.close().then(() => true), 10000);
+  finish({
+    event: 'done', role: 'producer', sent: spec.length - failed, failed, closed: closed === true,
+    closeMs: Date.now() - closing,
+  }, 0);
 }
 
 function describe(msg, extra) {
@@ -156,11 +173,13 @@ async function consume(opts) {
   const timeoutMs = Number(opts.timeout) * 1000;
   const lingerMs = Number(opts.linger === undefined ? 1 : opts.linger) * 1000;
   const from = opts.from || 'first';
-  const consumer = new Consumer(Object.assign(clientOptions(opts), {
+  const consumerOptions = {
     consumerGroup: opts.group,
     isBroadcast: !!opts.broadcast,
     consumeFromWhere: from === 'last' ? 'CONSUME_FROM_LAST_OFFSET' : 'CONSUME_FROM_FIRST_OFFSET',
-  }));
+  };
+  if (opts['max-reconsume-times'] !== undefined) consumerOptions.maxReconsumeTimes = Number(opts['max-reconsume-times']);
+  const consumer = new Consumer(Object.assign(clientOptions(opts), consumerOptions));
   consumer.on('error', err => stderr('[consumer error]', err && err.message || err));
 
   const seenFailures = new Set();
@@ -177,8 +196,14 @@ async function consume(opts) {
     emit({ event: 'ready', role: 'consumer', clientVersion: CLIENT_VERSION, queues: queues.sort((a, b) => a - b) });
   });
 
-  consumer.subscribe(opts.topic, opts.expr || '*', async msg => {
+  let expression = opts.expr || '*';
+  if (opts['expr-type']) expression = { expressionType: opts['expr-type'], subString: expression };
+  consumer.subscribe(opts.topic, expression, async msg => {
     const key = msg.properties[NAME_PROP] || msg.originMessageId || msg.msgId;
+    if (opts['fail-always']) {
+      emit(describe(msg, { failed: true }));
+      throw new Error(`pocketmq driver: failing every delivery of ${key} on purpose`);
+    }
     if (opts['fail-first'] && !seenFailures.has(key)) {
       seenFailures.add(key);
       emit(describe(msg, { failed: true }));
@@ -192,12 +217,17 @@ async function consume(opts) {
     }
   });
 
+  let stopped = false;
+  process.on('SIGTERM', () => {
+    stopped = true;
+    resolveDone(false);
+  });
   const timer = setTimeout(() => resolveDone(true), timeoutMs);
   await consumer.ready();
   const timedOut = await done;
   clearTimeout(timer);
   await withTimeout(consumer.close(), 10000);
-  finish({ event: 'done', role: 'consumer', delivered, timedOut }, 0);
+  finish({ event: 'done', role: 'consumer', delivered, timedOut, stopped }, 0);
 }
 
 async function main() {
