@@ -231,16 +231,18 @@ class GoClient:
         from_where: str = "first",
         fail_until: int = 0,
         max_reconsume: int | None = None,
+        retry_delay_level: int = 0,
         reply: bool = False,
+        stop_file: Path | None = None,
     ) -> DriverProcess:
         """A push consumer process: ``allocated`` on each new queue assignment, ``ready``, ``message`` per delivery
-        (body base64), ``done`` after ``expect`` messages plus ``linger`` s or at ``timeout``. ``fail_until`` N
-        answers RECONSUME_LATER while reconsumeTimes < N (-1: always)."""
+        (body base64), ``done`` after ``expect`` messages (or once ``stop_file`` exists) plus ``linger`` s, or at
+        ``timeout``. ``fail_until`` N answers RECONSUME_LATER while reconsumeTimes < N (-1: always)."""
         base = self._next(f"consume-{group}")
         args = [
             "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expect", str(expect),
             "--timeout", str(timeout), "--linger", str(linger), "--expr", expr, "--from", from_where,
-            "--fail-until", str(fail_until),
+            "--fail-until", str(fail_until), "--retry-delay-level", str(retry_delay_level),
         ]  # fmt: skip
         if sql is not None:
             args += ["--sql", sql]
@@ -252,4 +254,38 @@ class GoClient:
             args += ["--max-reconsume", str(max_reconsume)]
         if reply:
             args.append("--reply")
+        if stop_file is not None:
+            args += ["--stop-file", str(stop_file)]
         return self._start(base, *args)
+
+    def start_request(
+        self,
+        namesrv: str,
+        topic: str,
+        group: str,
+        messages: list[Message],
+        *,
+        ttl_ms: int = 10_000,
+        use_async: bool = False,
+        warmup: bool = False,
+    ) -> DriverProcess:
+        """Producer.Request (or RequestAsync) per message: ``reply`` (index, body base64, props, elapsedMs) or
+        ``request-error``. ``warmup``: first one throwaway request (see request.go), reported as ``warmup``."""
+        base = self._next(f"request-{group}")
+        spec_file = base.with_suffix(".spec.json")
+        spec_file.write_text(json.dumps([m.to_spec() for m in messages], ensure_ascii=False), encoding="utf-8")
+        return self._start(
+            base, "request", "--namesrv", namesrv, "--topic", topic, "--group", group, "--spec", str(spec_file),
+            "--ttl-ms", str(ttl_ms), *(["--async"] if use_async else []),
+            *(["--warmup"] if warmup else []),
+        )  # fmt: skip
+
+    def start_pull(
+        self, namesrv: str, topic: str, group: str, *, expect: int, timeout: float, linger: float = 1.0, expr: str = "*"
+    ) -> DriverProcess:
+        """A PullConsumer polling (Poll + ACK): ``message`` per message, ``done``."""
+        base = self._next(f"pull-{group}")
+        return self._start(
+            base, "pull", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expect", str(expect),
+            "--timeout", str(timeout), "--linger", str(linger), "--expr", expr,
+        )  # fmt: skip

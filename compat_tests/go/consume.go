@@ -47,7 +47,15 @@ func messageFields(m *primitive.MessageExt) map[string]interface{} {
 		"reconsumeTimes":  m.ReconsumeTimes,
 		"bornTimestamp":   m.BornTimestamp,
 		"storeTimestamp":  m.StoreTimestamp,
+		"queueTopic":      queueTopic(m.Queue), // the topic pulled: %RETRY%<group> for a retry, where Topic is restored
 	}
+}
+
+func queueTopic(q *primitive.MessageQueue) string {
+	if q == nil {
+		return ""
+	}
+	return q.Topic
 }
 
 // allocationReporter wraps the default strategy (AllocateByAveragely) to report each new assignment: a readiness
@@ -95,6 +103,8 @@ func consume(args []string) {
 	from := fs.String("from", "first", "first | last: consumer.WithConsumeFromWhere for a group without offsets")
 	failUntil := fs.Int("fail-until", 0, "answer ConsumeRetryLater while reconsumeTimes < N (-1: always)")
 	maxReconsume := fs.Int("max-reconsume", -1, "consumer.WithMaxReconsumeTimes (-1: the client's default)")
+	retryLevel := fs.Int("retry-delay-level", 0, "ConsumeConcurrentlyContext.DelayLevelWhenNextConsume on retry (0: the broker's 3 + reconsumeTimes)")
+	stopFile := fs.String("stop-file", "", "also stop (after --linger) once this file exists")
 	reply := fs.Bool("reply", false, "answer each request message (consumer.CreateReplyMessage) with 'reply:'+body")
 	_ = fs.Parse(args)
 
@@ -106,12 +116,18 @@ func consume(args []string) {
 	if *broadcast {
 		model = consumer.BroadCasting
 	}
+	instance := "DEFAULT" // clustering consumers replace it with the pid themselves
+	if *broadcast {
+		// Broadcasting keeps "DEFAULT": processes on one host would share a client id and local offset file.
+		instance = fmt.Sprintf("broadcast-%d", os.Getpid())
+	}
 	opts := []consumer.Option{
 		consumer.WithNameServer([]string{*namesrv}),
 		consumer.WithGroupName(*group),
 		consumer.WithConsumerModel(model),
 		consumer.WithConsumeFromWhere(where),
 		consumer.WithStrategy(allocationReporter()),
+		consumer.WithInstance(instance),
 	}
 	if *orderly {
 		opts = append(opts, consumer.WithConsumerOrder(true))
@@ -157,6 +173,9 @@ func consume(args []string) {
 			emit("message", fields)
 			if retry {
 				result = consumer.ConsumeRetryLater
+				if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok && *retryLevel > 0 {
+					cc.DelayLevelWhenNextConsume = *retryLevel
+				}
 			}
 			if replier != nil {
 				sendReply(replier, m)
@@ -180,11 +199,25 @@ func consume(args []string) {
 	emit("ready", map[string]interface{}{"pid": os.Getpid()})
 	wait := reached
 	if *expect <= 0 {
-		wait = nil // nothing expected: consume for the whole timeout
+		wait = nil // nothing expected: consume for the whole timeout (or until the stop file)
+	}
+	stopped := make(chan struct{})
+	if *stopFile != "" {
+		go func() {
+			for {
+				if _, err := os.Stat(*stopFile); err == nil {
+					close(stopped)
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
 	}
 	timedOut := false
 	select {
 	case <-wait:
+		time.Sleep(time.Duration(*linger * float64(time.Second)))
+	case <-stopped:
 		time.Sleep(time.Duration(*linger * float64(time.Second)))
 	case <-time.After(time.Duration(*timeout * float64(time.Second))):
 		timedOut = true

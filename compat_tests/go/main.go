@@ -7,6 +7,8 @@
 //	driver produce   --namesrv ADDR --topic T --group G --spec FILE [--mode sync|async|oneway|batch]
 //	driver consume   --namesrv ADDR --topic T --group G --expect N --timeout S [--linger S] [--expr E | --sql E]
 //	                 [--broadcast] [--orderly] [--from first|last] [--fail-until N] [--max-reconsume N] [--reply]
+//	driver request   --namesrv ADDR --topic T --group G --spec FILE [--ttl-ms N] [--async]
+//	driver pull      --namesrv ADDR --topic T --group G --expect N --timeout S [--linger S] [--expr E]
 package main
 
 import (
@@ -307,7 +309,7 @@ func txproduce(args []string) {
 func main() {
 	rlog.SetLogLevel("error")
 	if len(os.Args) < 2 {
-		fail("usage: driver txproduce|produce|consume ...")
+		fail("usage: driver txproduce|produce|consume|request|pull ...")
 	}
 	// A SIGTERM from the test harness ends the process without the client's slow shutdown.
 	sig := make(chan os.Signal, 1)
@@ -322,6 +324,10 @@ func main() {
 		txproduce(os.Args[2:])
 	case "produce":
 		produce(os.Args[2:])
+	case "request":
+		request(os.Args[2:])
+	case "pull":
+		pull(os.Args[2:])
 	case "consume":
 		consume(os.Args[2:])
 	default:
