@@ -5,8 +5,8 @@ Every message carries its sender's id and a sequence number (user properties ``x
 key), so a consumer's view of each sender's messages can be checked on its own. What a client cannot carry is
 stated where its adapter deals with it:
 
-- C++ (PyPI rocketmq 0.4.4): bodies cross the C API as NUL-terminated strings, so its producer cannot send a NUL
-  byte (its binary body has the 255 non-zero byte values) and its consumer sees a body only up to its first NUL;
+- C++ (PyPI rocketmq 0.4.4): its producer sets bodies with a length (SetByteMessageBody), but its consumer gets them
+  from GetMessageBody, a NUL-terminated C string with no length getter, so it sees a body only up to its first NUL;
   it lists no properties (they are read by name) and reports no sysFlag (its ``store_size`` tells instead whether
   the stored body was compressed).
 - Node (ali-ons): every message also carries the driver's own ``pmqName`` property.
@@ -85,12 +85,10 @@ def _text_body(prefix: str, size: int) -> bytes:
 def corpus(sender: str) -> list[Item]:
     """What ``sender`` sends: ASCII, unicode text, all byte values, ~8 KiB compressible, ~300 KiB random."""
     rng = random.Random(f"cross-{sender}")
-    # The C++ client's C API cannot carry NUL bytes; every other client sends all 256 byte values.
-    all_bytes = bytes(range(1, 256)) if sender == "cpp" else bytes(range(256))
     bodies = [
         ("ascii", f"plain ASCII body from {sender}".encode(), "TagA"),
         ("unicode", f"ünïcødé ✓ 日本語 text from {sender} — ok".encode(), "标签✓"),
-        ("binary", f"{sender}|".encode() + all_bytes, "bin"),
+        ("binary", f"{sender}|".encode() + bytes(range(256)), "bin"),
         ("compressible", _text_body(f"{sender} compressible ", 8 * 1024), "big"),
         ("large", f"{sender}|".encode() + rng.randbytes(300 * 1024).replace(b"\0", b"\x01"), "big"),
     ]
