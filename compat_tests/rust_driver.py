@@ -220,13 +220,14 @@ class RustClient:
         return self._start(base, *args)
 
     def start_txproduce(
-        self, namesrv: str, group: str, messages: list[TxMessage], *, wait_checks_ms: int = 30_000
+        self, namesrv: str, group: str, messages: list[TxMessage], *, wait_checks_ms: int = 30_000, stay_ms: int = 0
     ) -> DriverProcess:
-        """A transaction producer: ``local``, ``sent`` and ``check`` lines; it waits for the planned checks."""
+        """A transaction producer: ``local``, ``sent`` and ``check`` lines; it waits for the planned checks and stays
+        at least ``stay_ms`` after its sends (answering any check)."""
         base = self._next(f"txproduce-{group}")
         return self._start(
             base, "txproduce", "--namesrv", namesrv, "--group", group, "--plan", self._plan(base, messages),
-            "--wait-checks-ms", str(wait_checks_ms),
+            "--wait-checks-ms", str(wait_checks_ms), "--stay-ms", str(stay_ms),
         )  # fmt: skip
 
     def start_request(

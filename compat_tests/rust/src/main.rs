@@ -19,7 +19,8 @@
 //!   `--fail`: a message whose user property `pmqFailTimes` is F gets RECONSUME_LATER while its reconsume times
 //!   are below F.
 //!   `--reply`: every message is answered with a reply message (request-reply), body `reply:` + request body.
-//! * `txproduce --namesrv ADDR --group G --plan FILE [--wait-checks-ms MS]` transaction producer; plan entries are
+//! * `txproduce --namesrv ADDR --group G --plan FILE [--wait-checks-ms MS] [--stay-ms MS]` transaction producer
+//!   (it stays at least MS after its sends, answering checks); plan entries are
 //!   messages as for `produce` plus `"name"`, `"local"`: commit|rollback|unknown and `"checks"`: the answers to
 //!   the broker's checks, in order (then unknown). Prints `local`, `sent` and `check` lines; waits for the
 //!   planned checks (or prints `checks-missing`).
@@ -639,6 +640,7 @@ impl TransactionListener for TxListener {
 async fn txproduce(client_runtime: Arc<ClientRuntime>, args: &Args) -> Fallible<()> {
     let specs = read_plan(args)?;
     let wait_checks = Duration::from_millis(args.num("wait-checks-ms", 30000.0)? as u64);
+    let stay = Duration::from_millis(args.num("stay-ms", 0.0)? as u64);
     let mut plan = HashMap::new();
     let mut planned_checks = 0;
     for (i, spec) in specs.iter().enumerate() {
@@ -687,8 +689,9 @@ async fn txproduce(client_runtime: Arc<ClientRuntime>, args: &Args) -> Fallible<
             line["state"] = json!(format!("{:?}", result.local_transaction_state));
             emit(line);
         }
-        let deadline = Instant::now() + wait_checks;
-        while checks_left.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        let sent = Instant::now();
+        let deadline = sent + wait_checks;
+        while (checks_left.load(Ordering::SeqCst) > 0 || sent.elapsed() < stay) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let left = checks_left.load(Ordering::SeqCst);
