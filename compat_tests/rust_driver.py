@@ -197,17 +197,21 @@ class RustClient:
 
     def start_consume(
         self, namesrv: str, topic: str, group: str, expect: int, *, expr: str = "*", timeout: float = 30,
-        linger: float = 1.0, model: str = "clustering", orderly: bool = False, from_where: str = "first",
-        max_reconsume: int | None = None, fail: bool = False, reply: bool = False, stop_file: Path | None = None,
+        linger: float = 1.0, expr_type: str = "TAG", model: str = "clustering", orderly: bool = False,
+        from_where: str = "first", max_reconsume: int | None = None, fail: bool = False, reply: bool = False,
+        stop_file: Path | None = None,
     ) -> DriverProcess:  # fmt: skip
         """A push consumer (clustering, from the first offset) that exits after ``expect`` deliveries + ``linger``
-        (or once ``stop_file`` exists). ``fail``: RECONSUME_LATER while a message's reconsume times are below its
-        ``pmqFailTimes`` property; ``reply``: answer request messages (body ``reply:`` + request body)."""
+        (or once ``stop_file`` exists); ``expr_type`` TAG or SQL92. ``fail``: RECONSUME_LATER while a message's
+        reconsume times are below its ``pmqFailTimes`` property; ``reply``: answer request messages (body
+        ``reply:`` + request body)."""
         base = self._next(f"consume-{group}")
         args = [
             "consume", "--namesrv", namesrv, "--topic", topic, "--group", group, "--expr", expr,
             "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
         ]  # fmt: skip
+        if expr_type != "TAG":
+            args += ["--expr-type", expr_type]
         if model != "clustering":
             args += ["--model", model]
         if from_where != "first":

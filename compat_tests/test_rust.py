@@ -238,6 +238,29 @@ def test_tag_subscription_or(pocketmq: PocketMQ, rust: RustClient, names: str) -
     assert_received_intact(topic, [sent[i] for i in wanted], received, [results[i] for i in wanted], pocketmq)
 
 
+def test_sql92_subscription(pocketmq: PocketMQ, rust: RustClient, names: str) -> None:
+    """``subscribe_with_selector(MessageSelector::by_sql(..))``: exactly the messages whose user properties match
+    (numbers compared as numbers, BETWEEN, IS NOT NULL, a unicode string; a missing property is no match) arrive,
+    none of the others within the linger; the broker does the filtering."""
+    topic = f"{names}-topic"
+    expr = "(color = 'red' AND n BETWEEN 2 AND 12) OR vip IS NOT NULL OR label = 'ünïcødé ✓'"
+    sent = make_messages(topic, 24, tags=["a", None])
+    for i, m in enumerate(sent[:18]):
+        m.props |= {"color": ("red", "blue", "green")[i % 3], "n": str(i)}
+    extra = [{"color": "green", "n": "99", "vip": "yes"}, {"vip": "0"}, {"label": "ünïcødé ✓", "n": "1"},
+             {"label": "unicode ✓", "color": "red"}, {}, {"color": "red", "n": "13"}]  # fmt: skip
+    for m, props in zip(sent[18:], extra, strict=True):
+        m.props |= props
+    results = rust.produce(pocketmq.namesrv_addr, f"{names}-pg", sent)
+    assert_sent_ok(results, len(sent), topic)
+    wanted = [3, 6, 9, 12, 18, 19, 20]
+    consumer = rust.start_consume(
+        pocketmq.namesrv_addr, topic, f"{names}-cg", len(wanted), expr=expr, expr_type="SQL92", timeout=40, linger=3
+    )
+    received = received_messages(consumer, timeout=60)
+    assert_received_intact(topic, [sent[i] for i in wanted], received, [results[i] for i in wanted], pocketmq)
+
+
 def test_batch_send(pocketmq: PocketMQ, rust: RustClient, names: str) -> None:
     """One batch (request code 320) of messages with tags, keys and properties: stored consecutively in one queue,
     each delivered once and intact, with the per-message ids the batch send result listed."""
@@ -617,6 +640,9 @@ def test_dead_letter_queue(fastmq: PocketMQ, rust: RustClient, names: str) -> No
     assert got["tags"] == sent[0].tags and got["keys"] == sent[0].keys, got
     assert {k: got["allProps"].get(k) for k in sent[0].props} == sent[0].props, got["allProps"]
     assert got["allProps"].get("RETRY_TOPIC") == topic, got["allProps"]
+    # As Apache's consumerSendMsgBack: the first delivery's offset id, reconsume times one more than the last.
+    assert got["allProps"].get("ORIGIN_MESSAGE_ID") == results[0]["offsetMsgId"], got["allProps"]
+    assert got["reconsumeTimes"] == 2, got
 
 
 # ------------------------------------------------------------------------------------------------- transactions

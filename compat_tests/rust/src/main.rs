@@ -10,7 +10,8 @@
 //!   order; oneway: no result); with `--batch` all of them go out as one batch (one `sent` line with
 //!   `"batch":true`). `--smart` sets the client's `org.apache.rocketmq.client.sendSmartMsg` switch (single sends as
 //!   code 310 instead of 10).
-//! * `consume --namesrv ADDR --topic T --group G [--expr EXPR] --expect N --timeout S [--linger S]
+//! * `consume --namesrv ADDR --topic T --group G [--expr EXPR [--expr-type TAG|SQL92]] --expect N --timeout S
+//!   [--linger S]
 //!   [--model clustering|broadcasting] [--orderly] [--from first|last] [--max-reconsume N] [--reply]
 //!   [--fail] [--stop-file PATH]`
 //!   push consumer (clustering, from the first offset by default), printing `{"event":"received",...}` per
@@ -46,7 +47,7 @@ use base64::Engine as _;
 use rocketmq_client_rust::{
     ClientError, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
     ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultLitePullConsumer,
-    DefaultMQProducer, DefaultMQPushConsumer, LocalTransactionState, MQPushConsumer, MessageUtil,
+    DefaultMQProducer, DefaultMQPushConsumer, LocalTransactionState, MQPushConsumer, MessageSelector, MessageUtil,
     TransactionListener, TransactionMQProducer,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
@@ -483,10 +484,16 @@ async fn consume(client_runtime: Arc<ClientRuntime>, args: &Args) -> Fallible<()
     let reply = replier.is_some();
     let fail = args.has("fail");
     let outcome = async {
-        consumer
-            .subscribe(topic.as_str(), expr.as_str())
-            .await
-            .map_err(|e| format!("subscribe: {e}"))?;
+        match args.get_or("expr-type", "TAG") {
+            "TAG" => consumer.subscribe(topic.as_str(), expr.as_str()).await,
+            "SQL92" => {
+                consumer
+                    .subscribe_with_selector(topic.as_str(), Some(MessageSelector::by_sql(expr.as_str())))
+                    .await
+            }
+            other => return Err(format!("--expr-type {other}: TAG or SQL92")),
+        }
+        .map_err(|e| format!("subscribe: {e}"))?;
         if args.has("orderly") {
             consumer.register_message_listener_orderly(
                 move |msgs: &[&MessageExt], _ctx: &mut ConsumeOrderlyContext| {
