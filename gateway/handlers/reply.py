@@ -43,6 +43,13 @@ class ReplyHandler:
         target = props.get(PROPERTY_REPLY_TO_CLIENT)
         if not target:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, f"the reply message has no {PROPERTY_REPLY_TO_CLIENT}")
+        # The push waits for the requester's answer (up to PUSH_REPLY_TIMEOUT_S): done in a task of its own, so a
+        # requester that never answers does not hold up the responder's connection (Java: replyMessageExecutor).
+        return self._push_and_store(cmd, header, conn, target, now)
+
+    async def _push_and_store(
+        self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection, target: str, now: int
+    ) -> RemotingCommand:
         conn_id = self.ctx.clients.connection_of_client(target)
         requester = self.ctx.connections.get(conn_id) if conn_id is not None else None
         push_error = None

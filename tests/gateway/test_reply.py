@@ -7,6 +7,7 @@ import json
 import anyio
 
 from codec.codes import RequestCode
+from codec.command import request
 from codec.frame import encode_frame
 from codec.properties import decode_properties
 
@@ -50,3 +51,24 @@ async def test_a_reply_for_an_absent_requester_is_stored_and_reported(bc, wire):
     response = await bc.invoke(RequestCode.SEND_REPLY_MESSAGE, ext, b"orphan")
     assert response.code == 1 and "gone@1" in response.remark
     assert await bc.max_offset("DefaultCluster_REPLY_TOPIC", 0) == 1
+
+
+async def test_a_requester_that_never_answers_does_not_hold_up_the_responder(bc, open_broker_client, wire, monkeypatch):
+    """The push waits for the requester in a task of its own: the responder's next request is answered at once."""
+    monkeypatch.setattr("gateway.handlers.reply.PUSH_REPLY_TIMEOUT_S", 1.0)
+    requester = await open_broker_client(bc.broker)
+    await register_producer(requester, "silent@1")  # gets the push, never answers it
+    reply = request(RequestCode.SEND_REPLY_MESSAGE_V2, wire.send_fields(
+        "DefaultCluster_REPLY_TOPIC", properties=reply_props("silent@1"), v2=True), b"late")  # fmt: skip
+    probe = request(RequestCode.GET_MAX_OFFSET, {"topic": "DefaultCluster_REPLY_TOPIC", "queueId": "0"})
+    reply.opaque, probe.opaque = 901, 902
+    started = anyio.current_time()
+    await bc.client.stream.send(encode_frame(reply) + encode_frame(probe))
+    first = await bc.client.receive(timeout=3)
+    assert first.opaque == 902 and first.code == 0, (first.opaque, first.remark)
+    assert anyio.current_time() - started < 0.5
+    push = await requester.client.receive(timeout=3)
+    assert (push.code, push.body) == (RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, b"late")
+    second = await bc.client.receive(timeout=3)
+    assert second.opaque == 901 and second.code == 1 and "TimeoutError" in second.remark, second.remark
+    assert await bc.max_offset("DefaultCluster_REPLY_TOPIC", 0) == 1  # stored all the same
