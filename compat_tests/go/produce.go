@@ -142,7 +142,7 @@ func produce(args []string) {
 			i := i
 			started := nowMs()
 			wg.Add(1)
-			var once sync.Once // v2.1.2 calls the callback twice when the request itself fails
+			var once sync.Once // v2.1.2's sendAsync does not return after reporting a failed invoke to the callback
 			err := p.SendAsync(ctx, func(_ context.Context, res *primitive.SendResult, err error) {
 				once.Do(func() {
 					defer wg.Done()
