@@ -10,6 +10,11 @@ three consumer processes, offsets resumed by a new process, the lite pull consum
 request-reply, auto-created topics, retries through ``%RETRY%<group>``, dead letters, transactions (commit,
 rollback, UNKNOWN answered by the broker's checks) and a producer without a server.
 
+The concurrent listener runs on the client runtime's bounded blocking lane (rocketmq-runtime 1.0.0: 2 x cores
+running + 8 x cores queued, blocking/policy.rs); a consume request refused admission is treated by the client as a
+failed consume and sent back to %RETRY% unseen (consume_message_concurrently_service.rs:748-795), with any broker.
+So no test here hands one concurrent consumer more than ~12 messages at once (20 in flight on 2 cores is the limit).
+
 Two servers per module: the default one, and a fast one (every delay level 1 s, transactions checked after 2 s
 and every 1 s, through broker.conf) for retries, dead letters and transactions.
 Run: ``pytest compat_tests/test_rust.py -s`` (needs cargo; skipped without it unless ``CI`` is set; the first run
