@@ -65,8 +65,8 @@ CLOCK_SLACK_MS = 50  # ms rounding and clock reads across processes (one machine
 # Due -> received: the broker hands a due message over at once and wakes the held long poll; generous for two
 # busy cores.
 LATE_BOUND_MS = 3_000
-REBALANCE_SETTLE_S = 3.0
 NO_SERVER_BOUND_S = 20
+QUEUES = 4  # of an auto-created topic (the client asks for defaultTopicQueueNums = 4)
 TX_INTERNAL = {"TRAN_MSG", "REAL_TOPIC", "REAL_QID", "TRANSACTION_CHECK_TIMES", "__transactionId__"}
 TRANSACTION_COMMIT_TYPE = 0x8
 TRANSACTION_TYPE_MASK = 0xC
@@ -449,6 +449,23 @@ def test_auto_create_topic(pocketmq: PocketMQ, rust: RustClient, names: str) -> 
     assert_received_intact(topic, sent, received_messages(consumer, timeout=60), list(results), pocketmq)
 
 
+def latest_allocation(consumer: DriverProcess, topic: str) -> set[int] | None:
+    allocations = [x for x in consumer.events("allocation") if x["topic"] == topic]
+    return set(allocations[-1]["queues"]) if allocations else None
+
+
+def wait_split(consumers: list[DriverProcess], topic: str, timeout: float) -> float:
+    """Until every consumer holds some queues of ``topic``, no queue twice, all of them held; the seconds it took."""
+    started = time.monotonic()
+    while True:
+        held = [latest_allocation(c, topic) for c in consumers]
+        if all(held) and sum(len(h or ()) for h in held) == len(set().union(*(h or set() for h in held))) == QUEUES:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"the group never split the queues: {held}\n" + consumers[0].describe())
+        time.sleep(0.1)
+
+
 def test_clustering_shares_queues(pocketmq: PocketMQ, rust: RustClient, names: str, tmp_path: Path) -> None:
     """Three consumers of one group split the topic's queues: every message is consumed exactly once by the group,
     each consumer only from its own queues, and every consumer gets some."""
@@ -460,9 +477,9 @@ def test_clustering_shares_queues(pocketmq: PocketMQ, rust: RustClient, names: s
         rust.start_consume(pocketmq.namesrv_addr, topic, group, 0, timeout=60, expr="a || b", stop_file=stop)
         for _ in range(3)
     ]
-    for consumer in consumers:
-        consumer.wait_ready(30)
-    time.sleep(REBALANCE_SETTLE_S)  # every consumer has seen the others join (NOTIFY_CONSUMER_IDS_CHANGED)
+    # Sent only once the group is stable: the consumers' latest allocations split the topic's queues.
+    settled_in = wait_split(consumers, topic, timeout=30)
+    print(f"\n[rust] clustering: 3 consumers split the queues {settled_in:.1f} s after starting")
     sent = make_messages(topic, 24, tags=["a", "b"])
     results = rust.produce(pocketmq.namesrv_addr, f"{names}-pg", sent)
     assert_sent_ok(results, len(sent), topic)
@@ -476,6 +493,8 @@ def test_clustering_shares_queues(pocketmq: PocketMQ, rust: RustClient, names: s
     queues = [{m["queueId"] for m in ms} for ms in per_consumer]
     assert all(queues), f"a consumer got nothing: queues {queues}"
     assert sum(len(q) for q in queues) == len(set().union(*queues)), f"consumers shared a queue: {queues}"
+    for got, consumer in zip(queues, consumers, strict=True):
+        assert got <= (latest_allocation(consumer, topic) or set()), f"consumed from a queue it did not hold: {got}"
 
 
 def test_committed_offsets_resume_in_a_new_process(pocketmq: PocketMQ, rust: RustClient, names: str) -> None:

@@ -11,11 +11,11 @@
 //!   `"batch":true`). `--smart` sets the client's `org.apache.rocketmq.client.sendSmartMsg` switch (single sends as
 //!   code 310 instead of 10).
 //! * `consume --namesrv ADDR --topic T --group G [--expr EXPR [--expr-type TAG|SQL92]] --expect N --timeout S
-//!   [--linger S]
-//!   [--model clustering|broadcasting] [--orderly] [--from first|last] [--max-reconsume N] [--reply]
-//!   [--fail] [--stop-file PATH]`
+//!   [--linger S] [--model clustering|broadcasting] [--orderly] [--from first|last] [--max-reconsume N]
+//!   [--reply] [--fail] [--stop-file PATH]`
 //!   push consumer (clustering, from the first offset by default), printing `{"event":"received",...}` per
-//!   delivery; it exits after N deliveries plus the linger (to catch duplicates), or when the stop file exists
+//!   delivery and `{"event":"allocation","topic","queues"}` after each rebalance that changed its queues; it exits
+//!   after N deliveries plus the linger (to catch duplicates), or when the stop file exists
 //!   (then N is ignored), or after the timeout, with a `{"event":"summary","received","expected","timedOut"}` line.
 //!   `--fail`: a message whose user property `pmqFailTimes` is F gets RECONSUME_LATER while its reconsume times
 //!   are below F.
@@ -34,7 +34,7 @@
 //! All print `{"event":"ready"}` once the client has started and `{"event":"done"}` before a clean exit;
 //! a client error prints `{"event":"error","stage","error"}` and exits with status 1.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,7 +47,7 @@ use base64::Engine as _;
 use rocketmq_client_rust::{
     ClientError, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
     ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultLitePullConsumer,
-    DefaultMQProducer, DefaultMQPushConsumer, LocalTransactionState, MQPushConsumer, MessageSelector, MessageUtil,
+    DefaultMQProducer, DefaultMQPushConsumer, LocalTransactionState, MQPushConsumer, MessageQueueListener, MessageSelector, MessageUtil,
     TransactionListener, TransactionMQProducer,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
@@ -443,6 +443,17 @@ fn consume_from(args: &Args) -> Fallible<ConsumeFromWhere> {
     }
 }
 
+/// Prints the queues the consumer holds after every rebalance that changed them (`allocation` lines).
+struct AllocationPrinter;
+
+impl MessageQueueListener for AllocationPrinter {
+    fn message_queue_changed(&self, topic: &str, mq_all: &HashSet<MessageQueue>, mq_assigned: &HashSet<MessageQueue>) {
+        let mut queues: Vec<i32> = mq_assigned.iter().map(|mq| mq.queue_id()).collect();
+        queues.sort_unstable();
+        emit(json!({"event": "allocation", "topic": topic, "queues": queues, "all": mq_all.len(), "time": now_ms()}));
+    }
+}
+
 async fn consume(client_runtime: Arc<ClientRuntime>, args: &Args) -> Fallible<()> {
     let topic = args.get("topic")?.to_string();
     let group = args.get("group")?.to_string();
@@ -462,6 +473,7 @@ async fn consume(client_runtime: Arc<ClientRuntime>, args: &Args) -> Fallible<()
         .consumer_group(group.clone())
         .name_server_addr(namesrv.clone())
         .message_model(model)
+        .message_queue_listener(Some(Arc::new(AllocationPrinter)))
         .consume_from_where(consume_from(args)?);
     if args.has("max-reconsume") {
         builder = builder.max_reconsume_times(args.num("max-reconsume", 16.0)? as i32);
