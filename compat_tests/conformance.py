@@ -267,13 +267,32 @@ CELLS: list[tuple[str, list[Cell]]] = [
     # Producer#send returns a promise at once and resolves on the broker's answer: RocketMQ's async send.
     ("test_node.py::test_concurrent_sends", [("node", "async-send")]),
     ("test_cpp_pull.py::test_pull_consumer_reads_each_queue_in_order[*]", [("cpp", "pull-consumer")]),
-    # compat_tests/test_rust.py (rocketmq-client-rust); inert while that module is not in the tree.
+    # compat_tests/test_rust.py (rocketmq-client-rust).
     (
         "test_rust.py::test_sync_sends_with_tags_keys_properties_and_1mib_bodies[*]",
         [("rust", "sync-send"), ("rust", "large-bodies")],
     ),
     ("test_rust.py::test_tag_subscription_or", [("rust", "tag-filter")]),
     ("test_rust.py::test_batch_send", [("rust", "batch-send")]),
+    ("test_rust.py::test_sql92_subscription", [("rust", "sql92-filter")]),
+    ("test_rust.py::test_async_and_oneway_sends[async]", [("rust", "async-send")]),
+    ("test_rust.py::test_async_and_oneway_sends[oneway]", [("rust", "oneway-send")]),
+    ("test_rust.py::test_ordered_send_and_orderly_consume", [("rust", "orderly")]),
+    ("test_rust.py::test_delay_level", [("rust", "delay-level")]),
+    ("test_rust.py::test_deliver_time", [("rust", "delivery-time")]),
+    ("test_rust.py::test_broadcast", [("rust", "broadcast")]),
+    ("test_rust.py::test_auto_create_topic", [("rust", "auto-create")]),
+    ("test_rust.py::test_clustering_shares_queues", [("rust", "clustering")]),
+    ("test_rust.py::test_committed_offsets_resume_in_a_new_process", [("rust", "offsets-resume")]),
+    ("test_rust.py::test_lite_pull_consumer", [("rust", "pull-consumer")]),
+    ("test_rust.py::test_query_by_key_and_id", [("rust", "query-key"), ("rust", "query-id")]),
+    ("test_rust.py::test_request_reply", [("rust", "request-reply")]),
+    ("test_rust.py::test_no_server_fails_cleanly", [("rust", "no-server")]),
+    ("test_rust.py::test_reconsume_later_redelivers", [("rust", "retry")]),
+    ("test_rust.py::test_dead_letter_queue", [("rust", "dlq")]),
+    ("test_rust.py::test_transaction_commit", [("rust", "tx-commit")]),
+    ("test_rust.py::test_transaction_rollback", [("rust", "tx-rollback")]),
+    ("test_rust.py::test_transaction_unknown_is_checked", [("rust", "tx-check")]),
     (
         "test_apache_interop.py::test_pocketmq_broker_registers_with_apache_namesrv",
         [("apache-5.3.3", "interop-broker")],
