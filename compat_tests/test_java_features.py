@@ -508,10 +508,17 @@ def test_no_server(clients: Clients) -> None:
     RemotingConnectException here (MQClientInstance.updateTopicRouteInfoFromNameServer), not MQClientException."""
     port = harness.free_port()  # bound, then released: nothing listens there
     p = clients.features.no_server(f"127.0.0.1:{port}", f"{clients.prefix}-nowhere", f"{clients.prefix}-lost", 3000)
+    p.wait_event("done", 30)
+    shut_down = time.monotonic()
     lines = p.finish(30)
+    exited_after = time.monotonic() - shut_down
+    assert exited_after < 10, f"the JVM lingered {exited_after:.1f} s after producer.shutdown()"
     assert not [x for x in lines if x.get("event") == "sent"], "a send without a server succeeded"
     err = one(p, "sendError")
     assert "RemotingConnectException" in err["error"], err
     assert err["elapsedMs"] < 3000, f"the failed send took {err['elapsedMs']} ms"
     assert lines[-1].get("event") == "done", lines[-1]
-    print(f"\n[java-{clients.version}] send without a server: {err['class']} after {err['elapsedMs']} ms")
+    print(
+        f"\n[java-{clients.version}] send without a server: {err['class']} after {err['elapsedMs']} ms; "
+        f"JVM exited {exited_after:.1f} s after shutdown"
+    )
