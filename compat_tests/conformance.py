@@ -4,7 +4,8 @@ Every compatibility test (``compat_tests/test_*.py``) is mapped to the cells it 
 its node id -> (client, scenario) pairs). ``compat_tests/conftest.py`` collects the outcome of each compat test of a
 pytest run and, at the end of the session, hands them to ``write_report``. A cell is
 
-- ``pass``          when every test mapped to it ran and passed;
+- ``pass``          when every test mapped to it ran and passed (a test that verified a known bug of the client
+                    itself and ended in xfail counts as neither; the bug and ``CELL_NOTES`` caveats are noted);
 - ``fail``          when one of them failed (the reason: the first line of its assertion message);
 - ``skipped``       when none failed but one was skipped (e.g. the client's toolchain is missing);
 - ``not run``       when it has tests but not all of them ran in this session (``-k``, a single file, ``-x``);
@@ -41,6 +42,10 @@ JSON_PATH = REPO / "compat_tests" / "conformance.json"
 ENV_SWITCH = "POCKETMQ_CONFORMANCE_REPORT"
 SCRIPT = "python compat_tests/conformance.py"
 
+# A test outcome, not a cell status: the test checked the signature of a known bug of the client itself and ended
+# in pytest.xfail (strict: it fails once the client is fixed). It neither passes nor fails its cells; the cell's
+# other tests decide, and the bug is listed in the cell's note.
+CLIENT_BUG = "client bug"
 PASS, FAIL, SKIPPED, NOT_RUN, UNSUPPORTED_STATUS, NO_TEST = (
     "pass",
     "fail",
@@ -184,6 +189,22 @@ def _java_cells() -> list[tuple[str, list[Cell]]]:
             (f"test_java_groups.py::test_broadcasting_three_consumers[{j}]", [(j, "broadcast")]),
             (f"test_java_transactions.py::test_commit_is_consumed_exactly_once[{j}]", [(j, "tx-commit")]),
             (f"test_java_transactions.py::test_rollback_is_never_consumed[{j}]", [(j, "tx-rollback")]),
+            (f"test_java_features.py::test_sql92_filter[{j}]", [(j, "sql92-filter")]),
+            (f"test_java_features.py::test_sql92_invalid_expression[{j}]", [(j, "sql92-filter")]),
+            (f"test_java_features.py::test_request_reply_callback[{j}]", [(j, "request-reply")]),
+            # On 5.3.3 this test checks the client's known sync-request bug and ends in xfail (see CLIENT_BUG).
+            (f"test_java_features.py::test_request_reply_sync[{j}]", [(j, "request-reply")]),
+            (
+                f"test_java_features.py::test_lite_pull_subscribe_offsets_resume[{j}]",
+                [(j, "pull-consumer"), (j, "offsets-resume")],
+            ),
+            (f"test_java_features.py::test_lite_pull_assign_seek[{j}]", [(j, "pull-consumer")]),
+            (
+                f"test_java_features.py::test_pull_consumer_offsets_resume[{j}]",
+                [(j, "pull-consumer"), (j, "offsets-resume")],
+            ),
+            (f"test_java_features.py::test_query_by_key_and_id[{j}]", [(j, "query-key"), (j, "query-id")]),
+            (f"test_java_features.py::test_no_server[{j}]", [(j, "no-server")]),
         ]
         for name in (
             "test_unknown_then_check_commits",
@@ -382,6 +403,28 @@ UNSUPPORTED: dict[Cell, str] = {
 }
 
 
+# Caveats of passing cells: what the client itself does that the cell's tests work around or check for.
+_CPP_BODY_CUT = (
+    "the 0.4.4 C API hands a consumer the body as a NUL-terminated string (GetMessageBody, no length getter): the "
+    "C++ consumer is checked on the body up to its first NUL, and on every body without a NUL in full"
+)
+CELL_NOTES: dict[Cell, str] = {
+    ("go", "request-reply"): (
+        "v2.1.2's Request looks the topic up at the name server instead of its route table and so sends no heartbeat "
+        "before its first request, which then times out (against Apache's broker too; its examples/consumer/rpc "
+        "sleeps): the driver sends one warm-up request first. consumer.CreateReplyMessage drops the body and "
+        "RequestAsync calls back twice: the driver sets the body and guards the callback"
+    ),
+    ("rust", "clustering"): (
+        "rocketmq-client-rust 1.0.0's concurrent listener runs on a bounded pool (2 running + 8 queued per core); a "
+        "message that finds no slot is sent back for retry without reaching the listener "
+        "(rocketmq-runtime src/blocking/policy.rs, consume_message_concurrently_service.rs): the tests keep a "
+        "consumer's bursts below it"
+    ),
+    **{("cpp", f"cross-from:{c.id}"): _CPP_BODY_CUT for c in CLIENTS if c.id != "cpp"},
+}
+
+
 def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in pattern.split("*")) + r"\Z")
 
@@ -428,7 +471,7 @@ _check_tables()
 
 @dataclass
 class Outcome:
-    outcome: str = PASS  # pass / fail / skipped
+    outcome: str = PASS  # pass / fail / skipped / client bug
     reason: str = ""
     duration: float = 0.0
 
@@ -468,8 +511,12 @@ class Recorder:
                 out.outcome = FAIL
                 reason = _failure_reason(report)
                 out.reason = reason if report.when == "call" else f"error in {report.when}: {reason}"
-        elif report.skipped:
+        elif report.skipped and getattr(report, "wasxfail", None) is not None:
             if out.outcome in ("", PASS):
+                out.outcome = CLIENT_BUG
+                out.reason = _skip_reason(report)
+        elif report.skipped:
+            if out.outcome in ("", PASS, CLIENT_BUG):
                 out.outcome = SKIPPED
                 out.reason = _skip_reason(report)
         elif report.when == "call" and out.outcome == "":
@@ -580,7 +627,11 @@ def _cell_status(
     skipped = [f"{short_id(t)}: {o.reason}" for t, o in zip(tests, results, strict=True) if o and o.outcome == SKIPPED]
     if skipped:
         return SKIPPED, skipped
-    return PASS, []
+    bugs = [f"{short_id(t)}: {o.reason}" for t, o in zip(tests, results, strict=True) if o and o.outcome == CLIENT_BUG]
+    if bugs and len(bugs) == len(tests):
+        return SKIPPED, bugs
+    notes = [CELL_NOTES[cell]] if cell in CELL_NOTES else []
+    return PASS, notes + bugs
 
 
 # ------------------------------------------------------------------------------------------------ writing
@@ -665,7 +716,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         entry = cols[client.id]["cells"][scenario]
         text = SYMBOL[entry["status"]]
         if entry["status"] in (FAIL, SKIPPED, UNSUPPORTED_STATUS) or (
-            entry["status"] == NOT_RUN and entry.get("reasons")
+            entry["status"] in (NOT_RUN, PASS) and entry.get("reasons")
         ):
             n = note_of.setdefault((client.id, scenario), len(notes) + 1)
             if n == len(notes) + 1:
