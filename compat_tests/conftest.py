@@ -11,10 +11,81 @@ from pathlib import Path
 
 import pytest
 
-from compat_tests import conformance
+from compat_tests import conformance, go_driver, harness, java_driver, node_driver, rust_driver
 from compat_tests.harness import PocketMQ
 
 _RECORDER = conformance.Recorder()
+
+
+# ------------------------------------------------------------------------------------ client toolchains
+# Each driver is built (or installed) once per session and shared by every module using that client. A missing
+# toolchain skips on a laptop; with CI set, harness.require_tool and the find_* helpers raise instead.
+
+
+@pytest.fixture(scope="session")
+def java_builds() -> dict[str, tuple[str, str]]:
+    """The Java drivers compiled against every client version: version -> (java, classpath)."""
+    java = harness.require_tool("java")
+    mvn = harness.require_tool("mvn")
+    if java is None or mvn is None:
+        pytest.skip("java and mvn are needed for the Java client compatibility tests")
+    builds = {}
+    for version in java_driver.CLIENT_VERSIONS:
+        try:
+            builds[version] = (java, java_driver.build(mvn, version))
+        except java_driver.BuildError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    return builds
+
+
+@pytest.fixture(scope="session")
+def go_build() -> go_driver.Build:
+    """The Go driver (module download + compile on a fresh machine)."""
+    go = go_driver.find_go()
+    if go is None:
+        pytest.skip("go is needed for the Go client compatibility tests")
+    try:
+        built = go_driver.build(go)
+    except go_driver.BuildError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    print(f"\n[go] rocketmq-client-go/v2 {built.client_version} with {built.go_version}: build {built.seconds:.1f} s")
+    return built
+
+
+@pytest.fixture(scope="session")
+def rust_build() -> rust_driver.Build:
+    """The Rust driver (crate download + compile on a fresh machine)."""
+    cargo = rust_driver.find_cargo()
+    if cargo is None:
+        pytest.skip("cargo is needed for the Rust client compatibility tests")
+    try:
+        built = rust_driver.build(cargo)
+    except rust_driver.BuildError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    print(
+        f"\n[rust] rocketmq-client-rust {built.client_version} with {built.rustc_version}: build {built.seconds:.1f} s"
+    )
+    return built
+
+
+@pytest.fixture(scope="session")
+def node_install() -> node_driver.Install:
+    """The Node driver's dependencies (``npm ci``)."""
+    tools = node_driver.find_tools()
+    if tools is None:
+        pytest.skip("node and npm are needed for the Node.js client compatibility tests")
+    try:
+        installed = node_driver.install(*tools)
+    except node_driver.InstallError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    print(
+        f"\n[node] ali-ons {installed.client_version} on node {installed.node_version}: "
+        f"{installed.command} took {installed.seconds:.1f} s"
+    )
+    return installed
+
+
+# ------------------------------------------------------------------------------------------ servers
 
 
 @pytest.fixture(scope="module")

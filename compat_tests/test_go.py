@@ -24,7 +24,7 @@ import pytest
 from codec import jsonbody
 from codec.codes import RequestCode, ResponseCode
 from codec.command import request
-from compat_tests.go_driver import Build, BuildError, DriverProcess, GoClient, Message, body_of, build, find_go
+from compat_tests.go_driver import Build, DriverProcess, GoClient, Message, body_of
 from compat_tests.harness import PocketMQ, free_port
 from compat_tests.node_driver import create_topic
 from remoting.client import RemotingClient
@@ -37,19 +37,6 @@ COMPRESS_OVER = 4096  # producer.WithCompressMsgBodyOverHowmuch default
 COMPRESSED_FLAG = 0x1
 DELAY_LEVEL_MS = {1: 1000, 2: 5000}  # the broker's default messageDelayLevel "1s 5s 10s ..."
 CLOCK_SLACK_MS = 150
-
-
-@pytest.fixture(scope="session")
-def go_build() -> Build:
-    go = find_go()
-    if go is None:
-        pytest.skip("go is needed for the Go client compatibility tests")
-    try:
-        built = build(go)
-    except BuildError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    print(f"\n[go] rocketmq-client-go/v2 {built.client_version} with {built.go_version}: build {built.seconds:.1f} s")
-    return built
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from compat_tests.go_driver import Build, BuildError, DriverProcess, GoClient, PlannedTx, body_of, build, find_go
+from compat_tests.go_driver import Build, DriverProcess, GoClient, PlannedTx, body_of
 from compat_tests.harness import PocketMQ
 from store.inspect import pending_half_messages
 
@@ -39,23 +39,6 @@ TEXT = "ünïcødé ✓ 日本語 a=b;c:d"
 TX_INTERNAL = {"TRAN_MSG", "REAL_TOPIC", "REAL_QID", "TRANSACTION_CHECK_TIMES", "__transactionId__"}
 TRANSACTION_COMMIT_TYPE = 0x8
 TRANSACTION_TYPE_MASK = 0xC
-
-
-@pytest.fixture(scope="session")
-def go_build() -> Build:
-    """Build the driver once per session (module download + compile on a fresh machine)."""
-    go = find_go()
-    if go is None:
-        pytest.skip("go is needed for the Go client compatibility tests")
-    try:
-        built = build(go)
-    except BuildError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    print(
-        f"\n[go] rocketmq-client-go/v2 {built.client_version} with {built.go_version}: "
-        f"go build took {built.seconds:.1f} s"
-    )
-    return built
 
 
 @pytest.fixture(scope="module")

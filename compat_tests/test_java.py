@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
-from compat_tests import harness
 from compat_tests.harness import PocketMQ
-from compat_tests.java_driver import CLIENT_VERSIONS, BuildError, JavaClient, Message, build
+from compat_tests.java_driver import CLIENT_VERSIONS, JavaClient, Message
 
 pytestmark = [
     pytest.mark.compat,
@@ -27,22 +26,6 @@ pytestmark = [
 ]
 
 UNICODE_VALUE = "ünïcødé ✓ 日本語 a=b;c:d"
-
-
-@pytest.fixture(scope="session")
-def java_builds() -> dict[str, tuple[str, str]]:
-    """Compile the driver once per session against every client version: version -> (java, classpath)."""
-    java = harness.require_tool("java")
-    mvn = harness.require_tool("mvn")
-    if java is None or mvn is None:
-        pytest.skip("java and mvn are needed for the Java client compatibility tests")
-    builds = {}
-    for version in CLIENT_VERSIONS:
-        try:
-            builds[version] = (java, build(mvn, version))
-        except BuildError as exc:
-            pytest.fail(str(exc), pytrace=False)
-    return builds
 
 
 @pytest.fixture(params=CLIENT_VERSIONS, ids=[f"java-{v}" for v in CLIENT_VERSIONS])

@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 
-from compat_tests import harness
 from compat_tests.harness import PocketMQ
-from compat_tests.java_driver import CLIENT_VERSIONS, BuildError, Consumer, JavaClient, Message, build
+from compat_tests.java_driver import CLIENT_VERSIONS, Consumer, JavaClient, Message
 
 pytestmark = [
     pytest.mark.compat,
@@ -39,22 +38,6 @@ CLOCK_SLACK_MS = 50  # a message may seem to arrive this much before it is due (
 # normally tens of ms; generous for two busy cores running several JVMs.
 LATE_BOUND_MS = 3_000
 WARMUP = 8  # plain messages that create the topic and prove the consumer is pulling before timed ones are sent
-
-
-@pytest.fixture(scope="session")
-def java_builds() -> dict[str, tuple[str, str]]:
-    """The driver compiled per client version (once per process, shared with test_java.py): version -> (java, cp)."""
-    java = harness.require_tool("java")
-    mvn = harness.require_tool("mvn")
-    if java is None or mvn is None:
-        pytest.skip("java and mvn are needed for the Java client compatibility tests")
-    builds = {}
-    for version in CLIENT_VERSIONS:
-        try:
-            builds[version] = (java, build(mvn, version))
-        except BuildError as exc:
-            pytest.fail(str(exc), pytrace=False)
-    return builds
 
 
 @pytest.fixture

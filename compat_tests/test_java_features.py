@@ -22,7 +22,7 @@ import pytest
 
 from compat_tests import harness
 from compat_tests.harness import PocketMQ
-from compat_tests.java_driver import CLIENT_VERSIONS, BuildError, JavaClient, Message, build
+from compat_tests.java_driver import CLIENT_VERSIONS, JavaClient, Message
 from compat_tests.java_features import FeatureClient, Request
 from compat_tests.java_groups import GroupClient, GroupProcess
 
@@ -56,16 +56,10 @@ class Clients:
 
 
 @pytest.fixture(scope="module", params=CLIENT_VERSIONS, ids=[f"java-{v}" for v in CLIENT_VERSIONS])
-def built(request: pytest.FixtureRequest) -> tuple[str, str, str]:
-    """(version, java, classpath): the drivers compiled once per process (java_driver.build caches)."""
-    java = harness.require_tool("java")
-    mvn = harness.require_tool("mvn")
-    if java is None or mvn is None:
-        pytest.skip("java and mvn are needed for the Java client compatibility tests")
-    try:
-        return request.param, java, build(mvn, request.param)
-    except BuildError as exc:
-        pytest.fail(str(exc), pytrace=False)
+def built(request: pytest.FixtureRequest, java_builds: dict[str, tuple[str, str]]) -> tuple[str, str, str]:
+    """(version, java, classpath) of the module's client version (compat_tests/conftest.py builds them)."""
+    java, classpath = java_builds[request.param]
+    return request.param, java, classpath
 
 
 @pytest.fixture(scope="module")

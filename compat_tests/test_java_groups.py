@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 
-from compat_tests import harness
 from compat_tests.harness import PocketMQ
-from compat_tests.java_driver import CLIENT_VERSIONS, BuildError, build
+from compat_tests.java_driver import CLIENT_VERSIONS
 from compat_tests.java_groups import Consumer, GroupClient, unb64
 
 pytestmark = [
@@ -39,22 +38,6 @@ RETRY_DELAY_MS = 10_000  # delay level 3 of the default messageDelayLevel: the f
 FAST_DELAY_MS = 1_000  # every level of the fast server
 CLOCK_SLACK_MS = 50  # ms rounding and clock reads across processes
 Line = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-def java_builds() -> dict[str, tuple[str, str]]:
-    """The drivers compiled per client version (once per process, shared with test_java.py): version -> (java, cp)."""
-    java = harness.require_tool("java")
-    mvn = harness.require_tool("mvn")
-    if java is None or mvn is None:
-        pytest.skip("java and mvn are needed for the Java client compatibility tests")
-    builds = {}
-    for version in CLIENT_VERSIONS:
-        try:
-            builds[version] = (java, build(mvn, version))
-        except BuildError as exc:
-            pytest.fail(str(exc), pytrace=False)
-    return builds
 
 
 @pytest.fixture(params=CLIENT_VERSIONS, ids=[f"java-{v}" for v in CLIENT_VERSIONS])

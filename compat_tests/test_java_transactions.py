@@ -27,9 +27,8 @@ from typing import Any
 
 import pytest
 
-from compat_tests import harness
 from compat_tests.harness import PocketMQ
-from compat_tests.java_driver import CLIENT_VERSIONS, BuildError, Consumer, JavaClient, build
+from compat_tests.java_driver import CLIENT_VERSIONS, Consumer, JavaClient
 from compat_tests.java_tx import (
     BLOCK,
     COMMIT,
@@ -64,22 +63,6 @@ IMMUNITY_S = 4  # CHECK_IMMUNITY_TIME_IN_SECONDS on one message: its first check
 UNICODE_VALUE = "ünïcødé ✓ 日本語 a=b;c:d"
 
 TIMINGS: list[str] = []  # measured check timings, printed at the end of the module
-
-
-@pytest.fixture(scope="session")
-def java_builds() -> dict[str, tuple[str, str]]:
-    """The drivers compiled per client version (once per process, shared with the other Java tests)."""
-    java = harness.require_tool("java")
-    mvn = harness.require_tool("mvn")
-    if java is None or mvn is None:
-        pytest.skip("java and mvn are needed for the Java client compatibility tests")
-    builds = {}
-    for version in CLIENT_VERSIONS:
-        try:
-            builds[version] = (java, build(mvn, version))
-        except BuildError as exc:
-            pytest.fail(str(exc), pytrace=False)
-    return builds
 
 
 @pytest.fixture(scope="module")

@@ -35,12 +35,9 @@ import pytest
 from compat_tests.harness import PocketMQ
 from compat_tests.node_driver import (
     Install,
-    InstallError,
     Message,
     NodeClient,
     create_topic,
-    find_tools,
-    install,
     unb64,
 )
 
@@ -54,23 +51,6 @@ LATE_BOUND_MS = 3_000
 RETRY_LEVEL_3_MS = 10_000  # the first redelivery of a failed message: %RETRY% with delay level 3 + reconsumeTimes 0
 # Properties the client adds itself to every message it hands the listener (from the pull response).
 CLIENT_ADDED = {"MIN_OFFSET", "MAX_OFFSET"}
-
-
-@pytest.fixture(scope="session")
-def node_install() -> Install:
-    """``npm ci`` the driver's dependencies once per session."""
-    tools = find_tools()
-    if tools is None:
-        pytest.skip("node and npm are needed for the Node.js client compatibility tests")
-    try:
-        installed = install(*tools)
-    except InstallError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    print(
-        f"\n[node] ali-ons {installed.client_version} on node {installed.node_version}: "
-        f"{installed.command} took {installed.seconds:.1f} s"
-    )
-    return installed
 
 
 @pytest.fixture

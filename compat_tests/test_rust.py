@@ -38,7 +38,7 @@ import pytest
 
 from compat_tests.driver_process import DriverProcess
 from compat_tests.harness import PocketMQ
-from compat_tests.rust_driver import Build, BuildError, Message, RustClient, TxMessage, build, find_cargo
+from compat_tests.rust_driver import Build, Message, RustClient, TxMessage
 
 # The first test also waits for the session's cargo build (~4 min cold on 2 cores, bounded by rust_driver's own
 # 540 s limit); every test body bounds its driver processes itself (<= 60 s each).
@@ -70,22 +70,6 @@ QUEUES = 4  # of an auto-created topic (the client asks for defaultTopicQueueNum
 TX_INTERNAL = {"TRAN_MSG", "REAL_TOPIC", "REAL_QID", "TRANSACTION_CHECK_TIMES", "__transactionId__"}
 TRANSACTION_COMMIT_TYPE = 0x8
 TRANSACTION_TYPE_MASK = 0xC
-
-
-@pytest.fixture(scope="session")
-def rust_build() -> Build:
-    """Build the driver once per session (crate download + compile on a fresh machine)."""
-    cargo = find_cargo()
-    if cargo is None:
-        pytest.skip("cargo is needed for the Rust client compatibility tests")
-    try:
-        built = build(cargo)
-    except BuildError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    print(
-        f"\n[rust] rocketmq-client-rust {built.client_version} with {built.rustc_version}: build {built.seconds:.1f} s"
-    )
-    return built
 
 
 @pytest.fixture(scope="module")
