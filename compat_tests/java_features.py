@@ -102,8 +102,10 @@ class FeatureClient:
         timeout: float = 60,
         linger_ms: int = 0,
         seek: dict[int, int] | None = None,
+        drain: int = 0,
     ) -> GroupProcess:
-        """DefaultLitePullConsumer, mode subscribe or assign (every queue, ``seek``: queue id -> offset)."""
+        """DefaultLitePullConsumer, mode subscribe or assign (every queue; in assign mode it first polls ``drain``
+        messages, printed as "drained" events, then seeks: ``seek`` is queue id -> offset)."""
         seek_arg = ",".join(f"{q}:{o}" for q, o in sorted(seek.items())) if seek else None
         return self.start(
             "lite-pull",
@@ -116,6 +118,7 @@ class FeatureClient:
             timeout=timeout,
             linger_ms=linger_ms,
             seek=seek_arg,
+            drain=drain or None,
         )
 
     def pull(self, namesrv: str, topic: str, group: str, max_nums: int = 32) -> GroupProcess:

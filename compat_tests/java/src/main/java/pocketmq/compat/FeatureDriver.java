@@ -60,7 +60,8 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * FeatureDriver respond                               push consumer answering each request with
  *                                                     MessageUtil.createReplyMessage, until "stop"
  * FeatureDriver request --spec FILE --timeout-ms MS   DefaultMQProducer.request, sync and with a RequestCallback
- * FeatureDriver lite-pull --mode subscribe|assign [--seek Q:OFFSET,...] --expect N --timeout S [--linger-ms MS]
+ * FeatureDriver lite-pull --mode subscribe|assign [--drain N] [--seek Q:OFFSET,...] --expect N --timeout S
+ *                   [--linger-ms MS]   (assign: poll N messages, then seek, then the N expected ones)
  * FeatureDriver pull [--max-nums K]                   DefaultMQPullConsumer: every queue from the committed offset
  *                                                     until NO_NEW_MSG, then commits
  * FeatureDriver query [--keys K,...] [--offset-ids ID,...] [--msg-ids ID,...] [--begin MS] [--end MS]
@@ -415,6 +416,19 @@ public final class FeatureDriver {
             consumer.start();
             List<MessageQueue> mqs = sorted(consumer.fetchMessageQueues(topic));
             consumer.assign(mqs);
+            // Read the queues to their end before seeking back: seek() racing a pull that has just found messages
+            // can let that stale pull's messages through (PullTaskImpl re-checks neither its cancellation nor the
+            // seek under the queue lock once the new task has taken the seek offset): a client-side race.
+            int drain = Integer.parseInt(opts.getOrDefault("drain", "0"));
+            Set<String> drained = new HashSet<>();
+            while (drained.size() < drain && System.currentTimeMillis() < deadline) {
+                for (MessageExt m : consumer.poll(500)) {
+                    Map<String, Object> line = messageLine(m);
+                    line.put("event", "drained");
+                    emit(line);
+                    drained.add(Base64.getEncoder().encodeToString(m.getBody()));
+                }
+            }
             for (String item : opts.getOrDefault("seek", "").split(",")) {
                 if (item.isEmpty()) {
                     continue;
