@@ -34,6 +34,7 @@ Dispatcher = Callable[[RemotingCommand, "Connection"], Awaitable[HandlerResult]]
 
 _READ_SIZE = 256 * 1024
 _DRAIN_ON_ERROR_S = 2.0
+_PEER_LOST = object()
 
 
 class Connection:
@@ -62,8 +63,9 @@ class Connection:
         return f"{self.peer[0]}:{self.peer[1]}"
 
     def send(self, cmd: RemotingCommand) -> None:
-        """Queue a frame for the writer; silently dropped once the connection is closing."""
-        with contextlib.suppress(anyio.ClosedResourceError):
+        """Queue a frame for the writer; silently dropped once the connection is closing (its send side closed) or
+        its writer has ended (the receive side closed: the peer is gone, teardown under way)."""
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._out_send.send_nowait(encode_frame(cmd))
 
     @property
@@ -89,13 +91,14 @@ class Connection:
         finally:
             self._pending.pop(cmd.opaque, None)
 
-    async def _writer(self) -> None:
+    async def _writer(self, connection_scope: anyio.CancelScope) -> None:
         try:
-            await self._write_all()
+            if await self._write_all() is _PEER_LOST:
+                connection_scope.cancel()  # stop reading too: the connection closes
         finally:
             self._writer_done.set()
 
-    async def _write_all(self) -> None:
+    async def _write_all(self) -> object:
         async with self._out_recv:
             async for frame in self._out_recv:
                 chunks = [frame]
@@ -104,7 +107,13 @@ class Connection:
                         chunks.append(self._out_recv.receive_nowait())
                     except anyio.WouldBlock:
                         break
-                await self.stream.send(b"".join(chunks) if len(chunks) > 1 else frame)
+                try:
+                    await self.stream.send(b"".join(chunks) if len(chunks) > 1 else frame)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as err:
+                    # The peer is gone: what is left to write is lost with it. Later sends are dropped.
+                    log.info("connection to %s lost while writing: %r", self.peer_text, err)
+                    return _PEER_LOST
+        return None
 
     async def _complete(self, request: RemotingCommand, pending: Awaitable[RemotingCommand | None]) -> None:
         try:
@@ -117,7 +126,7 @@ class Connection:
     async def run(self, dispatch: Dispatcher) -> None:
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._writer)
+                tg.start_soon(self._writer, tg.cancel_scope)
                 try:
                     await self._read_loop(dispatch, tg)
                 finally:

@@ -85,4 +85,7 @@ class RemotingServer:
         finally:
             self.connections.discard(conn)
             if self.on_close:
-                self.on_close(conn)
+                try:
+                    self.on_close(conn)
+                except Exception:  # a bug in the bookkeeping of one connection must not stop the listener
+                    log.exception("%s: cleaning up after the connection from %s failed", self.name, conn.peer_text)
