@@ -69,9 +69,12 @@ class PocketMQ:
         raise RuntimeError("pocketmq did not report readiness in time")
 
     def stop(self, kill: bool = False) -> None:
+        """Stop the server; then fail if it had died on its own or logged a traceback meanwhile (a crash that the
+        clients' retries would otherwise show only as connection errors)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
+        died = self.proc.poll()
+        if died is None:
             self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
@@ -81,6 +84,12 @@ class PocketMQ:
         if self.proc.stdout:
             self.proc.stdout.close()
         self.proc = None
+        log = self.log_path.read_text(errors="replace") if self.log_path else ""
+        trace = log.find("Traceback (most recent call last)")
+        if died is not None or trace >= 0:
+            excerpt = log[max(trace, 0) :][-4000:] if trace >= 0 else log[-2000:]
+            what = f"exited by itself with status {died}" if died is not None else "logged a traceback"
+            raise AssertionError(f"pocketmq {what}; {self.log_path}:\n{excerpt}")
 
     def restart(self, kill: bool = False) -> None:
         self.stop(kill=kill)
