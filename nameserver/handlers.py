@@ -137,9 +137,7 @@ class NameServerHandlers:
         h = decode_header(KvConfigRequestHeader, cmd.ext_fields)
         value = self.routes.kv.get(h.namespace, {}).get(h.key)
         if value is None:
-            return cmd.response(
-                ResponseCode.QUERY_NOT_FOUND, f"No config item, Namespace: {h.namespace} Key: {h.key}"
-            )
+            return cmd.response(ResponseCode.QUERY_NOT_FOUND, f"No config item, Namespace: {h.namespace} Key: {h.key}")
         return cmd.response(ResponseCode.SUCCESS, ext_fields={"value": value})
 
     async def delete_kv(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
