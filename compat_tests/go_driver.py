@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from compat_tests import harness
-from compat_tests.driver_process import DriverProcess
+from compat_tests.driver_process import DriverClient, DriverProcess
 
 GO_DIR = Path(__file__).resolve().parent / "go"
 BINARY = GO_DIR / "bin" / "driver"
@@ -136,29 +136,15 @@ def body_of(event: dict[str, Any]) -> bytes:
 
 
 @dataclass
-class GoClient:
+class GoClient(DriverClient):
     """The built driver, writing its diagnostics under ``work_dir``."""
 
     binary: Path
     work_dir: Path
-    _seq: int = 0
-    _procs: list[DriverProcess] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Kill whatever driver processes are still running (after a failed test)."""
-        for proc in self._procs:
-            proc.kill()
-        self._procs.clear()
-
-    def _next(self, what: str) -> Path:
-        self._seq += 1
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir / f"{self._seq:02d}-{what}"
 
     def _start(self, base: Path, *args: str) -> DriverProcess:
         proc = DriverProcess([str(self.binary), *args], base)
-        self._procs.append(proc)
-        return proc
+        return self._track(proc)
 
     def start_txproduce(
         self,

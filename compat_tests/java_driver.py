@@ -12,12 +12,13 @@ import json
 import os
 import re
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from compat_tests.driver_process import DriverClient, JsonLinesProcess
 
 JAVA_DIR = Path(__file__).resolve().parent / "java"
 CLIENT_VERSIONS = ("4.9.8", "5.3.3")
@@ -91,26 +92,13 @@ class Message:
 
 
 @dataclass
-class JavaClient:
+class JavaClient(DriverClient):
     """A built driver for one client version, writing its diagnostics under ``work_dir``."""
 
     java: str
     version: str
     classpath: str
     work_dir: Path
-    _seq: int = 0
-    _procs: list[_JsonProcess] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Kill whatever driver JVMs are still running (after a failed test) and release their files."""
-        for proc in self._procs:
-            proc.kill()
-        self._procs.clear()
-
-    def _next(self, what: str) -> Path:
-        self._seq += 1
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir / f"{self._seq:02d}-{what}"
 
     def _cmd(self, *args: str) -> list[str]:
         return [
@@ -136,8 +124,7 @@ class JavaClient:
             "--spec", str(spec), "--retry-seconds", str(retry_seconds), "--batch-size", str(batch_size),
         ]  # fmt: skip
         producer = Producer(self._cmd(*args), base.with_suffix(".stderr"))
-        self._procs.append(producer)
-        return producer
+        return self._track(producer)
 
     def produce(self, *args: Any, timeout: float = 120, **kwargs: Any) -> list[dict[str, Any]]:
         return self.start_produce(*args, **kwargs).results(timeout)
@@ -163,85 +150,17 @@ class JavaClient:
         if heartbeat_ms is not None:
             args += ["--heartbeat-ms", str(heartbeat_ms)]
         consumer = Consumer(self._cmd(*args), base.with_suffix(".stderr"), timeout)
-        self._procs.append(consumer)
-        return consumer
+        return self._track(consumer)
 
 
-def _tail(path: Path, limit: int = 6000) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return text[-limit:]
-
-
-class _JsonProcess:
+class _JsonProcess(JsonLinesProcess):
     """A driver JVM whose stdout JSON lines are collected by a reader thread."""
 
     def __init__(self, cmd: list[str], stderr_path: Path) -> None:
-        self.cmd = cmd
-        self.stderr_path = stderr_path
-        self.lines: list[dict[str, Any]] = []
-        self.garbage: list[str] = []
-        self._cond = threading.Condition()
-        self._stderr = open(stderr_path, "w")  # noqa: SIM115 - handed to the child process
-        self._stdout_copy = open(stderr_path.with_suffix(".stdout"), "w")  # noqa: SIM115 - closed by the reader
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self._stdout_copy.write(raw)
-            self._stdout_copy.flush()
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                with self._cond:
-                    self.garbage.append(line)
-                continue
-            with self._cond:
-                self.lines.append(obj)
-                self._cond.notify_all()
-        self._stdout_copy.close()
-        self.proc.stdout.close()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_until(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.lines):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    return predicate(self.lines)
-                self._cond.wait(min(remaining, 0.5))
-            return True
+        super().__init__(cmd, stderr_path, name="java")
 
     def join(self, timeout: float) -> int:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"driver did not exit within {timeout} s\n{self.describe()}") from None
-        self._reader.join(timeout=10)
-        self._stderr.close()
-        return rc
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(timeout=10)
-        self._stderr.close()
-
-    def describe(self) -> str:
-        cmd = " ".join("<classpath>" if os.pathsep in arg or arg.endswith("/classes") else arg for arg in self.cmd)
-        return f"command: {cmd}\nstderr ({self.stderr_path}):\n{_tail(self.stderr_path)}"
+        return self.wait_exit(timeout)
 
 
 class Producer(_JsonProcess):

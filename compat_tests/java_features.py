@@ -10,12 +10,12 @@ FeatureDriver.java); long-running ones (``sql-consume``, ``respond``) stop on ``
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compat_tests.driver_process import DriverClient
 from compat_tests.java_driver import JVM_FLAGS, Message
 from compat_tests.java_groups import GroupProcess
 
@@ -33,29 +33,13 @@ class Request:
 
 
 @dataclass
-class FeatureClient:
+class FeatureClient(DriverClient):
     """The feature driver for one client version; diagnostics go under ``work_dir``."""
 
     java: str
     version: str
     classpath: str
     work_dir: Path
-    _seq: int = 0
-    _procs: list[GroupProcess] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def close(self) -> None:
-        """Kill whatever driver JVMs are still running (after a failed test)."""
-        for proc in self._procs:
-            proc.kill()
-        self._procs.clear()
-
-    def _base(self, what: str) -> Path:
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir / f"{seq:02d}-{what}"
 
     def start(self, command: str, name: str | None = None, **opts: Any) -> GroupProcess:
         """Start ``FeatureDriver <command>`` with ``--<opt> value`` for every option that is not None."""
@@ -64,9 +48,8 @@ class FeatureClient:
             if value is not None:
                 args += [f"--{key.replace('_', '-')}", str(value)]
         args += ["--log-dir", str(self.work_dir / "client-logs")]
-        proc = GroupProcess(name or command, args, self._base(name or command))
-        self._procs.append(proc)
-        return proc
+        proc = GroupProcess(name or command, args, self._next(name or command))
+        return self._track(proc)
 
     def sql_consume(self, namesrv: str, topic: str, group: str, sql: str, name: str = "sql") -> GroupProcess:
         return self.start("sql-consume", name, namesrv=namesrv, topic=topic, group=group, sql=sql)
@@ -79,7 +62,7 @@ class FeatureClient:
     ) -> GroupProcess:
         """DefaultMQProducer.request for each of ``requests``: the sync ones one after another, then the async ones
         (RequestCallback) all at once."""
-        base = self._base("request-spec")
+        base = self._next("request-spec")
         spec = base.with_suffix(".json")
         items = []
         for r in requests:

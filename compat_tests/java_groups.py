@@ -9,16 +9,11 @@ JSON lines on stdout; a consumer also reads ``stop`` on stdin, so a test can mak
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
-import subprocess
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compat_tests.driver_process import DriverClient, JsonLinesProcess
 from compat_tests.java_driver import JVM_FLAGS
 
 MAIN_CLASS = "pocketmq.compat.GroupDriver"
@@ -26,60 +21,13 @@ MAIN_CLASS = "pocketmq.compat.GroupDriver"
 Line = dict[str, Any]
 
 
-def _tail(path: Path, limit: int = 6000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:]
-    except OSError:
-        return ""
-
-
-class GroupProcess:
-    """One driver JVM; its stdout JSON lines are collected (with the time they were read) by a reader thread."""
+class GroupProcess(JsonLinesProcess):
+    """One driver JVM; its stdout JSON lines are collected by a reader thread; a consumer reads ``stop`` on stdin."""
 
     def __init__(self, name: str, cmd: list[str], base: Path) -> None:
-        self.name = name
-        self.cmd = cmd
-        self.stderr_path = base.with_suffix(".stderr")
-        self.lines: list[Line] = []
-        self.garbage: list[str] = []
-        self._cond = threading.Condition()
-        self._stderr = open(self.stderr_path, "w")  # noqa: SIM115 - handed to the child process
-        self._copy = open(base.with_suffix(".stdout"), "w")  # noqa: SIM115 - closed by the reader
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, encoding="utf-8"
-        )
-        self._reader = threading.Thread(target=self._read, name=f"reader-{name}", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            self._copy.write(raw)
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                with self._cond:
-                    self.garbage.append(line)
-                continue
-            with self._cond:
-                self.lines.append(obj)
-                self._cond.notify_all()
-        self._copy.close()
-        self.proc.stdout.close()
-        with self._cond:
-            self._cond.notify_all()
+        super().__init__(cmd, base.with_suffix(".stderr"), stdin=True, name=name)
 
     # -- views
-
-    def snapshot(self) -> list[Line]:
-        with self._cond:
-            return list(self.lines)
-
-    def events(self, name: str) -> list[Line]:
-        return [x for x in self.snapshot() if x.get("event") == name]
 
     def event(self, name: str) -> Line:
         found = self.events(name)
@@ -90,16 +38,6 @@ class GroupProcess:
     def messages(self) -> list[Line]:
         """Deliveries, in the order the JVM printed them."""
         return [x for x in self.snapshot() if "msgId" in x and "event" not in x and "index" not in x]
-
-    def wait_until(self, predicate: Callable[[list[Line]], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(self.lines):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    return predicate(self.lines)
-                self._cond.wait(min(remaining, 0.5))
-            return True
 
     def wait_event(self, name: str, timeout: float) -> Line:
         ok = self.wait_until(lambda lines: any(x.get("event") == name for x in lines), timeout)
@@ -118,14 +56,7 @@ class GroupProcess:
                 pass
 
     def join(self, timeout: float) -> int:
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name}: driver did not exit within {timeout} s\n{self.describe()}") from None
-        self._reader.join(timeout=10)
-        self._close()
-        return rc
+        return self.wait_exit(timeout)
 
     def finish(self, timeout: float = 60) -> list[Line]:
         """Stop (if still running), wait for a clean exit and return all lines."""
@@ -133,26 +64,6 @@ class GroupProcess:
         rc = self.join(timeout)
         assert rc == 0 and not self.garbage, f"{self.name}: exit {rc} {self.garbage[:3]}\n{self.describe()}"
         return self.snapshot()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(timeout=10)
-        self._close()
-
-    def _close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        self._stderr.close()
-
-    def describe(self) -> str:
-        shown = [
-            "<classpath>" if prev == "-cp" else arg for prev, arg in zip(["", *self.cmd[:-1]], self.cmd, strict=True)
-        ]
-        cmd = " ".join(shown)
-        return f"command: {cmd}\nstderr ({self.stderr_path}):\n{_tail(self.stderr_path)}"
 
 
 class Producer(GroupProcess):
@@ -203,29 +114,13 @@ class Consumer(GroupProcess):
 
 
 @dataclass
-class GroupClient:
+class GroupClient(DriverClient):
     """The group driver for one client version; diagnostics go under ``work_dir``."""
 
     java: str
     version: str
     classpath: str
     work_dir: Path
-    _seq: int = 0
-    _procs: list[GroupProcess] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def close(self) -> None:
-        """Kill whatever driver JVMs are still running (after a failed test)."""
-        for proc in self._procs:
-            proc.kill()
-        self._procs.clear()
-
-    def _base(self, what: str) -> Path:
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir / f"{seq:02d}-{what}"
 
     def _cmd(self, command: str, **opts: Any) -> list[str]:
         args = [self.java, *JVM_FLAGS, "-cp", self.classpath, MAIN_CLASS, command]
@@ -235,9 +130,8 @@ class GroupClient:
         return [*args, "--log-dir", str(self.work_dir / "client-logs")]
 
     def _start(self, cls: type[GroupProcess], what: str, command: str, **opts: Any) -> Any:
-        proc = cls(what, self._cmd(command, **opts), self._base(what))
-        self._procs.append(proc)
-        return proc
+        proc = cls(what, self._cmd(command, **opts), self._next(what))
+        return self._track(proc)
 
     def create_topics(self, namesrv: str, topics: dict[str, int], timeout: float = 60) -> None:
         """Create topics (name -> queue count) with UPDATE_AND_CREATE_TOPIC and wait until they are routed."""

@@ -76,10 +76,6 @@ class TxMessage:
 class TxProducer(_JsonProcess):
     """A TxDriver JVM: sends its messages, then answers checks until stopped."""
 
-    def events(self, kind: str) -> list[dict[str, Any]]:
-        with self._cond:
-            return [x for x in self.lines if x.get("event") == kind]
-
     def wait_event(self, kind: str, timeout: float, count: int = 1, key: str | None = None) -> bool:
         def enough(lines: list[dict[str, Any]]) -> bool:
             hits = [x for x in lines if x.get("event") == kind and (key is None or x.get("key") == key)]
@@ -127,7 +123,7 @@ def start_tx_producer(
         "--log-dir", str(base.with_suffix(".logs")),  # its own: several JVMs writing one file garble it
     ]  # fmt: skip
     producer = TxProducer(cmd, base.with_suffix(".stderr"))
-    client._procs.append(producer)
+    client._track(producer)
     return producer
 
 

@@ -28,7 +28,7 @@ from codec import jsonbody
 from codec.codes import RequestCode, ResponseCode
 from codec.command import request
 from compat_tests import harness
-from compat_tests.driver_process import DriverProcess
+from compat_tests.driver_process import DriverClient, DriverProcess
 from remoting.client import RemotingClient
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -187,24 +187,11 @@ class Message:
 
 
 @dataclass
-class NodeClient:
+class NodeClient(DriverClient):
     """The installed driver, writing its diagnostics under ``work_dir``."""
 
     node: str
     work_dir: Path
-    _seq: int = 0
-    _procs: list[DriverProcess] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Kill whatever driver processes are still running (after a failed test)."""
-        for proc in self._procs:
-            proc.kill()
-        self._procs.clear()
-
-    def _next(self, what: str) -> Path:
-        self._seq += 1
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir / f"{self._seq:02d}-{what}"
 
     @staticmethod
     def _auth(access_key: str | None) -> list[str]:
@@ -229,8 +216,7 @@ class NodeClient:
             "--spec", str(spec_file), *self._auth(access_key), *(["--concurrent"] if concurrent else []),
         ]  # fmt: skip
         proc = DriverProcess(cmd, base, cwd=NODE_DIR)
-        self._procs.append(proc)
-        return proc
+        return self._track(proc)
 
     def produce(
         self, namesrv: str, topic: str, group: str, messages: list[Message], *, timeout: float = 60, **kw: Any
@@ -275,8 +261,7 @@ class NodeClient:
             *self._auth(access_key),
         ]  # fmt: skip
         proc = Consumer(cmd, base, cwd=NODE_DIR)
-        self._procs.append(proc)
-        return proc
+        return self._track(proc)
 
 
 def b64(data: bytes) -> str:

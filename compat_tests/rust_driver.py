@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from compat_tests import harness
-from compat_tests.driver_process import DriverProcess
+from compat_tests.driver_process import DriverClient, DriverProcess
 
 RUST_DIR = Path(__file__).resolve().parent / "rust"
 CLIENT_CRATE = "rocketmq-client-rust"
@@ -143,29 +143,15 @@ class TxMessage:
 
 
 @dataclass
-class RustClient:
+class RustClient(DriverClient):
     """The built driver, writing its diagnostics (stdout copy, stderr, plans) under ``work_dir``."""
 
     binary: Path
     work_dir: Path
-    _seq: int = 0
-    _procs: list[DriverProcess] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Kill whatever driver processes are still running (after a failed test)."""
-        for proc in self._procs:
-            proc.kill()
-        self._procs.clear()
-
-    def _next(self, what: str) -> Path:
-        self._seq += 1
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        return self.work_dir / f"{self._seq:02d}-{what}"
 
     def _start(self, base: Path, *args: str) -> DriverProcess:
         proc = DriverProcess([str(self.binary), *args], base)
-        self._procs.append(proc)
-        return proc
+        return self._track(proc)
 
     def _plan(self, base: Path, entries: list[Any]) -> str:
         plan = base.with_suffix(".plan.json")
