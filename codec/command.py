@@ -20,6 +20,9 @@ class RemotingCommand:
     language: str = "JAVA"
     version: int = SERVER_VERSION
     serialize_type: SerializeType = SerializeType.JSON
+    # Why this command cannot be served although its frame was readable (a header field holding text that cannot
+    # be stored, say); the dispatcher answers such a request with INVALID_PARAMETER and this remark.
+    invalid: str | None = None
 
     @property
     def is_response(self) -> bool:

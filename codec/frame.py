@@ -44,8 +44,11 @@ def encode_frame(cmd: RemotingCommand) -> bytes:
 class FrameDecoder:
     """Feed bytes, take whole commands.
 
-    An unreadable frame raises CodecError. When whole commands preceded it in the same data, ``feed`` returns
-    those first and keeps the error in ``failure``; the caller serves them and then gives up the stream.
+    Two ways to use it. ``feed(data)`` returns every complete command at once; an unreadable frame raises
+    CodecError, but when whole commands preceded it in the same data, ``feed`` returns those first and keeps the
+    error in ``failure`` (the caller serves them and then gives up the stream). A connection that applies
+    backpressure instead calls ``push(data)`` and takes one command at a time with ``next_command()``, so that
+    requests it is not ready to serve stay as compact bytes; ``next_command`` raises the CodecError itself.
     """
 
     def __init__(self, max_frame_size: int = MAX_FRAME_SIZE_DEFAULT) -> None:
@@ -57,40 +60,57 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[RemotingCommand]:
         if self.failure is not None:
             raise self.failure
+        self._buf += data
         out: list[RemotingCommand] = []
         try:
-            self._decode(data, out)
+            while (cmd := self.next_command()) is not None:
+                out.append(cmd)
         except CodecError as err:
             if not out:
                 raise
             self.failure = err
         return out
 
-    def _decode(self, data: bytes, out: list[RemotingCommand]) -> None:
+    def push(self, data: bytes) -> None:
+        """Buffer received bytes without decoding them."""
         self._buf += data
-        while True:
-            if self._need is None:
-                if len(self._buf) < PREFIX_SIZE:
-                    return
-                length, word = _PREFIX.unpack_from(self._buf, 0)
-                if length < 4:
-                    raise CodecError(f"frame length {length} is smaller than its header-length word")
-                if length + 4 > self.max_frame_size:
-                    raise FrameTooLarge(f"frame of {length + 4} bytes exceeds the {self.max_frame_size}-byte limit")
-                if (word & 0xFFFFFF) > length - 4:
-                    raise CodecError(f"header length {word & 0xFFFFFF} exceeds frame length {length}")
-                self._need = length + 4
-            if len(self._buf) < self._need:
-                return
+
+    def next_command(self) -> RemotingCommand | None:
+        """Decode the next complete frame, or return None when the buffer holds no complete frame."""
+        if self._need is None:
+            if len(self._buf) < PREFIX_SIZE:
+                return None
             length, word = _PREFIX.unpack_from(self._buf, 0)
-            header_len = word & 0xFFFFFF
-            header_end = PREFIX_SIZE + header_len
-            header = bytes(self._buf[PREFIX_SIZE:header_end])
-            body = bytes(self._buf[header_end : self._need])
-            del self._buf[: self._need]
-            self._need = None
-            out.append(decode_command(word >> 24, header, body))
+            if length < 4:
+                raise CodecError(f"frame length {length} is smaller than its header-length word")
+            if length + 4 > self.max_frame_size:
+                raise FrameTooLarge(f"frame of {length + 4} bytes exceeds the {self.max_frame_size}-byte limit")
+            if (word & 0xFFFFFF) > length - 4:
+                raise CodecError(f"header length {word & 0xFFFFFF} exceeds frame length {length}")
+            self._need = length + 4
+        if len(self._buf) < self._need:
+            return None
+        length, word = _PREFIX.unpack_from(self._buf, 0)
+        header_end = PREFIX_SIZE + (word & 0xFFFFFF)
+        header = bytes(self._buf[PREFIX_SIZE:header_end])
+        body = bytes(self._buf[header_end : self._need])
+        del self._buf[: self._need]
+        self._need = None
+        return decode_command(word >> 24, header, body)
 
     @property
     def buffered(self) -> int:
+        """Bytes received and not yet decoded."""
         return len(self._buf)
+
+    @property
+    def pending_frame_size(self) -> int:
+        """The announced size of the frame being received, once its prefix has been read (else 0)."""
+        return self._need or 0
+
+    @property
+    def has_frame(self) -> bool:
+        """Whether a complete frame is buffered (or the next prefix is unreadable), i.e. next_command has work."""
+        if self._need is None:
+            return len(self._buf) >= PREFIX_SIZE
+        return len(self._buf) >= self._need

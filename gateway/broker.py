@@ -25,6 +25,7 @@ from gateway.handlers.transaction import EndTransactionHandler
 from gateway.registration import Registrar
 from gateway.topics import TopicTable
 from remoting.connection import Connection
+from remoting.limits import ConnectionSlots
 from remoting.server import DispatchTable, RemotingServer
 from store.sqlite import SqliteStore
 
@@ -35,7 +36,7 @@ WRITE_GRACE_S = 0.5
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None, slots: ConnectionSlots | None = None) -> None:
         self.config = config
         self.store = SqliteStore(config.data_dir / "store.db", sync_flush=config.sync_flush)
         self.topics = TopicTable(
@@ -55,7 +56,8 @@ class Broker:
         self.server = RemotingServer(
             "broker",
             self.dispatch_table(),
-            max_frame_size=config.max_frame_size,
+            limits=config.connection_limits(),
+            slots=slots or ConnectionSlots(config.server_max_connections, config.server_max_buffered_bytes),
             on_open=self._opened,
             on_close=self._closed,
         )

@@ -14,6 +14,7 @@ from codec.codes import (
     MAX_FRAME_SIZE_DEFAULT,
     MAX_MESSAGE_SIZE_DEFAULT,
 )
+from remoting.limits import ConnectionLimits
 
 
 @dataclass(slots=True)
@@ -41,6 +42,24 @@ class BrokerConfig:
     transaction_check_interval_ms: int = DEFAULT_TRANSACTION_CHECK_INTERVAL_MS  # transactionCheckInterval
     transaction_check_max: int = DEFAULT_TRANSACTION_CHECK_MAX  # transactionCheckMax
     max_long_poll_ms: int = 25_000  # clients time out pulls at 30 s; never hold one that long
+    # What one client may cost (remoting.limits); Apache's names where Apache has the setting.
+    server_channel_max_idle_s: float = 120.0  # serverChannelMaxIdleTimeSeconds
+    server_frame_read_timeout_s: float = 60.0  # serverFrameReadTimeoutSeconds
+    write_buffer_high_water_mark: int = 64 * 1024  # writeBufferHighWaterMark (Netty's default when Apache's is 0)
+    write_buffer_low_water_mark: int = 32 * 1024  # writeBufferLowWaterMark
+    server_max_requests_in_flight: int = 1024  # serverMaxRequestsInFlight, per connection
+    server_max_connections: int | None = None  # serverMaxConnections; None: the open-file limit less a reserve
+    server_max_buffered_bytes: int = 256 * 1024 * 1024  # serverMaxBufferedBytes, large frames being received
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            max_frame_size=self.max_frame_size,
+            idle_timeout_s=self.server_channel_max_idle_s,
+            frame_timeout_s=self.server_frame_read_timeout_s,
+            write_high_water=self.write_buffer_high_water_mark,
+            write_low_water=self.write_buffer_low_water_mark,
+            max_requests_in_flight=self.server_max_requests_in_flight,
+        )
 
     @property
     def broker_addr(self) -> str:

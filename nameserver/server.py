@@ -7,10 +7,10 @@ import logging
 import anyio
 from anyio.abc import TaskStatus
 
-from codec.codes import MAX_FRAME_SIZE_DEFAULT
 from nameserver.handlers import NameServerHandlers, _now_ms
 from nameserver.routes import RouteTable
 from remoting.connection import Connection
+from remoting.limits import ConnectionLimits, ConnectionSlots
 from remoting.server import RemotingServer
 
 log = logging.getLogger("pocketmq.namesrv")
@@ -19,13 +19,20 @@ SCAN_INTERVAL_S = 5.0
 
 
 class NameServer:
-    def __init__(self, host: str = "127.0.0.1", port: int = 9876, max_frame_size: int = MAX_FRAME_SIZE_DEFAULT):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9876,
+        *,
+        limits: ConnectionLimits | None = None,
+        slots: ConnectionSlots | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.routes = RouteTable()
         self.handlers = NameServerHandlers(self.routes)
         self.server = RemotingServer(
-            "namesrv", self.handlers.table(), max_frame_size=max_frame_size, on_close=self._connection_closed
+            "namesrv", self.handlers.table(), limits=limits, slots=slots, on_close=self._connection_closed
         )
 
     def _connection_closed(self, conn: Connection) -> None:

@@ -17,6 +17,7 @@ from gateway.config import BrokerConfig
 from nameserver.server import NameServer
 from pocketmq import __version__
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
+from remoting.limits import ConnectionLimits, ConnectionSlots
 from store.inspect import pending_half_messages
 
 log = logging.getLogger("pocketmq")
@@ -129,12 +130,15 @@ async def _until_signal(on_signal: anyio.abc.CancelScope, broker: Broker | None)
 async def run_up(args: argparse.Namespace) -> None:
     host = _opt(args, "host", "HOST") or "127.0.0.1"
     ns_port = int(_opt(args, "namesrv_port", "NAMESRV_PORT") or 9876)
-    namesrv = NameServer(host, ns_port, max_frame_size=frame_limit())
+    config = build_broker_config(args, None)
+    # One process, one file-descriptor limit and one heap: both listeners share the connection budget.
+    slots = ConnectionSlots(config.server_max_connections, config.server_max_buffered_bytes)
+    namesrv = NameServer(host, ns_port, limits=config.connection_limits(), slots=slots)
     async with anyio.create_task_group() as tg:
         ns_port = await tg.start(namesrv.run)
         ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        config = build_broker_config(args, [f"{ns_host}:{ns_port}"])
-        broker = Broker(config)
+        config.namesrv_addrs = [f"{ns_host}:{ns_port}"]
+        broker = Broker(config, slots=slots)
         tg.start_soon(_until_signal, tg.cancel_scope, broker)
         port = await tg.start(broker.run)
         _print(f"pocketmq name server listening on {host}:{ns_port}")
@@ -146,7 +150,7 @@ async def run_up(args: argparse.Namespace) -> None:
 async def run_namesrv(args: argparse.Namespace) -> None:
     host = args.host or env("HOST") or "127.0.0.1"
     port = int(args.port if args.port is not None else env("NAMESRV_PORT") or 9876)
-    namesrv = NameServer(host, port, max_frame_size=frame_limit())
+    namesrv = NameServer(host, port, limits=ConnectionLimits(max_frame_size=frame_limit()))
     async with anyio.create_task_group() as tg:
         tg.start_soon(_until_signal, tg.cancel_scope, None)
         port = await tg.start(namesrv.run)

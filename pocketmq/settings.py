@@ -33,6 +33,13 @@ BROKER_CONF_KEYS = {
     "transactionTimeOut": "transaction_timeout_ms",
     "transactionCheckInterval": "transaction_check_interval_ms",
     "transactionCheckMax": "transaction_check_max",
+    "serverChannelMaxIdleTimeSeconds": "server_channel_max_idle_s",
+    "serverFrameReadTimeoutSeconds": "server_frame_read_timeout_s",
+    "writeBufferHighWaterMark": "write_buffer_high_water_mark",
+    "writeBufferLowWaterMark": "write_buffer_low_water_mark",
+    "serverMaxRequestsInFlight": "server_max_requests_in_flight",
+    "serverMaxConnections": "server_max_connections",
+    "serverMaxBufferedBytes": "server_max_buffered_bytes",
 }
 
 
@@ -77,8 +84,16 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             "transaction_timeout_ms",
             "transaction_check_interval_ms",
             "transaction_check_max",
+            "server_max_requests_in_flight",
+            "server_max_connections",
+            "server_max_buffered_bytes",
         ):
             setattr(config, field, int(value))
+        elif field in ("server_channel_max_idle_s", "server_frame_read_timeout_s"):
+            setattr(config, field, float(value))
+        elif field in ("write_buffer_high_water_mark", "write_buffer_low_water_mark"):
+            if int(value) > 0:  # Apache's 0 means Netty's default, which is ours
+                setattr(config, field, int(value))
         elif field == "timer_max_delay_ms":
             config.timer_max_delay_ms = int(value) * 1000
         elif field == "register_interval_s":

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 
 from codec.codes import ResponseCode
 from codec.command import RemotingCommand
 from remoting.connection import Connection, HandlerResult
+from remoting.limits import ConnectionLimits, ConnectionSlots
 
 log = logging.getLogger("pocketmq.remoting")
 
-Handler = Callable[[RemotingCommand, Connection], Awaitable[HandlerResult]]
+Handler = Callable[[RemotingCommand, Connection], HandlerResult | Awaitable[HandlerResult]]
+
+TIMER_SWEEP_S = 1.0  # how often idle, slow and stalled connections are looked for (at most)
+BACKLOG = 1024  # NettySystemConfig socketBacklog
 
 
 class DispatchTable:
-    """Request code -> handler. Unknown codes get REQUEST_CODE_NOT_SUPPORTED naming the code."""
+    """Request code -> handler. Unknown codes get REQUEST_CODE_NOT_SUPPORTED naming the code.
+
+    A handler may be a plain function (answered without a task switch) or a coroutine function."""
 
     def __init__(self) -> None:
         self.handlers: dict[int, Handler] = {}
@@ -26,11 +34,11 @@ class DispatchTable:
     def register(self, code: int, handler: Handler) -> None:
         self.handlers[int(code)] = handler
 
-    async def __call__(self, cmd: RemotingCommand, conn: Connection) -> HandlerResult:
+    def __call__(self, cmd: RemotingCommand, conn: Connection) -> HandlerResult | Awaitable[HandlerResult]:
         handler = self.handlers.get(cmd.code)
         if handler is None:
             return cmd.response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported")
-        return await handler(cmd, conn)
+        return handler(cmd, conn)
 
 
 class RemotingServer:
@@ -39,53 +47,67 @@ class RemotingServer:
         name: str,
         dispatch: DispatchTable,
         *,
-        max_frame_size: int,
+        limits: ConnectionLimits | None = None,
+        slots: ConnectionSlots | None = None,
         on_open: Callable[[Connection], None] | None = None,
         on_close: Callable[[Connection], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.dispatch = dispatch
-        self.max_frame_size = max_frame_size
+        self.limits = limits or ConnectionLimits()
+        self.slots = slots or ConnectionSlots()
         self.on_open = on_open
         self.on_close = on_close
+        self.clock = clock
         self.connections: set[Connection] = set()
         self.port = 0
-        self._accepting = anyio.CancelScope()
+        self._server: asyncio.Server | None = None
 
     async def serve(self, host: str, port: int, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        multi = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        self.port = multi.extra(SocketAttribute.local_port)
-        task_status.started(self.port)
-        async with anyio.create_task_group() as connections, multi:
-            with self._accepting:
-                async with anyio.create_task_group() as acceptors:
-                    for listener in multi.listeners:
-                        acceptors.start_soon(self._accept_loop, listener, connections)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: Connection(self), host, port, backlog=BACKLOG, reuse_address=True)
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
+        try:
+            task_status.started(self.port)
+            # Timeouts are enforced to within a quarter of the shortest one (tests use sub-second ones).
+            interval = min(TIMER_SWEEP_S, max(0.02, min(self.limits.idle_timeout_s, self.limits.frame_timeout_s) / 4))
+            while True:
+                await anyio.sleep(interval)
+                self.sweep()
+        finally:
+            server.close()
+            for conn in list(self.connections):
+                conn.abort()
 
-    async def _accept_loop(self, listener: SocketListener, connections: TaskGroup) -> None:
-        while True:
-            stream = await listener.accept()
-            connections.start_soon(self._handle, stream)
+    def sweep(self) -> None:
+        now = self.clock()
+        for conn in list(self.connections):
+            try:
+                conn.check_timers(now)
+            except Exception:  # a bug in one connection's bookkeeping must not stop the others' timers
+                log.exception("%s: checking the timers of the connection from %s failed", self.name, conn.peer_text)
+                conn.abort()
 
     def stop_accepting(self) -> None:
         """Close the listening socket; established connections keep being served."""
-        self._accepting.cancel()
+        if self._server is not None:
+            self._server.close()
 
-    async def _handle(self, stream: SocketStream) -> None:
-        try:
-            peer = stream.extra(SocketAttribute.remote_address)
-        except OSError:
-            return
-        conn = Connection(stream, (str(peer[0]), int(peer[1])), self.max_frame_size)
+    def connection_opened(self, conn: Connection) -> None:
         self.connections.add(conn)
         if self.on_open:
-            self.on_open(conn)
-        try:
-            await conn.run(self.dispatch)
-        finally:
-            self.connections.discard(conn)
-            if self.on_close:
-                try:
-                    self.on_close(conn)
-                except Exception:  # a bug in the bookkeeping of one connection must not stop the listener
-                    log.exception("%s: cleaning up after the connection from %s failed", self.name, conn.peer_text)
+            try:
+                self.on_open(conn)
+            except Exception:
+                log.exception("%s: setting up the connection from %s failed", self.name, conn.peer_text)
+                conn.abort()
+
+    def connection_closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if self.on_close:
+            try:
+                self.on_close(conn)
+            except Exception:  # a bug in the bookkeeping of one connection must not stop the listener
+                log.exception("%s: cleaning up after the connection from %s failed", self.name, conn.peer_text)
