@@ -49,6 +49,10 @@ DRAIN_ON_CLOSE_S = 2.0
 # Handler failures that are the client's or the environment's doing (a full disk, say) are answered and logged
 # as one line; this keeps a failing store from flooding the log with one line per request.
 _expected_failures = RateLimitedLog(log, interval_s=10.0)
+# Closed connections (unreadable frames, timeouts): logged with their peer, at most 20 lines per 10 s.
+_closings = RateLimitedLog(log, interval_s=10.0, burst=20)
+# Bugs: logged with their traceback, but a client that keeps triggering one cannot flood the log.
+_bugs = RateLimitedLog(log, interval_s=10.0, burst=10)
 
 
 class Connection(asyncio.Protocol):
@@ -203,7 +207,7 @@ class Connection(asyncio.Protocol):
             try:
                 cmd = self.decoder.next_command()
             except CodecError as err:
-                log.warning("closing connection from %s: unreadable frame: %s", self.peer_text, err)
+                _closings.warning("closing connection from %s: unreadable frame: %s", self.peer_text, err)
                 self._close_after_draining()
                 return
             if cmd is None:
@@ -369,13 +373,15 @@ class Connection(asyncio.Protocol):
 
     def _drain_expired(self) -> None:
         if not self.closed.is_set():
-            log.info("closing connection from %s: its last requests took over %g s", self.peer_text, DRAIN_ON_CLOSE_S)
+            _closings.info(
+                "closing connection from %s: its last requests took over %g s", self.peer_text, DRAIN_ON_CLOSE_S
+            )
             self.abort()
 
     def close(self, reason: str) -> None:
         """Close now (what was written is still sent); logged as one line naming the peer and the reason."""
         if self.transport is not None and not self.transport.is_closing():
-            log.info("closing connection from %s: %s", self.peer_text, reason)
+            _closings.info("closing connection from %s: %s", self.peer_text, reason)
             self._closing = True
             self.transport.close()
 
@@ -387,7 +393,7 @@ class Connection(asyncio.Protocol):
     def _fail(self, what: str, err: BaseException) -> None:
         """A bug in serving this connection: log it once with the peer, drop the connection, keep the server."""
         if not self.closed.is_set():
-            log.error("closing connection from %s: %s: %r", self.peer_text, what, err, exc_info=err)
+            _bugs.error("closing connection from %s: %s: %r", self.peer_text, what, err, exc_info=err)
         self.abort()
 
     def check_timers(self, now: float) -> None:
@@ -425,7 +431,7 @@ def error_response(request: RemotingCommand, err: BaseException) -> RemotingComm
         if not isinstance(err, CodecError):
             _expected_failures.warning("request code %s failed: %s", request.code, err)
         return request.response(code, str(err))
-    log.error("request code %s from %s failed", request.code, request.language, exc_info=err)
+    _bugs.error("request code %s from %s failed", request.code, request.language, exc_info=err)
     return request.response(ResponseCode.SYSTEM_ERROR, f"{type(err).__name__}: {err}")
 
 
