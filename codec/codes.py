@@ -119,6 +119,17 @@ class MessageSysFlag(IntFlag):
 
 
 TRANSACTION_TYPE_MASK = 0xC
+# sysFlag bits 8-10: how a compressed body is compressed (MessageSysFlag.COMPRESSION_TYPE_COMPARATOR).
+COMPRESSION_TYPE_MASK = 0x700
+COMPRESSION_TYPE_SHIFT = 8
+
+
+class CompressionType(IntEnum):
+    """The value of the compression-type bits (CompressionType); 0, written by older clients, means ZLIB."""
+
+    LZ4 = 1
+    ZSTD = 2
+    ZLIB = 3
 
 
 class PullSysFlag(IntFlag):
