@@ -20,7 +20,7 @@ COMPRESSION_BITS = int(MessageSysFlag.COMPRESSED) | COMPRESSION_TYPE_MASK
 def compression_type(sys_flag: int) -> CompressionType | None:
     """The algorithm of a compressed body (MessageSysFlag.getCompressionType); None for an unknown type value."""
     value = (sys_flag & COMPRESSION_TYPE_MASK) >> COMPRESSION_TYPE_SHIFT
-    if value == 0:  # clients older than the type bits (Java 4.x, C++, Go, Node): zlib
+    if value == 0:  # a client that predates the type bits (Java 4.x, the C++ client): zlib
         return CompressionType.ZLIB
     try:
         return CompressionType(value)
@@ -29,10 +29,9 @@ def compression_type(sys_flag: int) -> CompressionType | None:
 
 
 def inflate(data: bytes, limit: int) -> bytes:
-    """One zlib stream (RFC 1950, as java.util.zip.Deflater and the C++ client write it), inflated
-    to at most ``limit`` bytes. Memory stays bounded by the limit whatever the input claims (a zip bomb stops at
-    ``limit + 1`` bytes). Raises MessageFormatError for a broken, truncated or oversized stream, or one followed by
-    more bytes."""
+    """One zlib stream (RFC 1950, as java.util.zip.Deflater and the C++ client write it), inflated to at most
+    ``limit`` bytes. Memory stays bounded by the limit whatever the input claims (a zip bomb stops at ``limit + 1``
+    bytes). Raises MessageFormatError for a broken, truncated or oversized stream, or one followed by more bytes."""
     inflater = zlib.decompressobj()
     try:
         out = inflater.decompress(data, limit + 1)
