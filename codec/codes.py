@@ -119,6 +119,17 @@ class MessageSysFlag(IntFlag):
 
 
 TRANSACTION_TYPE_MASK = 0xC
+# sysFlag bits 8-10: how a compressed body is compressed (MessageSysFlag.COMPRESSION_TYPE_COMPARATOR).
+COMPRESSION_TYPE_MASK = 0x700
+COMPRESSION_TYPE_SHIFT = 8
+
+
+class CompressionType(IntEnum):
+    """The value of the compression-type bits (CompressionType); 0, written by older clients, means ZLIB."""
+
+    LZ4 = 1
+    ZSTD = 2
+    ZLIB = 3
 
 
 class PullSysFlag(IntFlag):
@@ -168,15 +179,6 @@ AUTO_CREATE_TOPIC = "TBW102"
 RETRY_GROUP_TOPIC_PREFIX = "%RETRY%"
 DLQ_GROUP_TOPIC_PREFIX = "%DLQ%"
 REPLY_TOPIC_SUFFIX = "_REPLY_TOPIC"
-SYSTEM_TOPICS = frozenset(
-    {
-        "SCHEDULE_TOPIC_XXXX",
-        "RMQ_SYS_TRANS_HALF_TOPIC",
-        "RMQ_SYS_TRANS_OP_HALF_TOPIC",
-        "TRANS_CHECK_MAX_TIME_TOPIC",
-        "rmq_sys_wheel_timer",
-    }
-)
 TOPIC_MAX_LENGTH = 127
 RETRY_TOPIC_MAX_LENGTH = 255
 
@@ -214,6 +216,42 @@ TRANSACTION_ROLLBACK_TYPE = 0xC
 DEFAULT_TRANSACTION_TIMEOUT_MS = 6_000  # transactionTimeOut
 DEFAULT_TRANSACTION_CHECK_INTERVAL_MS = 30_000  # transactionCheckInterval
 DEFAULT_TRANSACTION_CHECK_MAX = 15  # transactionCheckMax
+
+# System topics (TopicValidator). Admin requests may neither create nor delete a system topic
+# (validateSystemTopicWhenUpdateTopic); a broker also counts its cluster name, its broker name and
+# "<cluster>_REPLY_TOPIC" as system topics (TopicConfigManager.init registers them).
+SYSTEM_TOPIC_PREFIX = "rmq_sys_"
+TRANS_OP_HALF_TOPIC = "RMQ_SYS_TRANS_OP_HALF_TOPIC"
+TRANS_CHECK_MAX_TIME_TOPIC = "TRANS_CHECK_MAX_TIME_TOPIC"
+SELF_TEST_TOPIC = "SELF_TEST_TOPIC"
+OFFSET_MOVED_EVENT_TOPIC = "OFFSET_MOVED_EVENT"
+SYSTEM_TOPIC_SET = frozenset(
+    {
+        AUTO_CREATE_TOPIC,
+        SCHEDULE_TOPIC,
+        "BenchmarkTest",
+        HALF_TOPIC,
+        "RMQ_SYS_TRACE_TOPIC",
+        TRANS_OP_HALF_TOPIC,
+        TRANS_CHECK_MAX_TIME_TOPIC,
+        SELF_TEST_TOPIC,
+        OFFSET_MOVED_EVENT_TOPIC,
+        "CHECKPOINT_TOPIC",
+    }
+)
+# Topics producers may not send to (TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET), plus the timer topic, where
+# pocketmq keeps pending timer messages under its own due-time index.
+NOT_ALLOWED_SEND_TOPICS = frozenset(
+    {
+        SCHEDULE_TOPIC,
+        HALF_TOPIC,
+        TRANS_OP_HALF_TOPIC,
+        TRANS_CHECK_MAX_TIME_TOPIC,
+        SELF_TEST_TOPIC,
+        OFFSET_MOVED_EVENT_TOPIC,
+        TIMER_TOPIC,
+    }
+)
 
 # Request-reply (MessageConst, ReplyMessageProcessor).
 PROPERTY_MESSAGE_TYPE = "MSG_TYPE"

@@ -9,10 +9,12 @@ from collections.abc import Awaitable, Callable
 from codec.codes import (
     AUTO_CREATE_TOPIC,
     DLQ_GROUP_TOPIC_PREFIX,
+    NOT_ALLOWED_SEND_TOPICS,
     REPLY_TOPIC_SUFFIX,
     RETRY_GROUP_TOPIC_PREFIX,
     RETRY_TOPIC_MAX_LENGTH,
-    SYSTEM_TOPICS,
+    SYSTEM_TOPIC_PREFIX,
+    SYSTEM_TOPIC_SET,
     TOPIC_MAX_LENGTH,
     Perm,
     ResponseCode,
@@ -42,8 +44,43 @@ def validate_topic(topic: str) -> None:
     )
     if len(topic) > limit:
         raise RequestError(ResponseCode.MESSAGE_ILLEGAL, f"the specified topic is longer than topic max length {limit}")
-    if topic in SYSTEM_TOPICS:
+    if topic in NOT_ALLOWED_SEND_TOPICS:
         raise RequestError(ResponseCode.NO_PERMISSION, f"Sending message to topic[{topic}] is forbidden.")
+
+
+def validate_topic_name(topic: str) -> None:
+    """TopicValidator.validateTopic as AdminBrokerProcessor.updateAndCreateTopic answers it: INVALID_PARAMETER."""
+    if not topic.strip():
+        raise RequestError(ResponseCode.INVALID_PARAMETER, "The specified topic is blank.")
+    if not _VALID_TOPIC.match(topic):
+        raise RequestError(
+            ResponseCode.INVALID_PARAMETER,
+            f"The specified topic: {topic}, contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$",
+        )
+    if topic.startswith((RETRY_GROUP_TOPIC_PREFIX, DLQ_GROUP_TOPIC_PREFIX)):
+        if len(topic) > RETRY_TOPIC_MAX_LENGTH:
+            raise RequestError(
+                ResponseCode.INVALID_PARAMETER,
+                f"The specified topic is DLQ or Retry topic: {topic}, and it's longer than topic max length: "
+                f"{RETRY_TOPIC_MAX_LENGTH}",
+            )
+    elif len(topic) > TOPIC_MAX_LENGTH:
+        raise RequestError(
+            ResponseCode.INVALID_PARAMETER,
+            f"The specified topic: {topic}, is longer than topic max length: {TOPIC_MAX_LENGTH}",
+        )
+
+
+def is_system_topic(topic: str, *, cluster: str, broker_name: str) -> bool:
+    """TopicValidator.isSystemTopic on a broker of ``cluster`` named ``broker_name``: Apache's fixed set, the
+    ``rmq_sys_`` prefix, and the topics TopicConfigManager.init adds to the set (the cluster name, the broker name,
+    ``<cluster>_REPLY_TOPIC``; its other additions are in the fixed set or carry the prefix). ``%RETRY%`` and
+    ``%DLQ%`` topics are not system topics."""
+    return (
+        topic in SYSTEM_TOPIC_SET
+        or topic.startswith(SYSTEM_TOPIC_PREFIX)
+        or topic in (cluster, broker_name, cluster + REPLY_TOPIC_SUFFIX)
+    )
 
 
 class TopicTable:
@@ -58,6 +95,7 @@ class TopicTable:
         auto_create: bool,
         default_queue_nums: int,
         on_change: Callable[[], Awaitable[None] | None] | None = None,
+        validate_system_topics: bool = True,
     ) -> None:
         self.store = store
         self.cluster = cluster
@@ -65,6 +103,7 @@ class TopicTable:
         self.auto_create = auto_create
         self.default_queue_nums = default_queue_nums
         self.on_change = on_change
+        self.validate_system_topics = validate_system_topics  # validateSystemTopicWhenUpdateTopic
         self.topics: dict[str, TopicConfig] = {}
 
     async def load(self) -> None:
@@ -85,6 +124,13 @@ class TopicTable:
 
     def get(self, topic: str) -> TopicConfig | None:
         return self.topics.get(topic)
+
+    def refuse_system_topic(self, topic: str) -> None:
+        """Refuse an admin change (create, update, delete) of a system topic, as AdminBrokerProcessor does while
+        validateSystemTopicWhenUpdateTopic is on: deleting TBW102 would stop auto-creation, deleting
+        SCHEDULE_TOPIC_XXXX or RMQ_SYS_TRANS_HALF_TOPIC would drop pending delayed or half messages."""
+        if self.validate_system_topics and is_system_topic(topic, cluster=self.cluster, broker_name=self.broker_name):
+            raise RequestError(ResponseCode.INVALID_PARAMETER, f"The topic[{topic}] is conflict with system topic.")
 
     async def _save(self, cfg: TopicConfig) -> None:
         await self.store.save_topic(cfg)

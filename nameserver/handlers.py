@@ -122,6 +122,8 @@ class NameServerHandlers:
         )
 
     async def delete_topic(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """DELETE_TOPIC_IN_NAMESRV, for any topic: Apache's name server has no system-topic check (the broker's
+        DELETE_TOPIC_IN_BROKER has), and a broker's next registration routes a topic it still has again."""
         h = decode_header(TopicRequestHeader, cmd.ext_fields)
         self.routes.delete_topic(h.topic, cmd.ext_fields.get("clusterName") or None)
         return cmd.response(ResponseCode.SUCCESS)

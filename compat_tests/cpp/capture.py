@@ -8,6 +8,9 @@
         forwarded unchanged), then runs a producer, a batch producer and a push consumer through it and records
         the first HEART_BEAT (34, producer and consumer), SEND_MESSAGE (10: this client never uses 310; single
         and batch) and PULL_MESSAGE (11) frames, plus a few others the clients send on the way (see BROKER_FILES).
+    python compat_tests/cpp/capture.py compressed-batch [--out DIR]
+        The same proxy set-up, with one batch producer sending COMPRESSED_BATCH_SIZE messages: their batch body is
+        over the client's 4 KiB compression threshold, so it goes out zlib-compressed with sysFlag bit 0x1.
 
 Every saved ``.bin`` file is one complete frame exactly as the client wrote it (4-byte length prefix
 included). ``frames.json`` next to them lists each file with its decoded JSON header.
@@ -52,6 +55,10 @@ BROKER_FILES = {
     ("consumer", 35): "unregister-client-consumer",
 }
 ORDERLY_FILES = {("orderly", 41): "lock-batch-mq", ("orderly", 42): "unlock-batch-mq"}
+# The client compresses a batch body over 4 KiB like a single one (compressMsgBodyOverHowmuch); 100 capture
+# messages encode to about 12 KB.
+COMPRESSED_BATCH_SIZE = 100
+COMPRESSED_BATCH_FILES = {("compressed-batch", 10): "send-batch-compressed"}
 
 
 @dataclass
@@ -228,7 +235,7 @@ async def capture_namesrv(out: Path) -> None:
     update_index(out, save(rec.frames, out, NAMESRV_FILES))
 
 
-async def capture_broker(out: Path, orderly_only: bool = False) -> None:
+async def capture_broker(out: Path, what: str = "broker") -> None:
     sys.path.insert(0, str(HERE.parent.parent))
     from compat_tests.harness import PocketMQ, free_port
 
@@ -244,37 +251,48 @@ async def capture_broker(out: Path, orderly_only: bool = False) -> None:
             ns_proxy = await rec.listen("namesrv", ("127.0.0.2", server.namesrv_port))
             ns = f"127.0.0.1:{ns_proxy}"
             spec = write_spec(tmp)
-            rec.phase = "producer"
-            hold = [] if orderly_only else ["--hold", "40"]
-            await run_driver(ns, tmp, "produce", "--topic", "CaptureTopic", "--group", "CaptureProducerGroup",
-                             "--mode", "sync", "--spec", spec, *hold)  # fmt: skip
-            if orderly_only:
-                rec.phase = "orderly"
-                await run_driver(ns, tmp, "consume", "--topic", "CaptureTopic", "--group", "CaptureOrderlyGroup",
-                                 "--orderly", "--expect", "1", "--timeout", "8")  # fmt: skip
-            else:
-                rec.phase = "batch"
+            if what == "compressed-batch":
+                rec.phase = "compressed-batch"
                 await run_driver(ns, tmp, "produce", "--topic", "CaptureTopic", "--group", "CaptureProducerGroup",
-                                 "--mode", "batch", "--spec", write_spec(tmp, 2))  # fmt: skip
-                rec.phase = "consumer"
-                await run_driver(ns, tmp, "consume", "--topic", "CaptureTopic", "--group", "CaptureConsumerGroup",
-                                 "--expr", "TagA || TagB", "--expect", "1", "--timeout", "30",
-                                 "--linger", "6")  # fmt: skip
+                                 "--mode", "batch", "--spec", write_spec(tmp, COMPRESSED_BATCH_SIZE))  # fmt: skip
+            else:
+                await capture_broker_phases(rec, ns, tmp, spec, orderly=what == "orderly")
         finally:
             rec.close()
             await asyncio.to_thread(server.stop)
-    update_index(out, save(rec.frames, out, ORDERLY_FILES if orderly_only else BROKER_FILES))
+    files = {"broker": BROKER_FILES, "orderly": ORDERLY_FILES, "compressed-batch": COMPRESSED_BATCH_FILES}[what]
+    update_index(out, save(rec.frames, out, files))
+
+
+async def capture_broker_phases(rec: Recorder, ns: str, tmp: str, spec: str, orderly: bool) -> None:
+    """The ``broker`` and ``orderly`` captures: a sync producer, then a batch producer and a push consumer, or an
+    orderly push consumer."""
+    rec.phase = "producer"
+    hold = [] if orderly else ["--hold", "40"]
+    await run_driver(ns, tmp, "produce", "--topic", "CaptureTopic", "--group", "CaptureProducerGroup",
+                     "--mode", "sync", "--spec", spec, *hold)  # fmt: skip
+    if orderly:
+        rec.phase = "orderly"
+        await run_driver(ns, tmp, "consume", "--topic", "CaptureTopic", "--group", "CaptureOrderlyGroup",
+                         "--orderly", "--expect", "1", "--timeout", "8")  # fmt: skip
+        return
+    rec.phase = "batch"
+    await run_driver(ns, tmp, "produce", "--topic", "CaptureTopic", "--group", "CaptureProducerGroup",
+                     "--mode", "batch", "--spec", write_spec(tmp, 2))  # fmt: skip
+    rec.phase = "consumer"
+    await run_driver(ns, tmp, "consume", "--topic", "CaptureTopic", "--group", "CaptureConsumerGroup",
+                     "--expr", "TagA || TagB", "--expect", "1", "--timeout", "30", "--linger", "6")  # fmt: skip
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["namesrv", "broker", "orderly"])
+    p.add_argument("what", choices=["namesrv", "broker", "orderly", "compressed-batch"])
     p.add_argument("--out", type=Path, default=HERE / "captured")
     args = p.parse_args()
     if args.what == "namesrv":
         asyncio.run(capture_namesrv(args.out))
     else:
-        asyncio.run(capture_broker(args.out, orderly_only=args.what == "orderly"))
+        asyncio.run(capture_broker(args.out, args.what))
     subprocess.run(["ls", "-l", str(args.out)], check=False)
     return 0
 

@@ -12,7 +12,7 @@ from codec.command import RemotingCommand
 from codec.headers import ConsumerGroupRequestHeader, CreateTopicRequestHeader, TopicRequestHeader, decode_header
 from codec.record import decode_record
 from gateway.context import BrokerContext
-from gateway.topics import validate_topic
+from gateway.topics import validate_topic_name
 from remoting.connection import Connection
 from remoting.errors import RequestError
 from store.api import TopicConfig
@@ -58,9 +58,8 @@ class AdminHandlers:
 
     async def create_topic(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         h = decode_header(CreateTopicRequestHeader, cmd.ext_fields)
-        validate_topic(h.topic)
-        if h.topic == self.ctx.config.cluster or h.topic == self.ctx.config.broker_name:
-            raise RequestError(ResponseCode.SYSTEM_ERROR, f"The topic[{h.topic}] is conflict with system topic.")
+        validate_topic_name(h.topic)
+        self.ctx.topics.refuse_system_topic(h.topic)
         if not (0 < h.read_queue_nums <= 1024 and 0 < h.write_queue_nums <= 1024 and 0 <= h.perm <= 7):
             raise RequestError(ResponseCode.INVALID_PARAMETER, "queue numbers must be 1..1024 and perm 0..7")
         cfg = TopicConfig(
@@ -70,7 +69,12 @@ class AdminHandlers:
         return cmd.response(ResponseCode.SUCCESS)
 
     async def delete_topic(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """DELETE_TOPIC_IN_BROKER (AdminBrokerProcessor.deleteTopic): any topic but a system one, %RETRY% and %DLQ%
+        topics included."""
         h = decode_header(TopicRequestHeader, cmd.ext_fields)
+        if not h.topic.strip():
+            raise RequestError(ResponseCode.INVALID_PARAMETER, "The specified topic is blank.")
+        self.ctx.topics.refuse_system_topic(h.topic)
         await self.ctx.topics.delete(h.topic)
         return cmd.response(ResponseCode.SUCCESS)
 

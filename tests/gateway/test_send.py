@@ -201,10 +201,15 @@ async def test_invalid_topic_characters(bc):
     )
 
 
-async def test_system_topic(bc):
-    response = await bc.send("SCHEDULE_TOPIC_XXXX", b"x")
-    await assert_refused(bc, response, 16, "Sending message to topic[SCHEDULE_TOPIC_XXXX] is forbidden.",
-                         "SCHEDULE_TOPIC_XXXX")  # fmt: skip
+@pytest.mark.parametrize(
+    "topic",
+    ["SCHEDULE_TOPIC_XXXX", "RMQ_SYS_TRANS_HALF_TOPIC", "RMQ_SYS_TRANS_OP_HALF_TOPIC", "TRANS_CHECK_MAX_TIME_TOPIC",
+     "SELF_TEST_TOPIC", "OFFSET_MOVED_EVENT", "rmq_sys_wheel_timer"],
+)  # fmt: skip
+async def test_system_topic(bc, topic):
+    """TopicValidator.NOT_ALLOWED_SEND_TOPIC_SET, plus the timer topic that holds pocketmq's pending timers."""
+    response = await bc.send(topic, b"x")
+    await assert_refused(bc, response, 16, f"Sending message to topic[{topic}] is forbidden.", topic)
 
 
 async def test_queue_id_out_of_range(bc):

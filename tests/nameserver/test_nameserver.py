@@ -91,6 +91,22 @@ async def test_order_topic_config_goes_into_the_route(broker, ns_client, call):
     assert route["orderTopicConf"] == "broker-a:8"
 
 
+@pytest.mark.parametrize("cluster_name", [None, "DefaultCluster"])
+async def test_deleting_a_system_topics_route_is_accepted_and_the_next_registration_restores_it(
+    broker, ns_client, call, cluster_name
+):
+    """As Apache's DefaultRequestProcessor.deleteTopicInNamesrv: no system-topic check on the name server (the
+    broker refuses DELETE_TOPIC_IN_BROKER for it, so mqadmin deleteTopic stops there). The broker still has the
+    topic, and its next registration routes it again (RouteInfoManager re-adds a topic missing from its table)."""
+    ext = {"topic": "TBW102"} | ({"clusterName": cluster_name} if cluster_name else {})
+    deleted = await call(ns_client, RequestCode.DELETE_TOPIC_IN_NAMESRV, ext)
+    assert (deleted.code, deleted.remark) == (0, None)
+    assert (await get_route(ns_client, call, "TBW102")).code == 17
+    await broker.registrar.register_all()
+    restored = await get_route(ns_client, call, "TBW102")
+    assert (restored.code, restored.body) == (0, expected_route(broker.config.broker_addr, 7, 8))
+
+
 # --- hand-made brokers ----------------------------------------------------------------------------------------
 
 
