@@ -45,6 +45,7 @@ class Broker:
             broker_name=config.broker_name,
             auto_create=config.auto_create_topic,
             default_queue_nums=config.default_topic_queue_nums,
+            validate_system_topics=config.validate_system_topic_when_update_topic,
             on_change=self._topics_changed,
         )
         self.ctx = BrokerContext(config, self.store, self.topics, clock or SystemClock())

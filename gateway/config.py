@@ -27,6 +27,7 @@ class BrokerConfig:
     namesrv_addrs: list[str] = field(default_factory=lambda: ["127.0.0.1:9876"])
     data_dir: Path = Path("pocketmq-data")
     auto_create_topic: bool = True
+    validate_system_topic_when_update_topic: bool = True  # validateSystemTopicWhenUpdateTopic
     default_topic_queue_nums: int = 4
     sync_flush: bool = False  # flushDiskType=SYNC_FLUSH
     max_message_size: int = MAX_MESSAGE_SIZE_DEFAULT

@@ -21,6 +21,7 @@ BROKER_CONF_KEYS = {
     "brokerIP1": "advertise_host",
     "storePathRootDir": "data_dir",
     "autoCreateTopicEnable": "auto_create_topic",
+    "validateSystemTopicWhenUpdateTopic": "validate_system_topic_when_update_topic",
     "defaultTopicQueueNums": "default_topic_queue_nums",
     "flushDiskType": "sync_flush",
     "maxMessageSize": "max_message_size",
@@ -74,7 +75,7 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             config.data_dir = Path(value).expanduser()
         elif field == "sync_flush":
             config.sync_flush = value.strip().upper() == "SYNC_FLUSH"
-        elif field in ("auto_create_topic", "trace_on"):
+        elif field in ("auto_create_topic", "trace_on", "validate_system_topic_when_update_topic"):
             setattr(config, field, _bool(value))
         elif field in (
             "port",

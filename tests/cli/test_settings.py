@@ -94,3 +94,19 @@ def test_transactions_lists_pending_half_messages(tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "1 pending half message(s)" in out
     assert "payments" in out and "TX1" in out and "TX2" not in out
+
+
+def test_connection_limits_and_system_topic_check_come_from_broker_conf(tmp_path: Path) -> None:
+    conf = tmp_path / "broker.conf"
+    conf.write_text(
+        "serverChannelMaxIdleTimeSeconds=30\nserverFrameReadTimeoutSeconds=5\nwriteBufferHighWaterMark=0\n"
+        "writeBufferLowWaterMark=1024\nserverMaxRequestsInFlight=16\nserverMaxConnections=100\n"
+        "serverMaxBufferedBytes=1048576\nvalidateSystemTopicWhenUpdateTopic=false\n"
+    )
+    config = build_broker_config(parser().parse_args(["broker", "--config", str(conf)]), None)
+    limits = config.connection_limits()
+    assert (limits.idle_timeout_s, limits.frame_timeout_s) == (30.0, 5.0)
+    assert (limits.write_high_water, limits.write_low_water) == (64 * 1024, 1024)  # 0 keeps Netty's default
+    assert limits.max_requests_in_flight == 16
+    assert (config.server_max_connections, config.server_max_buffered_bytes) == (100, 1048576)
+    assert config.validate_system_topic_when_update_topic is False
