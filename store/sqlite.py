@@ -131,10 +131,34 @@ DUE_SCHEDULED = (
 NEXT_DUE = "SELECT MIN(due_ms) FROM schedule"  # answered from the due-time index
 PER_REQUEST_READS = (READ_QUEUE, RECORD_AT_PHYS, STORE_TIME_AT, QUERY_BY_KEY, DUE_SCHEDULED, NEXT_DUE)
 
-# Only at open: the one full pass over the queue index that loads the counters.
-_LOAD_QUEUE_COUNTERS = (
-    "SELECT topic, queue_id, MIN(queue_offset), MAX(queue_offset) FROM messages GROUP BY topic, queue_id"
+# Only at open: every queue's lowest and highest stored offset, in O(queues) index seeks rather than one pass
+# over every message (the cost that grew start-up with the store). A recursive skip-scan over messages_by_queue
+# walks the distinct (topic, queue_id) pairs: the next queue of the same topic, else the first queue of the next
+# topic, each a single MIN() seek. Row-value comparisons, (topic, queue_id) > (?, ?), would read more naturally,
+# but SQLite 3.40 seeks only on their first column and scans the rest of the topic. The MIN/MAX subqueries are
+# separate so each is answered by one seek (one aggregate per query is what SQLite's min/max shortcut takes).
+_LOAD_QUEUE_BOUNDS = """
+WITH RECURSIVE queues (topic, queue_id) AS (
+    SELECT topic, queue_id FROM (SELECT topic, queue_id FROM messages ORDER BY topic, queue_id LIMIT 1)
+    UNION ALL
+    SELECT
+        COALESCE(
+            (SELECT q.topic FROM messages AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id LIMIT 1),
+            (SELECT MIN(m.topic) FROM messages AS m WHERE m.topic > q.topic)
+        ),
+        COALESCE(
+            (SELECT MIN(m.queue_id) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id),
+            (SELECT MIN(m.queue_id) FROM messages AS m
+             WHERE m.topic = (SELECT MIN(n.topic) FROM messages AS n WHERE n.topic > q.topic))
+        )
+    FROM queues AS q WHERE q.topic IS NOT NULL
 )
+SELECT
+    topic, queue_id,
+    (SELECT MIN(m.queue_offset) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id = q.queue_id),
+    (SELECT MAX(m.queue_offset) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id = q.queue_id)
+FROM queues AS q WHERE q.topic IS NOT NULL
+"""
 _LAST_RECORD_END = (
     "SELECT phys_offset + length(record) FROM messages WHERE phys_offset = (SELECT MAX(phys_offset) FROM messages)"
 )
@@ -243,7 +267,7 @@ class SqliteStore:
 
     async def _load(self) -> None:
         conn = self._writing_conn()
-        for topic, queue_id, low, high in await conn.execute_fetchall(_LOAD_QUEUE_COUNTERS):
+        for topic, queue_id, low, high in await conn.execute_fetchall(_LOAD_QUEUE_BOUNDS):
             self._min_offset[(topic, queue_id)] = low
             self._next_offset[(topic, queue_id)] = high + 1
         row = await _fetch_one(conn, _LAST_RECORD_END)
