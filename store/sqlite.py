@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 import pathlib
-from collections.abc import Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -26,7 +28,7 @@ import aiosqlite
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
 from store.api import AppendRequest, AppendResult, HalfMessage, ScheduledEntry, StoredEntry, TopicConfig
-from store.errors import StoreClosed, StoreError
+from store.errors import StorageUnavailable, StoreClosed, StoreError
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +74,13 @@ MIGRATIONS: list[str] = [
 
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
 _BUSY_TIMEOUT_MS = 5000
+_LOG_INTERVAL_S = 10.0  # at most one warning per kind of failure per interval
+
+# What the disk says when it is full. SQLite's unix VFS turns a short write with ENOSPC into SQLITE_FULL (also
+# what PRAGMA max_page_count produces); other failures to write, grow, truncate or sync a file (ENOSPC from
+# fallocate, EDQUOT, EIO) arrive as the SQLITE_IOERR family (SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _SHMSIZE...).
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
 
 QueueKey = tuple[str, int]
 OffsetKey = tuple[str, str, int]  # (group, topic, queue_id)
@@ -164,6 +173,35 @@ _LAST_RECORD_END = (
 )
 
 
+class RateLimitedLog:
+    """Warnings of one kind at most once per ``interval`` seconds, each saying how many were suppressed since.
+
+    A full disk fails every send and every offset flush; one line per ``interval`` says so without burying the
+    log. ``clock`` is a monotonic clock in seconds (replaceable in tests)."""
+
+    def __init__(
+        self, logger: logging.Logger, interval: float = _LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        suppressed = self._suppressed.pop(kind, 0)
+        if suppressed:
+            message += " (%d more like this in the last %.0f s)"
+            args = (*args, suppressed, now - last if last is not None else 0.0)
+        self.logger.warning(message, *args)
+
+
 @dataclass(slots=True)
 class _Pending:
     requests: tuple[AppendRequest, ...]
@@ -208,6 +246,8 @@ class SqliteStore:
         self._next_phys = 0
         self._offsets: dict[str, dict[QueueKey, int]] = {}
         self._dirty: set[OffsetKey] = set()
+        self.warnings = RateLimitedLog(_log)
+        self._failed_writes = 0  # writes refused by the disk since the last one that succeeded
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -249,7 +289,10 @@ class SqliteStore:
         self._stop_flushing.set()
         try:
             await asyncio.gather(*self._tasks)
-            await self._flush_offsets()
+            try:
+                await self._flush_offsets()
+            except Exception as err:  # e.g. a full disk; consumers then resume from the last flushed offsets
+                _log.error("consumer offsets of %d queue(s) not saved at close: %s", len(self._dirty), err)
         finally:
             await self._close_connections()
             self._state = "closed"
@@ -292,28 +335,80 @@ class SqliteStore:
             raise StoreClosed(f"store {self.path} is {self._state}")
 
     async def _transact(
-        self, steps: Sequence[_Step], expect_changed: Sequence[tuple[str, Sequence[Sequence[Any]], str]] = ()
-    ) -> None:
-        """Run ``executemany`` steps (empty ones skipped) as one write transaction; the caller holds the
-        write lock. The transaction begins implicitly with the first statement (see ``open``).
+        self,
+        kind: str,
+        steps: Sequence[_Step],
+        expect_changed: Sequence[tuple[str, Sequence[Sequence[Any]], str]] = (),
+    ) -> list[int]:
+        """Run ``executemany`` steps (empty ones skipped) as one write transaction and return each step's count
+        of changed rows; the caller holds the write lock. The transaction begins implicitly with the first
+        statement (see ``open``). Every write of the store goes through here.
 
         Each ``expect_changed`` step must change one row per parameter set, or everything is rolled back: a
         scheduled message is handed over only while its schedule entry exists, a half message is committed only
-        while it is pending. That is what makes both happen exactly once."""
+        while it is pending. That is what makes both happen exactly once.
+
+        A disk that refuses the write raises ``StorageUnavailable`` (logged here, at most once per 10 s per
+        ``kind``: appends, offsets, topics...)."""
         conn = self._writing_conn()
+        changed = []
         try:
             for sql, rows in steps:
-                if rows:
-                    await conn.executemany(sql, rows)
+                changed.append((await conn.executemany(sql, rows)).rowcount if rows else 0)
             for sql, rows, problem in expect_changed:
                 if rows:
                     cursor = await conn.executemany(sql, rows)
                     if cursor.rowcount != len(rows):
                         raise StoreError(f"{len(rows) - cursor.rowcount} {problem}")
             await conn.commit()
-        except BaseException:
-            await conn.rollback()  # a no-op if SQLite already rolled back
-            raise
+        except BaseException as err:
+            with contextlib.suppress(sqlite3.Error):  # keep the original error if the rollback fails too
+                await conn.rollback()  # a no-op if SQLite already rolled back
+            unavailable = self._unavailable(err)
+            if unavailable is None:
+                raise
+            self._failed_writes += 1
+            self.warnings.warning(f"unavailable:{kind}", "%s write refused: %s", kind, unavailable)
+            raise unavailable from err
+        if self._failed_writes:
+            _log.warning("%s: writes succeed again after %d refused by the disk", self.path, self._failed_writes)
+            self._failed_writes = 0
+        return changed
+
+    def _unavailable(self, err: BaseException) -> StorageUnavailable | None:
+        """The ``StorageUnavailable`` that a SQLite error means, or None when it is not the disk refusing."""
+        if not isinstance(err, sqlite3.Error):
+            return None
+        code = getattr(err, "sqlite_errorcode", None)
+        name = getattr(err, "sqlite_errorname", None) or "no error name"
+        if code is None:
+            return None
+        if code & 0xFF == _SQLITE_FULL:
+            return StorageUnavailable(
+                f"the broker's disk is full: {err} ({self.path.name}); messages are refused until space is freed"
+            )
+        if code & 0xFF == _SQLITE_IOERR:
+            return StorageUnavailable(
+                f"the broker cannot write to its disk: {err} [{name}] ({self.path.name}); the disk may be full or"
+                " failing; messages are refused until writes succeed again"
+            )
+        return None
+
+    async def set_max_size(self, max_bytes: int | None) -> int:
+        """Cap the database file at ``max_bytes`` (rounded down to whole pages, but never below its current size),
+        or lift the cap with None; return the cap now in force, in bytes.
+
+        Writes that would grow the file past the cap fail as on a full disk (``StorageUnavailable``), which is how
+        the tests exercise that path; it also works as a size quota. It is SQLite's ``max_page_count`` on the
+        writer connection, so it lasts until the store is closed."""
+        self._require_open()
+        conn = self._writing_conn()
+        (page_size,) = await _fetch_one(conn, "PRAGMA page_size")
+        # SQLite's largest page count (its default); a larger value is clamped to it.
+        pages = 0xFFFFFFFE if max_bytes is None else max(1, max_bytes // page_size)
+        async with self._write_lock:
+            (pages,) = await _fetch_one(conn, f"PRAGMA max_page_count = {int(pages)}")
+        return int(pages) * int(page_size)
 
     # ---- appends (group commit) ------------------------------------------------------------------
 
@@ -352,6 +447,7 @@ class SqliteStore:
             try:
                 self._stage(batch, staged)
                 await self._transact(
+                    "append",
                     [
                         (INSERT_MESSAGE, staged.message_rows),
                         (INSERT_KEY, staged.key_rows),
@@ -370,7 +466,13 @@ class SqliteStore:
                     _fail(pending.future, err)
                 if not isinstance(err, Exception):
                     raise
-                _log.warning("append transaction of %d messages failed: %r", len(staged.message_rows), err)
+                if not isinstance(err, StorageUnavailable):  # that one is logged where it is raised
+                    self.warnings.warning(
+                        f"append:{type(err).__name__}",
+                        "append transaction of %d messages failed: %r",
+                        len(staged.message_rows),
+                        err,
+                    )
                 return
             for queue, next_offset in staged.next_offsets.items():
                 self._min_offset.setdefault(queue, self._next_offset.get(queue, 0))
@@ -517,14 +619,10 @@ class SqliteStore:
         self._require_open()
         resolved = now_ms if state != "pending" else None
         async with self._write_lock:
-            conn = self._writing_conn()
-            try:
-                cursor = await conn.execute(UPDATE_HALF, (state, check_times, next_check_ms, resolved, phys_offset))
-                await conn.commit()
-            except BaseException:
-                await conn.rollback()
-                raise
-        return cursor.rowcount == 1
+            [changed] = await self._transact(
+                "half message", [(UPDATE_HALF, [(state, check_times, next_check_ms, resolved, phys_offset)])]
+            )
+        return changed == 1
 
     # ---- subscriptions ----------------------------------------------------------------------------
 
@@ -534,7 +632,7 @@ class SqliteStore:
         self._require_open()
         row = (group, topic, expression_type, expression, sub_version)
         async with self._write_lock:
-            await self._transact([(SAVE_SUBSCRIPTION, [row])])
+            await self._transact("subscription", [(SAVE_SUBSCRIPTION, [row])])
 
     async def load_subscriptions(self) -> list[tuple[str, str, str, str, int]]:
         sql = "SELECT consumer_group, topic, expression_type, expression, sub_version FROM subscriptions"
@@ -543,7 +641,7 @@ class SqliteStore:
     async def unschedule(self, phys_offset: int) -> None:
         self._require_open()
         async with self._write_lock:
-            await self._transact([(DELETE_SCHEDULE, [(phys_offset,)])])
+            await self._transact("schedule", [(DELETE_SCHEDULE, [(phys_offset,)])])
 
     async def scheduled_count(self) -> int:
         (count,) = await _fetch_one(self._reading_conn(), "SELECT COUNT(*) FROM schedule")
@@ -575,10 +673,18 @@ class SqliteStore:
                 return  # close() does the final flush
             try:
                 await self._flush_offsets()
-            except Exception:
-                _log.exception("flushing consumer offsets to %s failed; retrying later", self.path)
+            except StorageUnavailable:
+                pass  # logged where raised; the offsets stay dirty and the next round retries
+            except Exception as err:
+                self.warnings.warning(
+                    f"offsets:{type(err).__name__}",
+                    "flushing consumer offsets to %s failed; retrying: %r",
+                    self.path,
+                    err,
+                )
 
     async def _flush_offsets(self) -> None:
+        """Write every changed consumer offset in one transaction; if that fails, they all stay dirty."""
         async with self._write_lock:
             if not self._dirty:
                 return
@@ -587,7 +693,7 @@ class SqliteStore:
                 (group, topic, queue_id, self._offsets[group][(topic, queue_id)]) for group, topic, queue_id in dirty
             ]
             try:
-                await self._transact([(UPSERT_CONSUMER_OFFSET, rows)])
+                await self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)])
             except BaseException:
                 self._dirty |= dirty
                 raise
@@ -610,13 +716,13 @@ class SqliteStore:
             config.topic_filter_type, config.topic_sys_flag, int(config.order),
         )  # fmt: skip
         async with self._write_lock:
-            await self._transact([(SAVE_TOPIC, [row])])
+            await self._transact("topic", [(SAVE_TOPIC, [row])])
 
     async def delete_topic(self, topic: str) -> None:
         """Remove a topic's config, messages, key index rows and consumer offsets; reset its counters."""
         self._require_open()
         async with self._write_lock:
-            await self._transact([
+            await self._transact("topic", [
                 ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),
                 ("DELETE FROM messages WHERE topic = ?", [(topic,)]),
                 ("DELETE FROM message_keys WHERE topic = ?", [(topic,)]),
@@ -655,7 +761,11 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
 def _fail(future: asyncio.Future[list[AppendResult]], cause: BaseException) -> None:
     if future.done():
         return
-    if isinstance(cause, Exception):
+    if isinstance(cause, StorageUnavailable):  # one instance per caller: each raises it in its own task
+        error: StoreError = StorageUnavailable(str(cause))
+        error.__cause__ = cause.__cause__
+        future.set_exception(error)
+    elif isinstance(cause, Exception):
         error = StoreError(f"append transaction failed: {cause}")
         error.__cause__ = cause
         future.set_exception(error)

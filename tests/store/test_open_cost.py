@@ -118,7 +118,7 @@ def test_the_bounds_query_seeks_instead_of_scanning() -> None:
 _topics = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=4)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     layout=st.dictionaries(
         st.tuples(_topics, st.integers(-3, 40)),
