@@ -31,3 +31,18 @@ class StorageUnavailable(StoreError):
     ``PutMessageStatus.SERVICE_NOT_AVAILABLE`` while ``RunningFlags`` has the disk-full bit set)."""
 
     response_code = ResponseCode.SERVICE_NOT_AVAILABLE
+
+
+class UnstorableValue(StoreError):
+    """A value the store cannot write: text that is not encodable as UTF-8 (a lone surrogate such as ``"\\ud800"``),
+    or a number outside SQLite's signed 64-bit range. Refused where it enters the store, naming the field, so that
+    it never reaches a write shared with other rows."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        super().__init__(f"{field} {_shortened(value)} cannot be stored: {problem}")
+        self.field = field
+
+
+def _shortened(value: object, limit: int = 80) -> str:
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -28,7 +28,7 @@ import aiosqlite
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
 from store.api import AppendRequest, AppendResult, HalfMessage, ScheduledEntry, StoredEntry, TopicConfig
-from store.errors import StorageUnavailable, StoreClosed, StoreError
+from store.errors import StorageUnavailable, StoreClosed, StoreError, UnstorableValue
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ MIGRATIONS: list[str] = [
 
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
 _BUSY_TIMEOUT_MS = 5000
+_INT64 = range(-(2**63), 2**63)
 _LOG_INTERVAL_S = 10.0  # at most one warning per kind of failure per interval
 
 # What the disk says when it is full. SQLite's unix VFS turns a short write with ENOSPC into SQLITE_FULL (also
@@ -81,6 +82,8 @@ _LOG_INTERVAL_S = 10.0  # at most one warning per kind of failure per interval
 # fallocate, EDQUOT, EIO) arrive as the SQLITE_IOERR family (SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _SHMSIZE...).
 _SQLITE_FULL = 13
 _SQLITE_IOERR = 10
+# Failures tied to the values of one row rather than to the database: retried one row at a time.
+_ROW_ERRORS = (UnicodeEncodeError, OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
 
 QueueKey = tuple[str, int]
 OffsetKey = tuple[str, str, int]  # (group, topic, queue_id)
@@ -200,6 +203,26 @@ class RateLimitedLog:
             message += " (%d more like this in the last %.0f s)"
             args = (*args, suppressed, now - last if last is not None else 0.0)
         self.logger.warning(message, *args)
+
+
+def check_text(field: str, value: object) -> None:
+    """Raise ``UnstorableValue`` unless ``value`` is a str that encodes as UTF-8 (as SQLite stores text)."""
+    if type(value) is str and value.isascii():  # the common case, and always encodable
+        return
+    if not isinstance(value, str):
+        raise UnstorableValue(field, value, f"not text but {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UnstorableValue(field, value, f"not encodable as UTF-8 ({err.reason} at index {err.start})") from err
+
+
+def check_int(field: str, value: object) -> None:
+    """Raise ``UnstorableValue`` unless ``value`` is an int in SQLite's signed 64-bit range."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise UnstorableValue(field, value, f"not an integer but {type(value).__name__}")
+    if value not in _INT64:
+        raise UnstorableValue(field, value, "outside the signed 64-bit range")
 
 
 @dataclass(slots=True)
@@ -339,6 +362,8 @@ class SqliteStore:
         kind: str,
         steps: Sequence[_Step],
         expect_changed: Sequence[tuple[str, Sequence[Sequence[Any]], str]] = (),
+        *,
+        rejected: list[tuple[Sequence[Any], Exception]] | None = None,
     ) -> list[int]:
         """Run ``executemany`` steps (empty ones skipped) as one write transaction and return each step's count
         of changed rows; the caller holds the write lock. The transaction begins implicitly with the first
@@ -349,12 +374,25 @@ class SqliteStore:
         while it is pending. That is what makes both happen exactly once.
 
         A disk that refuses the write raises ``StorageUnavailable`` (logged here, at most once per 10 s per
-        ``kind``: appends, offsets, topics...)."""
+        ``kind``: appends, offsets, topics...).
+
+        With a ``rejected`` list, ``steps`` run one row at a time, and a row that fails because of its own values
+        (``_ROW_ERRORS``: nothing of it was written) is added to the list with its error instead of failing the
+        transaction."""
         conn = self._writing_conn()
         changed = []
         try:
             for sql, rows in steps:
-                changed.append((await conn.executemany(sql, rows)).rowcount if rows else 0)
+                if rejected is None:
+                    changed.append((await conn.executemany(sql, rows)).rowcount if rows else 0)
+                    continue
+                count = 0
+                for row in rows:
+                    try:
+                        count += (await conn.execute(sql, row)).rowcount
+                    except _ROW_ERRORS as err:
+                        rejected.append((row, err))
+                changed.append(count)
             for sql, rows, problem in expect_changed:
                 if rows:
                     cursor = await conn.executemany(sql, rows)
@@ -419,6 +457,14 @@ class SqliteStore:
             # Checked here so one malformed request fails only its caller, not a whole group.
             if not isinstance(request.record, bytearray) or len(request.record) < _OFFSET_BYTES.stop:
                 raise ValueError(f"record for {request.topic}:{request.queue_id} is not a stored-record bytearray")
+            check_text("topic", request.topic)
+            if not isinstance(request.keys, tuple | list):
+                raise UnstorableValue("message keys", request.keys, "not a sequence of text")
+            for key in request.keys:
+                check_text("message key", key)
+            if request.half is not None:
+                check_text("producer group", request.half.producer_group)
+                check_text("transaction id", request.half.transaction_id)
         if not requests:
             return []
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
@@ -630,6 +676,10 @@ class SqliteStore:
         self, group: str, topic: str, expression_type: str, expression: str, sub_version: int
     ) -> None:
         self._require_open()
+        for name, value in (("consumer group", group), ("topic", topic), ("expression type", expression_type),
+                            ("subscription expression", expression)):  # fmt: skip
+            check_text(name, value)
+        check_int("subVersion", sub_version)
         row = (group, topic, expression_type, expression, sub_version)
         async with self._write_lock:
             await self._transact("subscription", [(SAVE_SUBSCRIPTION, [row])])
@@ -654,8 +704,15 @@ class SqliteStore:
         return self._offsets.get(group, {}).get((topic, queue_id))
 
     def set_consumer_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
-        """Record a committed offset; written within ``offset_flush_interval`` seconds and on close."""
+        """Record a committed offset; written within ``offset_flush_interval`` seconds and on close.
+
+        Raises ``UnstorableValue`` for a group or topic that is not valid text, or a number beyond 64 bits, so
+        nothing unwritable ever waits among the offsets flushed together."""
         self._require_open()
+        check_text("consumer group", group)
+        check_text("topic", topic)
+        check_int("queue id", queue_id)
+        check_int("offset", offset)
         per_group = self._offsets.setdefault(group, {})
         if per_group.get((topic, queue_id)) != offset:
             per_group[(topic, queue_id)] = offset
@@ -684,19 +741,48 @@ class SqliteStore:
                 )
 
     async def _flush_offsets(self) -> None:
-        """Write every changed consumer offset in one transaction; if that fails, they all stay dirty."""
+        """Write every changed consumer offset in one transaction.
+
+        If that fails because of some row's values (see ``_ROW_ERRORS``), the rows are written one at a time so
+        that the others are kept and the bad ones are dropped for good: one bad row must never stop the offsets
+        of every group from reaching the disk. Any other failure (a full disk, a busy database) leaves them all
+        dirty for the next flush, and is raised."""
         async with self._write_lock:
             if not self._dirty:
                 return
             dirty, self._dirty = self._dirty, set()
+            # In primary-key order: each b-tree page is visited once, and the order does not depend on hashing.
             rows = [
-                (group, topic, queue_id, self._offsets[group][(topic, queue_id)]) for group, topic, queue_id in dirty
+                (group, topic, queue_id, self._offsets[group][(topic, queue_id)])
+                for group, topic, queue_id in sorted(dirty)
             ]
             try:
                 await self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)])
+            except _ROW_ERRORS:
+                pass
             except BaseException:
                 self._dirty |= dirty
                 raise
+            else:
+                return
+            rejected: list[tuple[Sequence[Any], Exception]] = []
+            try:
+                await self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)], rejected=rejected)
+            except BaseException:
+                self._dirty |= dirty
+                raise
+            finally:
+                for row, err in rejected:
+                    group, topic, queue_id, offset = row
+                    _log.error(
+                        "dropped the consumer offset of group %s topic %s queue %s (offset %s), which cannot be"
+                        " stored: %r",
+                        ascii(group), ascii(topic), ascii(queue_id), ascii(offset), err,
+                    )  # fmt: skip
+                    per_group = self._offsets.get(group, {})
+                    if per_group.get((topic, queue_id)) == offset:  # not set again meanwhile: forget it entirely
+                        del per_group[(topic, queue_id)]
+                        self._dirty.discard((group, topic, queue_id))
 
     # ---- topics ----------------------------------------------------------------------------------
 
@@ -711,6 +797,10 @@ class SqliteStore:
     async def save_topic(self, config: TopicConfig) -> None:
         """Insert or replace a topic config; durable when this returns."""
         self._require_open()
+        check_text("topic", config.topic_name)
+        check_text("topic filter type", config.topic_filter_type)
+        for name in ("read_queue_nums", "write_queue_nums", "perm", "topic_sys_flag"):
+            check_int(name, getattr(config, name))
         row = (
             config.topic_name, config.read_queue_nums, config.write_queue_nums, config.perm,
             config.topic_filter_type, config.topic_sys_flag, int(config.order),
@@ -721,6 +811,7 @@ class SqliteStore:
     async def delete_topic(self, topic: str) -> None:
         """Remove a topic's config, messages, key index rows and consumer offsets; reset its counters."""
         self._require_open()
+        check_text("topic", topic)
         async with self._write_lock:
             await self._transact("topic", [
                 ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),

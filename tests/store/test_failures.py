@@ -1,7 +1,8 @@
-"""Failures that must stay contained: a full disk.
+"""Failures that must stay contained: a full disk, and values the store cannot write.
 
 A full disk is simulated with SQLite's ``max_page_count`` on the writer connection (``SqliteStore.set_max_size``),
-which fails writes with SQLITE_FULL exactly where ENOSPC would.
+which fails writes with SQLITE_FULL exactly where ENOSPC would. Bad values are ones a broken client could send:
+a lone surrogate in a group or topic name, or a number beyond 64 bits.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import pytest
 
 from codec.codes import ResponseCode
 from codec.record import decode_record
-from store.api import TopicConfig
-from store.errors import StorageUnavailable, StoreClosed, StoreError
+from store.api import HalfMessage, TopicConfig
+from store.errors import StorageUnavailable, StoreClosed, StoreError, UnstorableValue
 from store.sqlite import RateLimitedLog, SqliteStore
 
+BAD = "\ud800"  # a lone surrogate: a str, but not encodable as UTF-8
 _STORE_LOG = "store.sqlite"
 
 
@@ -51,6 +53,11 @@ def test_every_store_error_carries_its_response_code() -> None:
     assert StoreError("x").response_code == ResponseCode.SYSTEM_ERROR
     assert StoreClosed("x").response_code == ResponseCode.SERVICE_NOT_AVAILABLE
     assert StorageUnavailable("x").response_code == ResponseCode.SERVICE_NOT_AVAILABLE
+    err = UnstorableValue("consumer group", BAD, "not encodable as UTF-8")
+    assert (err.response_code, err.field) == (ResponseCode.SYSTEM_ERROR, "consumer group")
+    assert str(err) == "consumer group '\\ud800' cannot be stored: not encodable as UTF-8"
+    assert isinstance(err, StoreError)
+    assert len(str(UnstorableValue("topic", "x" * 1000, "too long"))) < 150
 
 
 # ---- a full disk -------------------------------------------------------------------------------------------------
@@ -204,3 +211,123 @@ def test_rate_limited_log_says_how_many_it_suppressed(caplog: pytest.LogCaptureF
         "another kind",
         "disk full again (5 more like this in the last 10 s)",
     ]
+
+
+# ---- values that cannot be stored --------------------------------------------------------------------------------
+
+
+async def test_set_consumer_offset_refuses_what_it_could_not_flush(tmp_path: pathlib.Path) -> None:
+    async with opened(tmp_path / "store.db") as store:
+        cases = [
+            ((BAD, "T", 0, 1), "consumer group"),
+            (("g", "T" + BAD, 0, 1), "topic"),
+            (("g", "T", 2**63, 1), "queue id"),
+            (("g", "T", 0, -(2**63) - 1), "offset"),
+            (("g", "T", 0, "5"), "offset"),
+            ((None, "T", 0, 1), "consumer group"),
+        ]
+        for args, field in cases:
+            with pytest.raises(UnstorableValue) as caught:
+                store.set_consumer_offset(*args)
+            assert caught.value.field == field, args
+        with pytest.raises(UnstorableValue) as caught:
+            store.set_consumer_offset(BAD, "T", 0, 1)
+        assert str(caught.value) == (
+            "consumer group '\\ud800' cannot be stored: not encodable as UTF-8 (surrogates not allowed at index 0)"
+        )
+        assert not store._dirty and store.consumer_offsets(BAD) == {}
+        store.set_consumer_offset("größe-グループ", "T", 0, 2**63 - 1)  # any valid text and the whole int64 range
+        await store._flush_offsets()
+        assert not store._dirty
+
+
+async def test_other_entry_points_refuse_unstorable_text(tmp_path: pathlib.Path, new_request) -> None:
+    async with opened(tmp_path / "store.db") as store:
+        with pytest.raises(UnstorableValue, match="subscription expression"):
+            await store.save_subscription("g", "T", "TAG", "a || " + BAD, 1)
+        with pytest.raises(UnstorableValue, match="consumer group"):
+            await store.save_subscription(BAD, "T", "TAG", "*", 1)
+        with pytest.raises(UnstorableValue, match="topic"):
+            await store.save_topic(TopicConfig(BAD))
+        with pytest.raises(UnstorableValue, match="perm"):
+            await store.save_topic(TopicConfig("T", perm=2**64))
+        with pytest.raises(UnstorableValue, match="topic"):
+            await store.delete_topic(BAD)
+
+        bad_topic = new_request()
+        bad_topic.topic = BAD
+        bad_key = new_request(keys=("fine", "k" + BAD))
+        bad_half = new_request()
+        bad_half.half = HalfMessage(0, BAD, "tx", "pending", 0, 0, 0)
+        good = new_request()
+        # Refused before joining a group commit: the others in the same round are stored.
+        outcomes = await asyncio.gather(
+            store.append([bad_topic]), store.append([good]), store.append([new_request(), bad_key]),
+            store.append([bad_half]), return_exceptions=True,
+        )  # fmt: skip
+        assert [type(o).__name__ for o in outcomes] == ["UnstorableValue", "list", "UnstorableValue", "UnstorableValue"]
+        assert [o.field for o in outcomes if isinstance(o, UnstorableValue)] == [
+            "topic",
+            "message key",
+            "producer group",
+        ]
+        assert outcomes[1][0].queue_offset == 0
+        assert store.max_offset("TopicA", 0) == 1
+        assert await store.load_topics() == [] and await store.load_subscriptions() == []
+
+
+def _sneak_in(store: SqliteStore, group: str, topic: str, queue_id: int, offset: int) -> None:
+    """A dirty offset that bypassed set_consumer_offset's checks (as before they existed)."""
+    store._offsets.setdefault(group, {})[(topic, queue_id)] = offset
+    store._dirty.add((group, topic, queue_id))
+
+
+async def test_one_bad_offset_row_never_stops_the_others(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "store.db"
+    async with opened(path, offset_flush_interval=0.01) as store:
+        for i in range(20):
+            store.set_consumer_offset(f"g{i}", "T", i % 4, 100 + i)
+        _sneak_in(store, BAD, "T", 0, 7)  # UnicodeEncodeError
+        _sneak_in(store, "g-huge", "T", 0, 2**64)  # OverflowError
+        _sneak_in(store, "g-type", "T", 0, [1])  # type: ignore[arg-type]  # sqlite3.ProgrammingError
+        await asyncio.sleep(0.2)  # several background flushes
+        assert not store._dirty
+        dropped = store_warnings(caplog, "dropped the consumer offset")
+        assert len(dropped) == 3  # once each, never retried
+        assert any("group '\\ud800' topic 'T' queue 0 (offset 7)" in r.getMessage() for r in dropped)
+        assert all(r.exc_info is None for r in dropped)
+        assert store.consumer_offsets(BAD) == {} and store.consumer_offsets("g-huge") == {}
+        store.set_consumer_offset("g0", "T", 0, 555)  # and flushing goes on
+        await asyncio.sleep(0.1)
+    with raw(path) as conn:
+        rows = dict(conn.execute("SELECT consumer_group, committed_offset FROM consumer_offsets"))
+    assert rows == {**{f"g{i}": 100 + i for i in range(20)}, "g0": 555}
+
+
+async def test_close_never_raises_because_of_a_bad_row(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "store.db"
+    store = SqliteStore(path, offset_flush_interval=3600)
+    await store.open()
+    store.set_consumer_offset("good", "T", 1, 42)
+    _sneak_in(store, BAD, "T", 1, 43)
+    await store.close()
+    async with opened(path) as reopened:
+        assert reopened.get_consumer_offset("good", "T", 1) == 42
+
+
+async def test_a_bad_row_is_dropped_even_when_the_disk_is_full_and_the_rest_wait(tmp_path: pathlib.Path) -> None:
+    async with opened(tmp_path / "store.db") as store:
+        await store.set_max_size(0)
+        for i in range(300):
+            # U+FF21 sorts after the lone surrogate, so the flush (in key order) meets the bad row first.
+            store.set_consumer_offset(f"\uff21group-{i:03d}-" + "g" * 100, "T", 0, i)
+        _sneak_in(store, BAD, "T", 0, 1)
+        with pytest.raises(StorageUnavailable):
+            await store._flush_offsets()
+        assert len(store._dirty) == 300 and (BAD, "T", 0) not in store._dirty
+        assert store.consumer_offsets(BAD) == {}
+        await store.set_max_size(None)
+        await store._flush_offsets()
+        assert not store._dirty
