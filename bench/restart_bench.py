@@ -13,7 +13,8 @@
    server's RSS.
 
 Prints numbers only; no assertions. ``--cold`` drops the OS page cache before each timing (root only), so
-start-up includes reading the index from disk.
+start-up includes reading the store (and the interpreter's own modules) from disk; it drops the cache of the whole
+machine, so other processes slow down for a moment too.
 """
 
 from __future__ import annotations
