@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 import pathlib
-from collections.abc import Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -26,7 +28,7 @@ import aiosqlite
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
 from store.api import AppendRequest, AppendResult, HalfMessage, ScheduledEntry, StoredEntry, TopicConfig
-from store.errors import StoreClosed, StoreError
+from store.errors import StorageUnavailable, StoreClosed, StoreError, UnstorableValue
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +74,16 @@ MIGRATIONS: list[str] = [
 
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
 _BUSY_TIMEOUT_MS = 5000
+_INT64 = range(-(2**63), 2**63)
+_LOG_INTERVAL_S = 10.0  # at most one warning per kind of failure per interval
+
+# What the disk says when it is full. SQLite's unix VFS turns a short write with ENOSPC into SQLITE_FULL (also
+# what PRAGMA max_page_count produces); other failures to write, grow, truncate or sync a file (ENOSPC from
+# fallocate, EDQUOT, EIO) arrive as the SQLITE_IOERR family (SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _SHMSIZE...).
+_SQLITE_FULL = 13
+_SQLITE_IOERR = 10
+# Failures tied to the values of one row rather than to the database: retried one row at a time.
+_ROW_ERRORS = (UnicodeEncodeError, OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
 
 QueueKey = tuple[str, int]
 OffsetKey = tuple[str, str, int]  # (group, topic, queue_id)
@@ -131,13 +143,86 @@ DUE_SCHEDULED = (
 NEXT_DUE = "SELECT MIN(due_ms) FROM schedule"  # answered from the due-time index
 PER_REQUEST_READS = (READ_QUEUE, RECORD_AT_PHYS, STORE_TIME_AT, QUERY_BY_KEY, DUE_SCHEDULED, NEXT_DUE)
 
-# Only at open: the one full pass over the queue index that loads the counters.
-_LOAD_QUEUE_COUNTERS = (
-    "SELECT topic, queue_id, MIN(queue_offset), MAX(queue_offset) FROM messages GROUP BY topic, queue_id"
+# Only at open: every queue's lowest and highest stored offset, in O(queues) index seeks rather than one pass
+# over every message (the cost that grew start-up with the store). A recursive skip-scan over messages_by_queue
+# walks the distinct (topic, queue_id) pairs: the next queue of the same topic, else the first queue of the next
+# topic, each a single MIN() seek. Row-value comparisons, (topic, queue_id) > (?, ?), would read more naturally,
+# but SQLite 3.40 seeks only on their first column and scans the rest of the topic. The MIN/MAX subqueries are
+# separate so each is answered by one seek (one aggregate per query is what SQLite's min/max shortcut takes).
+_LOAD_QUEUE_BOUNDS = """
+WITH RECURSIVE queues (topic, queue_id) AS (
+    SELECT topic, queue_id FROM (SELECT topic, queue_id FROM messages ORDER BY topic, queue_id LIMIT 1)
+    UNION ALL
+    SELECT
+        COALESCE(
+            (SELECT q.topic FROM messages AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id LIMIT 1),
+            (SELECT MIN(m.topic) FROM messages AS m WHERE m.topic > q.topic)
+        ),
+        COALESCE(
+            (SELECT MIN(m.queue_id) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id),
+            (SELECT MIN(m.queue_id) FROM messages AS m
+             WHERE m.topic = (SELECT MIN(n.topic) FROM messages AS n WHERE n.topic > q.topic))
+        )
+    FROM queues AS q WHERE q.topic IS NOT NULL
 )
+SELECT
+    topic, queue_id,
+    (SELECT MIN(m.queue_offset) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id = q.queue_id),
+    (SELECT MAX(m.queue_offset) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id = q.queue_id)
+FROM queues AS q WHERE q.topic IS NOT NULL
+"""
 _LAST_RECORD_END = (
     "SELECT phys_offset + length(record) FROM messages WHERE phys_offset = (SELECT MAX(phys_offset) FROM messages)"
 )
+
+
+class RateLimitedLog:
+    """Warnings of one kind at most once per ``interval`` seconds, each saying how many were suppressed since.
+
+    A full disk fails every send and every offset flush; one line per ``interval`` says so without burying the
+    log. ``clock`` is a monotonic clock in seconds (replaceable in tests)."""
+
+    def __init__(
+        self, logger: logging.Logger, interval: float = _LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        suppressed = self._suppressed.pop(kind, 0)
+        if suppressed:
+            message += " (%d more like this in the last %.0f s)"
+            args = (*args, suppressed, now - last if last is not None else 0.0)
+        self.logger.warning(message, *args)
+
+
+def check_text(field: str, value: object) -> None:
+    """Raise ``UnstorableValue`` unless ``value`` is a str that encodes as UTF-8 (as SQLite stores text)."""
+    if type(value) is str and value.isascii():  # the common case, and always encodable
+        return
+    if not isinstance(value, str):
+        raise UnstorableValue(field, value, f"not text but {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UnstorableValue(field, value, f"not encodable as UTF-8 ({err.reason} at index {err.start})") from err
+
+
+def check_int(field: str, value: object) -> None:
+    """Raise ``UnstorableValue`` unless ``value`` is an int in SQLite's signed 64-bit range."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise UnstorableValue(field, value, f"not an integer but {type(value).__name__}")
+    if value not in _INT64:
+        raise UnstorableValue(field, value, "outside the signed 64-bit range")
 
 
 @dataclass(slots=True)
@@ -184,6 +269,8 @@ class SqliteStore:
         self._next_phys = 0
         self._offsets: dict[str, dict[QueueKey, int]] = {}
         self._dirty: set[OffsetKey] = set()
+        self.warnings = RateLimitedLog(_log)
+        self._failed_writes = 0  # writes refused by the disk since the last one that succeeded
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -225,7 +312,10 @@ class SqliteStore:
         self._stop_flushing.set()
         try:
             await asyncio.gather(*self._tasks)
-            await self._flush_offsets()
+            try:
+                await self._flush_offsets()
+            except Exception as err:  # e.g. a full disk; consumers then resume from the last flushed offsets
+                _log.error("consumer offsets of %d queue(s) not saved at close: %s", len(self._dirty), err)
         finally:
             await self._close_connections()
             self._state = "closed"
@@ -243,7 +333,7 @@ class SqliteStore:
 
     async def _load(self) -> None:
         conn = self._writing_conn()
-        for topic, queue_id, low, high in await conn.execute_fetchall(_LOAD_QUEUE_COUNTERS):
+        for topic, queue_id, low, high in await conn.execute_fetchall(_LOAD_QUEUE_BOUNDS):
             self._min_offset[(topic, queue_id)] = low
             self._next_offset[(topic, queue_id)] = high + 1
         row = await _fetch_one(conn, _LAST_RECORD_END)
@@ -268,28 +358,95 @@ class SqliteStore:
             raise StoreClosed(f"store {self.path} is {self._state}")
 
     async def _transact(
-        self, steps: Sequence[_Step], expect_changed: Sequence[tuple[str, Sequence[Sequence[Any]], str]] = ()
-    ) -> None:
-        """Run ``executemany`` steps (empty ones skipped) as one write transaction; the caller holds the
-        write lock. The transaction begins implicitly with the first statement (see ``open``).
+        self,
+        kind: str,
+        steps: Sequence[_Step],
+        expect_changed: Sequence[tuple[str, Sequence[Sequence[Any]], str]] = (),
+        *,
+        rejected: list[tuple[Sequence[Any], Exception]] | None = None,
+    ) -> list[int]:
+        """Run ``executemany`` steps (empty ones skipped) as one write transaction and return each step's count
+        of changed rows; the caller holds the write lock. The transaction begins implicitly with the first
+        statement (see ``open``). Every write of the store goes through here.
 
         Each ``expect_changed`` step must change one row per parameter set, or everything is rolled back: a
         scheduled message is handed over only while its schedule entry exists, a half message is committed only
-        while it is pending. That is what makes both happen exactly once."""
+        while it is pending. That is what makes both happen exactly once.
+
+        A disk that refuses the write raises ``StorageUnavailable`` (logged here, at most once per 10 s per
+        ``kind``: appends, offsets, topics...).
+
+        With a ``rejected`` list, ``steps`` run one row at a time, and a row that fails because of its own values
+        (``_ROW_ERRORS``: nothing of it was written) is added to the list with its error instead of failing the
+        transaction."""
         conn = self._writing_conn()
+        changed = []
         try:
             for sql, rows in steps:
-                if rows:
-                    await conn.executemany(sql, rows)
+                if rejected is None:
+                    changed.append((await conn.executemany(sql, rows)).rowcount if rows else 0)
+                    continue
+                count = 0
+                for row in rows:
+                    try:
+                        count += (await conn.execute(sql, row)).rowcount
+                    except _ROW_ERRORS as err:
+                        rejected.append((row, err))
+                changed.append(count)
             for sql, rows, problem in expect_changed:
                 if rows:
                     cursor = await conn.executemany(sql, rows)
                     if cursor.rowcount != len(rows):
                         raise StoreError(f"{len(rows) - cursor.rowcount} {problem}")
             await conn.commit()
-        except BaseException:
-            await conn.rollback()  # a no-op if SQLite already rolled back
-            raise
+        except BaseException as err:
+            with contextlib.suppress(sqlite3.Error):  # keep the original error if the rollback fails too
+                await conn.rollback()  # a no-op if SQLite already rolled back
+            unavailable = self._unavailable(err)
+            if unavailable is None:
+                raise
+            self._failed_writes += 1
+            self.warnings.warning(f"unavailable:{kind}", "%s write refused: %s", kind, unavailable)
+            raise unavailable from err
+        if self._failed_writes:
+            _log.warning("%s: writes succeed again after %d refused by the disk", self.path, self._failed_writes)
+            self._failed_writes = 0
+        return changed
+
+    def _unavailable(self, err: BaseException) -> StorageUnavailable | None:
+        """The ``StorageUnavailable`` that a SQLite error means, or None when it is not the disk refusing."""
+        if not isinstance(err, sqlite3.Error):
+            return None
+        code = getattr(err, "sqlite_errorcode", None)
+        name = getattr(err, "sqlite_errorname", None) or "no error name"
+        if code is None:
+            return None
+        if code & 0xFF == _SQLITE_FULL:
+            return StorageUnavailable(
+                f"the broker's disk is full: {err} ({self.path.name}); messages are refused until space is freed"
+            )
+        if code & 0xFF == _SQLITE_IOERR:
+            return StorageUnavailable(
+                f"the broker cannot write to its disk: {err} [{name}] ({self.path.name}); the disk may be full or"
+                " failing; messages are refused until writes succeed again"
+            )
+        return None
+
+    async def set_max_size(self, max_bytes: int | None) -> int:
+        """Cap the database file at ``max_bytes`` (rounded down to whole pages, but never below its current size),
+        or lift the cap with None; return the cap now in force, in bytes.
+
+        Writes that would grow the file past the cap fail as on a full disk (``StorageUnavailable``), which is how
+        the tests exercise that path; it also works as a size quota. It is SQLite's ``max_page_count`` on the
+        writer connection, so it lasts until the store is closed."""
+        self._require_open()
+        conn = self._writing_conn()
+        (page_size,) = await _fetch_one(conn, "PRAGMA page_size")
+        # SQLite's largest page count (its default); a larger value is clamped to it.
+        pages = 0xFFFFFFFE if max_bytes is None else max(1, max_bytes // page_size)
+        async with self._write_lock:
+            (pages,) = await _fetch_one(conn, f"PRAGMA max_page_count = {int(pages)}")
+        return int(pages) * int(page_size)
 
     # ---- appends (group commit) ------------------------------------------------------------------
 
@@ -300,6 +457,14 @@ class SqliteStore:
             # Checked here so one malformed request fails only its caller, not a whole group.
             if not isinstance(request.record, bytearray) or len(request.record) < _OFFSET_BYTES.stop:
                 raise ValueError(f"record for {request.topic}:{request.queue_id} is not a stored-record bytearray")
+            check_text("topic", request.topic)
+            if not isinstance(request.keys, tuple | list):
+                raise UnstorableValue("message keys", request.keys, "not a sequence of text")
+            for key in request.keys:
+                check_text("message key", key)
+            if request.half is not None:
+                check_text("producer group", request.half.producer_group)
+                check_text("transaction id", request.half.transaction_id)
         if not requests:
             return []
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
@@ -328,6 +493,7 @@ class SqliteStore:
             try:
                 self._stage(batch, staged)
                 await self._transact(
+                    "append",
                     [
                         (INSERT_MESSAGE, staged.message_rows),
                         (INSERT_KEY, staged.key_rows),
@@ -346,7 +512,13 @@ class SqliteStore:
                     _fail(pending.future, err)
                 if not isinstance(err, Exception):
                     raise
-                _log.warning("append transaction of %d messages failed: %r", len(staged.message_rows), err)
+                if not isinstance(err, StorageUnavailable):  # that one is logged where it is raised
+                    self.warnings.warning(
+                        f"append:{type(err).__name__}",
+                        "append transaction of %d messages failed: %r",
+                        len(staged.message_rows),
+                        err,
+                    )
                 return
             for queue, next_offset in staged.next_offsets.items():
                 self._min_offset.setdefault(queue, self._next_offset.get(queue, 0))
@@ -493,14 +665,10 @@ class SqliteStore:
         self._require_open()
         resolved = now_ms if state != "pending" else None
         async with self._write_lock:
-            conn = self._writing_conn()
-            try:
-                cursor = await conn.execute(UPDATE_HALF, (state, check_times, next_check_ms, resolved, phys_offset))
-                await conn.commit()
-            except BaseException:
-                await conn.rollback()
-                raise
-        return cursor.rowcount == 1
+            [changed] = await self._transact(
+                "half message", [(UPDATE_HALF, [(state, check_times, next_check_ms, resolved, phys_offset)])]
+            )
+        return changed == 1
 
     # ---- subscriptions ----------------------------------------------------------------------------
 
@@ -508,9 +676,13 @@ class SqliteStore:
         self, group: str, topic: str, expression_type: str, expression: str, sub_version: int
     ) -> None:
         self._require_open()
+        for name, value in (("consumer group", group), ("topic", topic), ("expression type", expression_type),
+                            ("subscription expression", expression)):  # fmt: skip
+            check_text(name, value)
+        check_int("subVersion", sub_version)
         row = (group, topic, expression_type, expression, sub_version)
         async with self._write_lock:
-            await self._transact([(SAVE_SUBSCRIPTION, [row])])
+            await self._transact("subscription", [(SAVE_SUBSCRIPTION, [row])])
 
     async def load_subscriptions(self) -> list[tuple[str, str, str, str, int]]:
         sql = "SELECT consumer_group, topic, expression_type, expression, sub_version FROM subscriptions"
@@ -519,7 +691,7 @@ class SqliteStore:
     async def unschedule(self, phys_offset: int) -> None:
         self._require_open()
         async with self._write_lock:
-            await self._transact([(DELETE_SCHEDULE, [(phys_offset,)])])
+            await self._transact("schedule", [(DELETE_SCHEDULE, [(phys_offset,)])])
 
     async def scheduled_count(self) -> int:
         (count,) = await _fetch_one(self._reading_conn(), "SELECT COUNT(*) FROM schedule")
@@ -532,8 +704,15 @@ class SqliteStore:
         return self._offsets.get(group, {}).get((topic, queue_id))
 
     def set_consumer_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
-        """Record a committed offset; written within ``offset_flush_interval`` seconds and on close."""
+        """Record a committed offset; written within ``offset_flush_interval`` seconds and on close.
+
+        Raises ``UnstorableValue`` for a group or topic that is not valid text, or a number beyond 64 bits, so
+        nothing unwritable ever waits among the offsets flushed together."""
         self._require_open()
+        check_text("consumer group", group)
+        check_text("topic", topic)
+        check_int("queue id", queue_id)
+        check_int("offset", offset)
         per_group = self._offsets.setdefault(group, {})
         if per_group.get((topic, queue_id)) != offset:
             per_group[(topic, queue_id)] = offset
@@ -551,22 +730,59 @@ class SqliteStore:
                 return  # close() does the final flush
             try:
                 await self._flush_offsets()
-            except Exception:
-                _log.exception("flushing consumer offsets to %s failed; retrying later", self.path)
+            except StorageUnavailable:
+                pass  # logged where raised; the offsets stay dirty and the next round retries
+            except Exception as err:
+                self.warnings.warning(
+                    f"offsets:{type(err).__name__}",
+                    "flushing consumer offsets to %s failed; retrying: %r",
+                    self.path,
+                    err,
+                )
 
     async def _flush_offsets(self) -> None:
+        """Write every changed consumer offset in one transaction.
+
+        If that fails because of some row's values (see ``_ROW_ERRORS``), the rows are written one at a time so
+        that the others are kept and the bad ones are dropped for good: one bad row must never stop the offsets
+        of every group from reaching the disk. Any other failure (a full disk, a busy database) leaves them all
+        dirty for the next flush, and is raised."""
         async with self._write_lock:
             if not self._dirty:
                 return
             dirty, self._dirty = self._dirty, set()
+            # In primary-key order: each b-tree page is visited once, and the order does not depend on hashing.
             rows = [
-                (group, topic, queue_id, self._offsets[group][(topic, queue_id)]) for group, topic, queue_id in dirty
+                (group, topic, queue_id, self._offsets[group][(topic, queue_id)])
+                for group, topic, queue_id in sorted(dirty)
             ]
             try:
-                await self._transact([(UPSERT_CONSUMER_OFFSET, rows)])
+                await self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)])
+            except _ROW_ERRORS:
+                pass
             except BaseException:
                 self._dirty |= dirty
                 raise
+            else:
+                return
+            rejected: list[tuple[Sequence[Any], Exception]] = []
+            try:
+                await self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)], rejected=rejected)
+            except BaseException:
+                self._dirty |= dirty
+                raise
+            finally:
+                for row, err in rejected:
+                    group, topic, queue_id, offset = row
+                    _log.error(
+                        "dropped the consumer offset of group %s topic %s queue %s (offset %s), which cannot be"
+                        " stored: %r",
+                        ascii(group), ascii(topic), ascii(queue_id), ascii(offset), err,
+                    )  # fmt: skip
+                    per_group = self._offsets.get(group, {})
+                    if per_group.get((topic, queue_id)) == offset:  # not set again meanwhile: forget it entirely
+                        del per_group[(topic, queue_id)]
+                        self._dirty.discard((group, topic, queue_id))
 
     # ---- topics ----------------------------------------------------------------------------------
 
@@ -581,18 +797,23 @@ class SqliteStore:
     async def save_topic(self, config: TopicConfig) -> None:
         """Insert or replace a topic config; durable when this returns."""
         self._require_open()
+        check_text("topic", config.topic_name)
+        check_text("topic filter type", config.topic_filter_type)
+        for name in ("read_queue_nums", "write_queue_nums", "perm", "topic_sys_flag"):
+            check_int(name, getattr(config, name))
         row = (
             config.topic_name, config.read_queue_nums, config.write_queue_nums, config.perm,
             config.topic_filter_type, config.topic_sys_flag, int(config.order),
         )  # fmt: skip
         async with self._write_lock:
-            await self._transact([(SAVE_TOPIC, [row])])
+            await self._transact("topic", [(SAVE_TOPIC, [row])])
 
     async def delete_topic(self, topic: str) -> None:
         """Remove a topic's config, messages, key index rows and consumer offsets; reset its counters."""
         self._require_open()
+        check_text("topic", topic)
         async with self._write_lock:
-            await self._transact([
+            await self._transact("topic", [
                 ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),
                 ("DELETE FROM messages WHERE topic = ?", [(topic,)]),
                 ("DELETE FROM message_keys WHERE topic = ?", [(topic,)]),
@@ -631,7 +852,11 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
 def _fail(future: asyncio.Future[list[AppendResult]], cause: BaseException) -> None:
     if future.done():
         return
-    if isinstance(cause, Exception):
+    if isinstance(cause, StorageUnavailable):  # one instance per caller: each raises it in its own task
+        error: StoreError = StorageUnavailable(str(cause))
+        error.__cause__ = cause.__cause__
+        future.set_exception(error)
+    elif isinstance(cause, Exception):
         error = StoreError(f"append transaction failed: {cause}")
         error.__cause__ = cause
         future.set_exception(error)

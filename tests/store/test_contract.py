@@ -338,3 +338,22 @@ async def test_subscriptions_are_remembered_across_a_restart(make_store) -> None
         ("g", "T", "SQL92", "a > 2", 6),
         ("g", "U", "TAG", "x || y", 1),
     ]
+
+
+async def test_reopen_restores_the_bounds_of_many_queues_around_deleted_topics(make_store, new_request) -> None:
+    store = await make_store()
+    counts = {(f"T{t:02d}", q): (t * 7 + q * 3) % 5 for t in range(12) for q in range(8)}  # 0..4 per queue
+    await store.append([new_request(topic, q, b"%d" % i) for (topic, q), n in counts.items() for i in range(n)])
+    deleted = {"T00", "T03", "T04", "T11"}  # first, adjacent pair and last in index order
+    for topic in sorted(deleted):
+        await store.delete_topic(topic)
+    await store.close()
+
+    store = await make_store()
+    for (topic, q), n in counts.items():
+        kept = n if topic not in deleted else 0
+        assert (store.min_offset(topic, q), store.max_offset(topic, q)) == (0, kept), (topic, q)
+        assert store.queue_exists(topic, q) == (kept > 0), (topic, q)
+    [again] = await store.append([new_request("T03", 5)])
+    [more] = await store.append([new_request("T05", 1)])
+    assert (again.queue_offset, more.queue_offset) == (0, counts[("T05", 1)])

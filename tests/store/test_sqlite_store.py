@@ -16,6 +16,7 @@ import sqlite3
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -205,7 +206,7 @@ async def test_bad_request_fails_only_its_caller(db_path: pathlib.Path, new_requ
 async def test_writer_survives_a_group_that_cannot_be_staged(db_path: pathlib.Path, new_request) -> None:
     async with opened(db_path) as store:
         broken = new_request()
-        broken.keys = None  # type: ignore[assignment]
+        broken.half = SimpleNamespace(producer_group="pg", transaction_id="t")  # type: ignore[assignment]
         with pytest.raises(StoreError):
             await store.append([new_request(), broken])
         assert not store.queue_exists("TopicA", 0)
