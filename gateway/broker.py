@@ -27,6 +27,7 @@ from gateway.topics import TopicTable
 from remoting.connection import Connection
 from remoting.limits import ConnectionSlots
 from remoting.server import DispatchTable, RemotingServer
+from runtime.supervise import supervised
 from store.sqlite import SqliteStore
 
 log = logging.getLogger("pocketmq.broker")
@@ -149,10 +150,11 @@ class Broker:
                 port = await tg.start(self.server.serve, self.config.host, self.config.port)
                 self.config.port = port
                 await self.registrar.register_all()
-                tg.start_soon(self.registrar.run)
-                tg.start_soon(self._expire_clients)
-                tg.start_soon(self.ctx.scheduler.run)
-                tg.start_soon(self.ctx.transactions.run)
+                # A failure in one of these (a bug, a full disk) restarts that job; it never stops the broker.
+                tg.start_soon(supervised, "name-server registration", self.registrar.run)
+                tg.start_soon(supervised, "client expiry", self._expire_clients)
+                tg.start_soon(supervised, "scheduled delivery", self.ctx.scheduler.run)
+                tg.start_soon(supervised, "transaction checks", self.ctx.transactions.run)
                 task_status.started(port)
         finally:
             with anyio.CancelScope(shield=True):

@@ -12,6 +12,7 @@ from nameserver.routes import RouteTable
 from remoting.connection import Connection
 from remoting.limits import ConnectionLimits, ConnectionSlots
 from remoting.server import RemotingServer
+from runtime.supervise import supervised
 
 log = logging.getLogger("pocketmq.namesrv")
 
@@ -49,5 +50,5 @@ class NameServer:
         async with anyio.create_task_group() as tg:
             port = await tg.start(self.server.serve, self.host, self.port)
             self.port = port
-            tg.start_soon(self._scan)
+            tg.start_soon(supervised, "broker expiry", self._scan)
             task_status.started(port)

@@ -31,7 +31,8 @@ from codec.command import RemotingCommand
 from codec.errors import CodecError
 from codec.frame import FrameDecoder, encode_frame
 from remoting.errors import RequestError
-from remoting.limits import ConnectionLimits, ConnectionSlots, RateLimitedLog
+from remoting.limits import ConnectionLimits, ConnectionSlots
+from runtime.logs import RateLimitedLog
 
 if TYPE_CHECKING:
     from remoting.server import RemotingServer

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import resource
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from remoting.connection import Connection
 
 from codec.codes import MAX_FRAME_SIZE_DEFAULT
+from runtime.logs import RateLimitedLog
 
 log = logging.getLogger("pocketmq.remoting")
 
@@ -118,39 +118,3 @@ def fd_limit() -> int:
         except (ValueError, OSError) as err:
             log.info("could not raise the open-file limit from %d to %d: %s", soft, hard, err)
     return soft
-
-
-class RateLimitedLog:
-    """Logs at most ``burst`` lines per interval; the first line after a quiet spell says how many were
-    suppressed meanwhile. Keeps a hostile client (or a full disk) from flooding the log."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float, burst: int = 1) -> None:
-        self.logger = logger
-        self.interval_s = interval_s
-        self.burst = burst
-        self._window_end = 0.0
-        self._logged = 0
-        self._suppressed = 0
-
-    def error(self, msg: str, *args: object, exc_info: BaseException | None = None) -> None:
-        self.log(logging.ERROR, msg, *args, exc_info=exc_info)
-
-    def warning(self, msg: str, *args: object) -> None:
-        self.log(logging.WARNING, msg, *args)
-
-    def info(self, msg: str, *args: object) -> None:
-        self.log(logging.INFO, msg, *args)
-
-    def log(self, level: int, msg: str, *args: object, exc_info: BaseException | None = None) -> None:
-        now = time.monotonic()
-        if now >= self._window_end:
-            self._window_end = now + self.interval_s
-            self._logged = 0
-        if self._logged >= self.burst:
-            self._suppressed += 1
-            return
-        self._logged += 1
-        if self._suppressed:
-            msg += f" (and {self._suppressed} more like this were not logged)"
-            self._suppressed = 0
-        self.logger.log(level, msg, *args, exc_info=exc_info)

@@ -33,6 +33,11 @@ class StorageUnavailable(StoreError):
     response_code = ResponseCode.SERVICE_NOT_AVAILABLE
 
 
+class AlreadyResolved(StoreError):
+    """A hand-over or commit found its target no longer pending (a scheduled message already delivered, a half
+    message already committed or rolled back): nothing was written, so nothing is delivered twice."""
+
+
 class UnstorableValue(StoreError):
     """A value the store cannot write: text that is not encodable as UTF-8 (a lone surrogate such as ``"\\ud800"``),
     or a number outside SQLite's signed 64-bit range. Refused where it enters the store, naming the field, so that

@@ -18,8 +18,7 @@ import contextlib
 import logging
 import pathlib
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -27,8 +26,9 @@ from typing import Any, Literal
 import aiosqlite
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
+from runtime.logs import RateLimitedLogs
 from store.api import AppendRequest, AppendResult, HalfMessage, ScheduledEntry, StoredEntry, TopicConfig
-from store.errors import StorageUnavailable, StoreClosed, StoreError, UnstorableValue
+from store.errors import AlreadyResolved, StorageUnavailable, StoreClosed, StoreError, UnstorableValue
 
 _log = logging.getLogger(__name__)
 
@@ -176,35 +176,6 @@ _LAST_RECORD_END = (
 )
 
 
-class RateLimitedLog:
-    """Warnings of one kind at most once per ``interval`` seconds, each saying how many were suppressed since.
-
-    A full disk fails every send and every offset flush; one line per ``interval`` says so without burying the
-    log. ``clock`` is a monotonic clock in seconds (replaceable in tests)."""
-
-    def __init__(
-        self, logger: logging.Logger, interval: float = _LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.logger = logger
-        self.interval = interval
-        self.clock = clock
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warning(self, kind: str, message: str, *args: object) -> None:
-        now = self.clock()
-        last = self._last.get(kind)
-        if last is not None and now - last < self.interval:
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-            return
-        self._last[kind] = now
-        suppressed = self._suppressed.pop(kind, 0)
-        if suppressed:
-            message += " (%d more like this in the last %.0f s)"
-            args = (*args, suppressed, now - last if last is not None else 0.0)
-        self.logger.warning(message, *args)
-
-
 def check_text(field: str, value: object) -> None:
     """Raise ``UnstorableValue`` unless ``value`` is a str that encodes as UTF-8 (as SQLite stores text)."""
     if type(value) is str and value.isascii():  # the common case, and always encodable
@@ -269,7 +240,7 @@ class SqliteStore:
         self._next_phys = 0
         self._offsets: dict[str, dict[QueueKey, int]] = {}
         self._dirty: set[OffsetKey] = set()
-        self.warnings = RateLimitedLog(_log)
+        self.warnings = RateLimitedLogs(_log, interval_s=_LOG_INTERVAL_S)
         self._failed_writes = 0  # writes refused by the disk since the last one that succeeded
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -397,7 +368,7 @@ class SqliteStore:
                 if rows:
                     cursor = await conn.executemany(sql, rows)
                     if cursor.rowcount != len(rows):
-                        raise StoreError(f"{len(rows) - cursor.rowcount} {problem}")
+                        raise AlreadyResolved(f"{len(rows) - cursor.rowcount} {problem}")
             await conn.commit()
         except BaseException as err:
             with contextlib.suppress(sqlite3.Error):  # keep the original error if the rollback fails too
@@ -852,8 +823,8 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
 def _fail(future: asyncio.Future[list[AppendResult]], cause: BaseException) -> None:
     if future.done():
         return
-    if isinstance(cause, StorageUnavailable):  # one instance per caller: each raises it in its own task
-        error: StoreError = StorageUnavailable(str(cause))
+    if isinstance(cause, StorageUnavailable | AlreadyResolved):  # one instance per caller, each raises its own
+        error: StoreError = type(cause)(str(cause))
         error.__cause__ = cause.__cause__
         future.set_exception(error)
     elif isinstance(cause, Exception):

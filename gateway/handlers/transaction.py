@@ -23,7 +23,7 @@ from gateway.messages import append_request
 from gateway.transactions import HalfEvent, HalfState, TransitionRefused, next_state
 from remoting.connection import Connection
 from remoting.errors import RequestError
-from store.errors import StoreError
+from store.errors import AlreadyResolved
 
 _DROPPED_ON_COMMIT = frozenset({PROPERTY_REAL_TOPIC, PROPERTY_REAL_QUEUE_ID, PROPERTY_TRAN_MSG, PROPERTY_WAIT})
 
@@ -77,7 +77,7 @@ class EndTransactionHandler:
             request.commits_half = h.commit_log_offset
             try:
                 await self.ctx.store.append([request])
-            except StoreError as err:  # committed or rolled back meanwhile: never a second delivery
+            except AlreadyResolved as err:  # committed or rolled back meanwhile: never a second delivery
                 raise RequestError(ResponseCode.SYSTEM_ERROR, f"transaction was already resolved: {err}") from err
             self.ctx.waits.notify(msg.topic, msg.queue_id)
         elif not await self.ctx.store.update_half(

@@ -18,9 +18,10 @@ import pytest
 
 from codec.codes import ResponseCode
 from codec.record import decode_record
+from runtime.logs import RateLimitedLogs
 from store.api import HalfMessage, TopicConfig
 from store.errors import StorageUnavailable, StoreClosed, StoreError, UnstorableValue
-from store.sqlite import RateLimitedLog, SqliteStore
+from store.sqlite import SqliteStore
 
 BAD = "\ud800"  # a lone surrogate: a str, but not encodable as UTF-8
 _STORE_LOG = "store.sqlite"
@@ -159,7 +160,7 @@ async def test_background_flushes_on_a_full_disk_log_one_line_and_catch_up(
         await store.set_max_size(0)
         for i in range(300):
             store.set_consumer_offset(f"group-{i:03d}-" + "g" * 100, "T", 0, i)
-        await eventually(lambda: store.warnings._suppressed.get("unavailable:consumer offsets", 0) >= 10)
+        await eventually(lambda: store.warnings.suppressed("unavailable:consumer offsets") >= 10)
         assert len(store._dirty) == 300
         assert len(store_warnings(caplog, "disk is full")) == 1  # for 11 or more failed flushes
         assert not [r for r in caplog.records if r.exc_info]
@@ -203,7 +204,7 @@ def test_sqlite_errors_that_mean_the_disk_refuses(tmp_path: pathlib.Path) -> Non
 
 def test_rate_limited_log_says_how_many_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
     now = [100.0]
-    log = RateLimitedLog(logging.getLogger("test.ratelimit"), interval=10.0, clock=lambda: now[0])
+    log = RateLimitedLogs(logging.getLogger("test.ratelimit"), interval_s=10.0, clock=lambda: now[0])
     log.warning("full", "disk full %s", 1)
     for i in range(5):
         now[0] += 1.0

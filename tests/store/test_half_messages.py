@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from store.api import HalfMessage, MessageStore
-from store.errors import StoreError
+from store.errors import AlreadyResolved
 
 
 def half(group: str = "pg", tid: str = "T1", next_check_ms: int = 6_000) -> HalfMessage:
@@ -35,7 +35,7 @@ async def test_commit_is_exactly_once(store: MessageStore, new_request) -> None:
     await store.append([commit])
     assert (await store.half_message(phys)).state == "committed"
     assert (await store.half_message(phys)).resolved_ms == 77
-    with pytest.raises(StoreError, match="no longer pending"):
+    with pytest.raises(AlreadyResolved, match="no longer pending"):
         await store.append([dataclasses.replace(new_request("Real", 0, b"h"), commits_half=phys)])
     assert store.max_offset("Real", 0) == 1
     assert await store.pending_half_messages() == []

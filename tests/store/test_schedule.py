@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from store.api import MessageStore
-from store.errors import StoreError
+from store.errors import AlreadyResolved
 
 
 async def test_scheduled_messages_are_read_back_by_due_time(store: MessageStore, new_request) -> None:
@@ -39,7 +39,7 @@ async def test_a_second_hand_over_of_the_same_message_is_refused_and_stores_noth
 ) -> None:
     [scheduled] = await store.append([dataclasses.replace(new_request("SCHEDULE_TOPIC_XXXX", 0, b"x"), due_ms=5)])
     await store.append([dataclasses.replace(new_request("Real", 0, b"x"), hands_over=scheduled.phys_offset)])
-    with pytest.raises(StoreError, match="already handed over"):
+    with pytest.raises(AlreadyResolved, match="already handed over"):
         await store.append([dataclasses.replace(new_request("Real", 0, b"x"), hands_over=scheduled.phys_offset)])
     assert store.max_offset("Real", 0) == 1
 
