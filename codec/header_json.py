@@ -1,16 +1,27 @@
-"""The JSON command header (serializeType 0), as fastjson writes and as every client accepts it."""
+"""The JSON command header (serializeType 0), as fastjson writes and as every client accepts it.
+
+Parsed and written with orjson, after a check that the header nests at most MAX_HEADER_DEPTH deep. orjson
+refuses what cannot be stored (invalid UTF-8, lone surrogates).
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from codec.codes import LanguageCode, SerializeType
 from codec.command import RemotingCommand
 from codec.errors import CodecError
+from codec.jsonbody import dumps, nests_at_most
 
 _LANGUAGE_BY_ORDINAL = {lang.value: lang.name for lang in LanguageCode}
 _LANGUAGE_NAMES = frozenset(_LANGUAGE_BY_ORDINAL.values())
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1  # code, opaque, flag and version are Java ints
+
+# A remoting header nests 2 deep (the object and its extFields). Checked before parsing: orjson before 3.9.x
+# has no depth limit of its own (and crashes on a million brackets).
+MAX_HEADER_DEPTH = 16
 
 
 def java_text(value: Any) -> str:
@@ -23,7 +34,10 @@ def java_text(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:  # an object or array as fastjson would hand it to a String field: its JSON text
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as err:
+        raise CodecError(f"an extFields value cannot be written back as JSON text: {err}") from err
 
 
 def _language_name(value: Any) -> str:
@@ -38,18 +52,25 @@ def _int_field(obj: dict[str, Any], name: str, default: int = 0) -> int:
     value = obj.get(name, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise CodecError(f"header field {name} is not an integer: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | str):  # named by type: repr of a deep list recurses
+        shown = "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else repr(value)
+        raise CodecError(f"header field {name} is not an integer: {shown}")
     try:
-        return int(value)
+        number = int(value)
     except ValueError as err:
-        raise CodecError(f"header field {name} is not an integer: {value!r}") from err
+        raise CodecError(f"header field {name} is not an integer: {value[:40]!a}") from err
+    if not _INT_MIN <= number <= _INT_MAX:
+        raise CodecError(f"header field {name} is out of the range of a Java int: {str(value)[:40]}")
+    return number
 
 
 def decode_json_header(header: bytes, body: bytes) -> RemotingCommand:
+    """Decode a JSON header; raises CodecError."""
+    if not nests_at_most(header, MAX_HEADER_DEPTH):
+        raise CodecError(f"JSON header nests deeper than {MAX_HEADER_DEPTH} levels")
     try:
-        obj = json.loads(header)
-    except (UnicodeDecodeError, ValueError) as err:
+        obj = orjson.loads(header)
+    except (ValueError, TypeError) as err:  # orjson.JSONDecodeError is a ValueError
         raise CodecError(f"header is not valid JSON: {err}") from err
     if not isinstance(obj, dict):
         raise CodecError("JSON header is not an object")
@@ -57,7 +78,11 @@ def decode_json_header(header: bytes, body: bytes) -> RemotingCommand:
     if raw_ext is None:
         ext: dict[str, str] = {}
     elif isinstance(raw_ext, dict):
-        ext = {str(k): java_text(v) for k, v in raw_ext.items() if v is not None}
+        ext = raw_ext  # the parser's own fresh dict, kept when every value is already a string
+        for value in raw_ext.values():
+            if type(value) is not str:  # numbers from C++ and ali-ons, nulls: rebuilt as the Java text
+                ext = {k: java_text(v) for k, v in raw_ext.items() if v is not None}
+                break
     else:
         raise CodecError("extFields is not an object")
     if "code" not in obj:
@@ -88,4 +113,7 @@ def encode_json_header(cmd: RemotingCommand) -> bytes:
         obj["remark"] = cmd.remark
     obj["serializeTypeCurrentRPC"] = "JSON"
     obj["version"] = cmd.version
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        return dumps(obj)  # what orjson refuses (an int beyond 64 bits, say) the way json wrote it
