@@ -1,11 +1,15 @@
 """The JSON command header (serializeType 0), as fastjson writes and as every client accepts it.
 
 Parsed and written with orjson, after a check that the header nests at most MAX_HEADER_DEPTH deep. orjson
-refuses what cannot be stored (invalid UTF-8, lone surrogates).
+refuses what cannot be stored (invalid UTF-8, lone surrogates); a header refused only because a string holds a
+lone surrogate (JSON ``"\\ud800"``) is read again with the standard library, so that the broker can answer it:
+the command comes back with ``invalid`` set to a remark naming the field, and the bad text replaced
+(see codec.text).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -14,13 +18,14 @@ from codec.codes import LanguageCode, SerializeType
 from codec.command import RemotingCommand
 from codec.errors import CodecError
 from codec.jsonbody import dumps, nests_at_most
+from codec.text import field_name, is_storable, name_not_unicode, not_unicode, storable
 
 _LANGUAGE_BY_ORDINAL = {lang.value: lang.name for lang in LanguageCode}
 _LANGUAGE_NAMES = frozenset(_LANGUAGE_BY_ORDINAL.values())
 _INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1  # code, opaque, flag and version are Java ints
 
 # A remoting header nests 2 deep (the object and its extFields). Checked before parsing: orjson before 3.9.x
-# has no depth limit of its own (and crashes on a million brackets).
+# has no depth limit of its own (and crashes on a million brackets), and the stdlib fallback recurses in C.
 MAX_HEADER_DEPTH = 16
 
 
@@ -64,14 +69,56 @@ def _int_field(obj: dict[str, Any], name: str, default: int = 0) -> int:
     return number
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _clean(value: Any, path: str, found: list[str]) -> Any:
+    """``value`` with every lone surrogate replaced; the remark for the first one goes to ``found``."""
+    if isinstance(value, str):
+        if is_storable(value):
+            return value
+        if not found:
+            found.append(not_unicode(path, value))
+        return storable(value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not is_storable(key):
+                if not found:
+                    found.append(name_not_unicode(path or "the header", key))
+                key = storable(key)
+            name = field_name(key)
+            out[key] = _clean(item, f"{path}.{name}" if path else name, found)
+        return out
+    if isinstance(value, list):
+        return [_clean(item, f"{path}[{i}]", found) for i, item in enumerate(value)]
+    return value
+
+
+def _read_unstorable(header: bytes, err: ValueError) -> tuple[Any, str]:
+    """The second reading of a header orjson refused: succeeds only when a lone surrogate was the whole problem."""
+    refused = CodecError(f"header is not valid JSON: {err}")
+    try:
+        obj = json.loads(header.decode(), parse_constant=_refuse_constant)  # strict UTF-8: no surrogate bytes
+    except (ValueError, RecursionError):
+        raise refused from err
+    found: list[str] = []
+    obj = _clean(obj, "", found)
+    if not found:
+        raise refused from err
+    return obj, found[0]
+
+
 def decode_json_header(header: bytes, body: bytes) -> RemotingCommand:
-    """Decode a JSON header; raises CodecError."""
+    """Decode a JSON header. Raises CodecError; a lone surrogate instead yields a command with ``invalid`` set."""
     if not nests_at_most(header, MAX_HEADER_DEPTH):
         raise CodecError(f"JSON header nests deeper than {MAX_HEADER_DEPTH} levels")
+    invalid = None
     try:
         obj = orjson.loads(header)
     except (ValueError, TypeError) as err:  # orjson.JSONDecodeError is a ValueError
-        raise CodecError(f"header is not valid JSON: {err}") from err
+        obj, invalid = _read_unstorable(bytes(header), err)
     if not isinstance(obj, dict):
         raise CodecError("JSON header is not an object")
     raw_ext = obj.get("extFields")
@@ -98,6 +145,7 @@ def decode_json_header(header: bytes, body: bytes) -> RemotingCommand:
         language=_language_name(obj.get("language")),
         version=_int_field(obj, "version"),
         serialize_type=SerializeType.JSON,
+        invalid=invalid,
     )
 
 

@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codec import jsonbody
+from codec.codes import SerializeType
 from codec.command import RemotingCommand
 from codec.errors import CodecError
 from codec.frame import FrameDecoder
+from codec.header_binary import decode_binary_header
 from codec.header_json import decode_json_header, encode_json_header, java_text
 
 # Any text a str can hold and UTF-8 can carry: control characters, quotes, backslashes, astral planes.
@@ -124,7 +126,7 @@ def test_header_decoder_reads_what_the_json_decoder_read(ext: dict[str, Any], op
     header = json.dumps({"code": 10, "opaque": opaque, "remark": remark, "extFields": ext}, ensure_ascii=False)
     cmd = decode_json_header(header.encode(), b"")
     expected = {k: reference_java_text(v) for k, v in json.loads(header)["extFields"].items() if v is not None}
-    assert (cmd.opaque, cmd.remark, cmd.ext_fields) == (opaque, remark, expected)
+    assert (cmd.opaque, cmd.remark, cmd.ext_fields, cmd.invalid) == (opaque, remark, expected, None)
 
 
 def test_java_text_of_numbers_is_unchanged() -> None:
@@ -135,6 +137,58 @@ def test_java_text_of_numbers_is_unchanged() -> None:
 
 def frame(serialize_type: int, header: bytes) -> bytes:
     return struct.pack(">iI", 4 + len(header), (serialize_type << 24) | len(header)) + header
+
+
+# ---------------------------------------------------------------------------------------------------- golden
+
+
+LONE_SURROGATE_PULL = (
+    b'{"code":11,"extFields":{"consumerGroup":"\\ud800","topic":"TopicTest","queueId":"0"},'
+    b'"flag":0,"language":"JAVA","opaque":7,"serializeTypeCurrentRPC":"JSON","version":479}'
+)
+
+
+def test_golden_json_lone_surrogate_decodes_with_invalid_set() -> None:
+    (cmd,) = FrameDecoder().feed(frame(0, LONE_SURROGATE_PULL))
+    assert cmd == RemotingCommand(
+        code=11,
+        opaque=7,
+        ext_fields={"consumerGroup": "?", "topic": "TopicTest", "queueId": "0"},
+        version=479,
+        invalid="the header field extFields.consumerGroup is not valid Unicode text: '\\ud800'",
+    )
+
+
+def test_golden_json_invalid_request_is_answered_in_plain_bytes() -> None:
+    (cmd,) = FrameDecoder().feed(frame(0, LONE_SURROGATE_PULL))
+    assert cmd.invalid is not None
+    response = cmd.response(29, cmd.invalid)
+    assert encode_json_header(response) == (
+        b'{"code":29,"flag":1,"language":"JAVA","opaque":7,"remark":"the header field extFields.consumerGroup is not'
+        b' valid Unicode text: \'\\\\ud800\'","serializeTypeCurrentRPC":"JSON","version":479}'
+    )
+
+
+BINARY_BAD_UTF8 = (
+    struct.pack(">hBhii", 11, 0, 401, 7, 0)
+    + struct.pack(">i", 0)  # no remark
+    + struct.pack(">i", 2 + 13 + 4 + 3 + 2 + 5 + 4 + 9)
+    + struct.pack(">h", 13) + b"consumerGroup" + struct.pack(">i", 3) + b"\xed\xa0\x80"  # an encoded surrogate
+    + struct.pack(">h", 5) + b"topic" + struct.pack(">i", 9) + b"TopicTest"
+)  # fmt: skip
+
+
+def test_golden_binary_bad_utf8_decodes_with_invalid_set() -> None:
+    (cmd,) = FrameDecoder().feed(frame(1, BINARY_BAD_UTF8))
+    assert cmd == RemotingCommand(
+        code=11,
+        opaque=7,
+        ext_fields={"consumerGroup": "\ufffd\ufffd\ufffd", "topic": "TopicTest"},
+        version=401,
+        serialize_type=SerializeType.ROCKETMQ,
+        invalid="the header field extFields.consumerGroup is not valid UTF-8 text: b'\\xed\\xa0\\x80'",
+    )
+    assert cmd.response(29, cmd.invalid).remark.isascii()  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------------------------------- nesting
@@ -213,3 +267,63 @@ def test_a_large_body_with_a_key_like_run_in_a_string_is_refused_not_changed() -
     assert jsonbody.loads(b'{0:"a"' + padding + b"}")["0"] == "a"
     with pytest.raises(CodecError, match="not valid JSON"):
         jsonbody.loads(b'{0:"x,5:y"' + padding + b"}")
+
+
+UNSTORABLE_JSON = {
+    "remark": (b'{"code":0,"flag":1,"remark":"bad \\udc00 text"}', "the header field remark is not valid Unicode text:"
+               " 'bad \\udc00 text'", {"remark": "bad ? text"}),
+    "language": (b'{"code":10,"language":"\\ud800"}', "the header field language is not valid Unicode text: '\\ud800'",
+                 {"language": "OTHER"}),
+    "key": (b'{"code":10,"extFields":{"a\\ud800":"1","b":"\\ud800"}}', "a header field name in extFields is not"
+            " valid Unicode text: 'a\\ud800'", {"ext_fields": {"a?": "1", "b": "?"}}),
+    "nested value": (b'{"code":10,"extFields":{"x":{"y":["\\udfff"]}}}', "the header field extFields.x.y[0] is not"
+                     " valid Unicode text: '\\udfff'", {"ext_fields": {"x": '{"y":["?"]}'}}),
+    "odd key name": (b'{"code":10,"extFields":{"k y":"\\ud800"}}', "the header field extFields.'k y' is not valid"
+                     " Unicode text: '\\ud800'", {"ext_fields": {"k y": "?"}}),
+    "long value": (b'{"code":10,"extFields":{"p":"' + b"a" * 100 + b'\\ud800"}}', "the header field extFields.p is"
+                   " not valid Unicode text: ...'" + "a" * 47 + "\\ud800'", {"ext_fields": {"p": "a" * 100 + "?"}}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("header", "remark", "fields"), UNSTORABLE_JSON.values(), ids=UNSTORABLE_JSON.keys())
+def test_unstorable_json_text_is_named_and_replaced(header: bytes, remark: str, fields: dict[str, Any]) -> None:
+    cmd = decode_json_header(header, b"")
+    assert cmd.invalid == remark
+    assert {name: getattr(cmd, name) for name in fields} == fields
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"code":10,"remark":"\\ud800",' + b"[" * 20 + b"]" * 20 + b"}",  # too deep for the second reading
+        b'{"code":10,"remark":"\xed\xa0\x80"}',  # an encoded surrogate is not UTF-8: not JSON text at all
+        b'{"code":10,"remark":"\\ud800",}',  # broken JSON besides
+        b'{"code":10,"remark":"\\ud800","n":NaN}',
+    ],
+    ids=["deep", "surrogate bytes", "trailing comma", "NaN"],
+)
+def test_only_a_lone_surrogate_gets_a_second_reading(header: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_json_header(header, b"")
+
+
+def binary_header(remark: bytes, entries: list[tuple[bytes, bytes]]) -> bytes:
+    ext = b"".join(struct.pack(">h", len(k)) + k + struct.pack(">i", len(v)) + v for k, v in entries)
+    return struct.pack(">hBhiii", 10, 0, 401, 1, 0, len(remark)) + remark + struct.pack(">i", len(ext)) + ext
+
+
+UNSTORABLE_BINARY = {
+    "remark": (binary_header(b"ok \xff", []), "the header field remark is not valid UTF-8 text: b'ok \\xff'",
+               {"remark": "ok \ufffd"}),
+    "key": (binary_header(b"", [(b"\xc3(", b"v"), (b"b", b"\xff")]), "a header field name in extFields is not valid"
+            " UTF-8 text: b'\\xc3('", {"ext_fields": {"\ufffd(": "v", "b": "\ufffd"}}),
+    "value": (binary_header(b"", [(b"topic", b"T\x80")]), "the header field extFields.topic is not valid UTF-8"
+              " text: b'T\\x80'", {"ext_fields": {"topic": "T\ufffd"}}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("header", "remark", "fields"), UNSTORABLE_BINARY.values(), ids=UNSTORABLE_BINARY.keys())
+def test_binary_text_that_is_not_utf8_is_named_and_replaced(header: bytes, remark: str, fields: dict[str, Any]) -> None:
+    cmd = decode_binary_header(header, b"")
+    assert cmd.invalid == remark
+    assert {name: getattr(cmd, name) for name in fields} == fields
