@@ -9,7 +9,13 @@ from codec.codes import FLAG_ONEWAY, FLAG_RESPONSE, SERVER_VERSION, SerializeTyp
 
 @dataclass(slots=True)
 class RemotingCommand:
-    """A request or response. ``ext_fields`` always holds Java-style strings, whatever the sender wrote."""
+    """A request or response. ``ext_fields`` always holds Java-style strings, whatever the sender wrote.
+
+    ``invalid`` is set by the decoders when the header was readable but held text that cannot be stored (a lone
+    surrogate in JSON, bytes that are not UTF-8 in the binary header): it is a remark naming the first such field,
+    the offending text has already been replaced, and a broker answers the request with INVALID_PARAMETER and
+    this remark instead of handling it. Encoders ignore it.
+    """
 
     code: int
     opaque: int = 0
@@ -20,8 +26,6 @@ class RemotingCommand:
     language: str = "JAVA"
     version: int = SERVER_VERSION
     serialize_type: SerializeType = SerializeType.JSON
-    # Why this command cannot be served although its frame was readable (a header field holding text that cannot
-    # be stored, say); the dispatcher answers such a request with INVALID_PARAMETER and this remark.
     invalid: str | None = None
 
     @property

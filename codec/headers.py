@@ -47,7 +47,7 @@ def _parse(value: str, py_type: type, key: str, long: bool) -> Any:
         try:
             number = int(value.strip())
         except ValueError:
-            raise HeaderFieldError(f"the custom field {key} is not a number: {value!r}") from None
+            raise HeaderFieldError(f"the custom field {key} is not a number: {value[:64]!r}") from None
         low, high = _INT64 if long else _INT32
         if not low <= number <= high:
             raise HeaderFieldError(f"the custom field {key} is out of range: {value}")

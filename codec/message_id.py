@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import struct
 
 from codec.errors import CodecError
 
 _V4 = struct.Struct(">4siq")
 _V6 = struct.Struct(">16siq")
+_HEX = re.compile("[0-9A-Fa-f]*")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -27,11 +29,10 @@ def decode_offset_msg_id(msg_id: str) -> tuple[str, int, int]:
     """Return (host, port, phys_offset). 32 hex chars is IPv4, 56 is IPv6."""
     layout = {32: _V4, 56: _V6}.get(len(msg_id))
     if layout is None:
-        raise CodecError(f"offset message id {msg_id!r} is neither 32 nor 56 hex characters")
-    try:
-        ip, port, offset = layout.unpack(bytes.fromhex(msg_id))
-    except ValueError as err:
-        raise CodecError(f"offset message id {msg_id!r} is not hex") from err
+        raise CodecError(f"offset message id {msg_id[:64]!a} is neither 32 nor 56 hex characters")
+    if _HEX.fullmatch(msg_id) is None:  # bytes.fromhex would skip spaces and leave the layout short
+        raise CodecError(f"offset message id {msg_id!a} is not hex")
+    ip, port, offset = layout.unpack(bytes.fromhex(msg_id))
     return str(ipaddress.ip_address(ip)), port, offset
 
 

@@ -227,6 +227,8 @@ def properties_of(record: bytes | bytearray | memoryview) -> str:
         store = 16 if sys_flag & MessageSysFlag.STOREHOST_V6 else 4
         pos = _PREFIX.size + 8 + born + 4 + 8 + store + 4 + 4 + 8
         (body_len,) = _I32.unpack_from(view, pos)
+        if body_len < 0:
+            raise CodecError(f"record body length {body_len} is negative")
         pos += 4 + body_len
         if magic == MAGIC_V2:
             (topic_len,) = _U16.unpack_from(view, pos)
@@ -234,6 +236,9 @@ def properties_of(record: bytes | bytearray | memoryview) -> str:
         else:
             pos += 1 + view[pos]
         (props_len,) = _I16.unpack_from(view, pos)
-        return bytes(view[pos + 2 : pos + 2 + props_len]).decode()
-    except (struct.error, IndexError, UnicodeDecodeError) as err:
+        pos += 2
+        if props_len < 0 or pos + props_len > len(view):
+            raise CodecError(f"record properties length {props_len} overruns the record")
+        return bytes(view[pos : pos + props_len]).decode()
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as err:
         raise CodecError(f"malformed record: {err}") from err

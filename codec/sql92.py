@@ -37,6 +37,9 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
+from codec.codes import ResponseCode
+from codec.errors import CodecError
+
 __all__ = ["MAX_EXPRESSION_LENGTH", "MAX_NESTING", "MAX_TREE_DEPTH", "SqlFilter", "SqlSyntaxError", "compile_sql92"]
 
 MAX_EXPRESSION_LENGTH = 64 * 1024  # a long IN list of a few thousand keys fits
@@ -51,8 +54,13 @@ Props = Mapping[str, str]
 Evaluator = Callable[[Props], object]  # returns True, False or None (unknown); raises _EvalError
 
 
-class SqlSyntaxError(ValueError):
-    """An expression that does not compile; ``position`` is the 0-based character offset of the problem."""
+class SqlSyntaxError(CodecError, ValueError):
+    """An expression that does not compile; ``position`` is the 0-based character offset of the problem.
+
+    A CodecError (a broker answers SUBSCRIPTION_PARSE_FAILED), and still a ValueError as it always was.
+    """
+
+    response_code = ResponseCode.SUBSCRIPTION_PARSE_FAILED
 
     def __init__(self, problem: str, position: int) -> None:
         super().__init__(f"{problem} at position {position}")
@@ -721,6 +729,8 @@ class SqlFilter:
 
 def compile_sql92(expression: str) -> SqlFilter:
     """Parse and compile a SQL92 selector; raises SqlSyntaxError naming the problem and its position."""
+    if not isinstance(expression, str):
+        raise SqlSyntaxError(f"expression is {type(expression).__name__}, not text", 0)
     if len(expression) > MAX_EXPRESSION_LENGTH:
         raise SqlSyntaxError(f"expression longer than {MAX_EXPRESSION_LENGTH} characters", MAX_EXPRESSION_LENGTH)
     return SqlFilter(expression, _Parser(expression).parse().build())

@@ -8,9 +8,9 @@ SUB_ALL = "*"
 
 
 def java_string_hash(text: str) -> int:
-    """Java ``String.hashCode()`` over UTF-16 code units, as a signed 32-bit int."""
+    """Java ``String.hashCode()`` over UTF-16 code units, as a signed 32-bit int (a lone surrogate is one unit)."""
     h = 0
-    data = text.encode("utf-16-be")
+    data = text.encode("utf-16-be", "surrogatepass")
     for i in range(0, len(data), 2):
         h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
     return h - (1 << 32) if h >= 1 << 31 else h
