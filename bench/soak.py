@@ -48,11 +48,12 @@ def raise_fd_limit() -> int:
 
 def start_server(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[str], int, int]:
     ns_port, broker_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pocketmq", "up", "--data-dir", str(data_dir),
-         "--namesrv-port", str(ns_port), "--broker-port", str(broker_port)],
-        stdout=subprocess.PIPE, stderr=log_path.open("w"), text=True, cwd=ROOT,
-    )  # fmt: skip
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pocketmq", "up", "--data-dir", str(data_dir),
+             "--namesrv-port", str(ns_port), "--broker-port", str(broker_port)],
+            stdout=subprocess.PIPE, stderr=log_file, text=True, cwd=ROOT,
+        )  # fmt: skip
     assert proc.stdout is not None
     line = ""
     while not line.startswith("namesrvAddr="):

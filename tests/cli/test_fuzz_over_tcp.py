@@ -26,11 +26,12 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int, Path]:
     conf.write_text("serverFrameReadTimeoutSeconds=2\nserverChannelMaxIdleTimeSeconds=20\n")
     ns_port, broker_port = free_port(), free_port()
     log_path = tmp_path / "server.log"  # a file, not a pipe: nobody reads a pipe during the campaign
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pocketmq", "up", "--data-dir", str(tmp_path / "data"), "--config", str(conf),
-         "--namesrv-port", str(ns_port), "--broker-port", str(broker_port)],
-        stdout=subprocess.PIPE, stderr=log_path.open("w"), text=True,
-    )  # fmt: skip
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pocketmq", "up", "--data-dir", str(tmp_path / "data"), "--config", str(conf),
+             "--namesrv-port", str(ns_port), "--broker-port", str(broker_port)],
+            stdout=subprocess.PIPE, stderr=log_file, text=True,
+        )  # fmt: skip
     assert proc.stdout is not None
     line = ""
     while not line.startswith("namesrvAddr="):

@@ -133,3 +133,47 @@ def test_reaching_the_file_descriptor_limit_refuses_connections_instead_of_exiti
     assert "refusing connections" in log
     assert log.count("refusing connections") <= 3  # one line per interval, not one per connection
     assert "Traceback" not in log
+
+
+def test_a_group_name_that_cannot_be_stored_is_refused_and_every_other_offset_persists(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data")
+
+    async def commit_offsets() -> tuple[int, str]:
+        client = await RemotingClient.connect("127.0.0.1", server.broker_port)
+        try:
+            ok = request(RequestCode.UPDATE_CONSUMER_OFFSET,
+                         {"consumerGroup": "good", "topic": "T", "queueId": "0", "commitOffset": "7"})  # fmt: skip
+            assert (await client.invoke(ok)).code == 0
+            header = (b'{"code":15,"opaque":99,"flag":0,"language":"JAVA","version":479,"extFields":'
+                      b'{"consumerGroup":"\\ud800","topic":"T","queueId":"0","commitOffset":"5"}}')  # fmt: skip
+            await client.stream.send(struct.pack(">iI", 4 + len(header), len(header)) + header)
+            bad = await client.receive()
+            later = request(RequestCode.UPDATE_CONSUMER_OFFSET,
+                            {"consumerGroup": "later", "topic": "T", "queueId": "0", "commitOffset": "9"})  # fmt: skip
+            assert (await client.invoke(later)).code == 0
+            return bad.code, bad.remark or ""
+        finally:
+            await client.aclose()
+
+    async def committed(group: str) -> int:
+        client = await RemotingClient.connect("127.0.0.1", server.broker_port)
+        try:
+            query = request(RequestCode.QUERY_CONSUMER_OFFSET, {"consumerGroup": group, "topic": "T", "queueId": "0"})
+            response = await client.invoke(query)
+        finally:
+            await client.aclose()
+        return int(response.ext_fields["offset"]) if response.code == 0 else -1
+
+    try:
+        code, remark = anyio.run(commit_offsets)
+        assert code == 29 and "consumerGroup" in remark  # INVALID_PARAMETER naming the field
+        time.sleep(1.5)  # a background offset flush runs meanwhile
+    finally:
+        log = server.stop()  # exits 0: the final flush does not fail
+    assert "Traceback" not in log
+    server = Server(tmp_path / "data")  # after a restart, what was committed is still there
+    try:
+        assert anyio.run(committed, "good") == 7
+        assert anyio.run(committed, "later") == 9
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@ on (issue 10, defects 1 and 2, and the failure boundary around handlers and call
 
 from __future__ import annotations
 
+import json
 import struct
 
 import anyio
@@ -65,6 +66,19 @@ async def test_an_unknown_request_code_is_answered(kit):
     client = await server.connect()
     answer = await client.call(4242)
     assert (answer.code, answer.remark) == (3, " request type 4242 not supported")
+
+
+async def test_a_command_with_an_invalid_field_is_refused_without_calling_its_handler(kit):
+    """The codec marks a readable frame whose text cannot be stored; the dispatcher answers it."""
+    server = await kit.start()
+    client = await server.connect()
+    header = json.dumps({"code": kit.ECHO, "opaque": 9, "flag": 0, "extFields": {"consumerGroup": "\ud800"}})
+    await client.send(kit.raw_frame(header.encode()))
+    answer = await client.receive()
+    assert (answer.opaque, answer.code) == (9, 29)  # INVALID_PARAMETER
+    assert "consumerGroup" in answer.remark
+    assert server.served == 0
+    assert (await client.call(kit.ECHO, b"next")).body == b"next"
 
 
 async def test_a_failing_open_or_close_callback_stops_neither_the_listener_nor_other_connections(kit):
