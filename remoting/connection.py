@@ -81,6 +81,7 @@ class Connection(asyncio.Protocol):
         self._starved = False  # waiting for the process's buffer budget
         self._closing = False  # no more requests are taken; closes once the in-flight ones are answered
         self._eof = False  # the peer sent its last bytes
+        self._lost = False  # the transport is gone; what was received is still served, answers are dropped
         self._reserved = 0  # bytes of the process's buffer budget this connection holds
         self._scopes: set[anyio.CancelScope] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -154,7 +155,8 @@ class Connection(asyncio.Protocol):
             self._fail("internal error while resuming", err)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closing = True
+        self._lost = True
+        self._write_paused = False
         self.closed.set()
         for scope in self._scopes:
             scope.cancel()
@@ -164,11 +166,19 @@ class Connection(asyncio.Protocol):
         self._pending.clear()
         if self._starved:
             self.slots.starved.discard(self)
-        self._release_budget()
         if self._admitted:
             self._admitted = False
             self.slots.release()
             self.server.connection_closed(self)
+        try:
+            # Requests received before the peer vanished (a producer's last oneway sends, a consumer's offset
+            # commits at shutdown) are still served, unless this side closed the connection on purpose.
+            if not self._closing:
+                self._pump()
+        except Exception as err:
+            self._fail("internal error after the connection closed", err)
+        finally:
+            self._release_budget()
 
     # ---- writing -------------------------------------------------------------------------------------
 
@@ -217,6 +227,8 @@ class Connection(asyncio.Protocol):
                 self._resolve(cmd)
             else:
                 self._dispatch(cmd)
+        if self._lost:
+            return
         if self._eof and not self._busy and not self.decoder.has_frame and self.transport is not None:
             self._closing = True
             self.transport.close()
@@ -238,7 +250,9 @@ class Connection(asyncio.Protocol):
             result = error_response(cmd, err)
         if inspect.iscoroutine(result):
             self._busy = True
-            self._spawn(self._run_handler(cmd, result))
+            # Not cancelled when the peer leaves: what a handler does before it returns (validating and encoding a
+            # send, say) always completes, as for requests answered without a task.
+            self._spawn(self._run_handler(cmd, result), cancellable=False)
         else:
             self._finish(cmd, result)
 
@@ -258,7 +272,7 @@ class Connection(asyncio.Protocol):
         if isinstance(result, asyncio.Future):
             result.add_done_callback(functools.partial(self._future_done, cmd))
         else:
-            self._spawn(self._complete(cmd, result))
+            self._spawn(self._complete(cmd, result), cancellable=True)
 
     async def _complete(self, cmd: RemotingCommand, pending: Awaitable[RemotingCommand | None]) -> None:
         try:
@@ -287,14 +301,14 @@ class Connection(asyncio.Protocol):
             self.send(response)
 
     def _after_answer(self) -> None:
-        if self._closing:
+        if self._closing and not self._lost:
             if self._in_flight == 0 and not self._busy and self.transport is not None:
                 self.transport.close()  # what was written is still sent first
         else:
             self._pump()
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._scoped(work))
+    def _spawn(self, work: Coroutine[Any, Any, None], *, cancellable: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._scoped(work) if cancellable else self._guard(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -302,13 +316,19 @@ class Connection(asyncio.Protocol):
         # An anyio scope, not Task.cancel(): closing the connection cancels held pulls, while a send's shielded
         # store step still completes (Task.cancel would break through anyio's shield).
         with anyio.CancelScope() as scope:
+            if self._lost:
+                scope.cancel()  # completing after the peer left: cancelled at its first unshielded wait
             self._scopes.add(scope)
             try:
-                await work
-            except Exception as err:
-                self._fail("internal error", err)
+                await self._guard(work)
             finally:
                 self._scopes.discard(scope)
+
+    async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as err:
+            self._fail("internal error", err)
 
     # ---- flow control --------------------------------------------------------------------------------
 

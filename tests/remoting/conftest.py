@@ -21,6 +21,7 @@ from remoting.server import DispatchTable, RemotingServer
 ECHO = 900  # answered at once, body echoed
 HOLD = 901  # answered when the test releases it (server.release())
 BOOM = 902  # the handler raises a bug
+SLOW = 903  # a coroutine handler that takes 20 ms before it answers
 
 
 class TestServer:
@@ -29,6 +30,7 @@ class TestServer:
         table.register(ECHO, self.echo)
         table.register(HOLD, self.hold)
         table.register(BOOM, self.boom)
+        table.register(SLOW, self.slow)
         table.register(RequestCode.GET_MAX_OFFSET, self.echo)
         self.held: list[tuple[asyncio.Future[RemotingCommand], RemotingCommand]] = []
         self.served = 0
@@ -49,6 +51,11 @@ class TestServer:
             if not future.done():
                 future.set_result(cmd.response(0))
         self.held.clear()
+
+    async def slow(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        await anyio.sleep(0.02)
+        self.served += 1
+        return cmd.response(0, body=cmd.body)
 
     async def boom(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         raise RuntimeError("a bug in a handler")
@@ -110,6 +117,7 @@ class Kit:
     ECHO = ECHO
     HOLD = HOLD
     BOOM = BOOM
+    SLOW = SLOW
     frame = staticmethod(frame)
     raw_frame = staticmethod(raw_frame)
 

@@ -4,6 +4,7 @@ on (issue 10, defects 1 and 2, and the failure boundary around handlers and call
 from __future__ import annotations
 
 import json
+import socket
 import struct
 
 import anyio
@@ -139,6 +140,18 @@ async def test_oneway_requests_sent_just_before_the_client_exits_are_all_served(
     await client.send(b"".join(kit.frame(kit.ECHO, b"m", opaque=i, oneway=True) for i in range(200)))
     await client.aclose()
     await kit.eventually(lambda: server.served == 200)
+
+
+async def test_requests_received_before_the_peer_reset_the_connection_are_all_served(kit):
+    """A consumer that commits its offsets (oneway) and exits at once, its socket closing with a reset: every
+    request that reached the server is served, even those still waiting behind a slow handler."""
+    server = await kit.start()
+    sock = socket.create_connection(("127.0.0.1", server.remoting.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends RST
+    sock.sendall(b"".join(kit.frame(kit.SLOW, b"c", opaque=i, oneway=True) for i in range(20)))
+    await kit.eventually(lambda: server.served >= 1)
+    sock.close()
+    await kit.eventually(lambda: server.served == 20)
 
 
 async def test_responses_are_never_sent_for_oneway_requests(kit):
