@@ -109,6 +109,8 @@ class TransactionChecker:
             log.error("half message %d is pending but not stored; forgetting it", half.phys_offset)
             self.resolved(half.phys_offset)
             return
+        # The interval counts from now, not from when this round began: reading the record may have taken a while.
+        now = self.clock.now_ms()
         check_times, next_check = self.policy.after_check(half.check_times, now)
         if not await self.store.update_half(
             half.phys_offset, state=HalfState.PENDING, check_times=check_times, next_check_ms=next_check, now_ms=now
