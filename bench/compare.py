@@ -12,6 +12,8 @@ the server is started fresh in its own temporary directory and measured:
    TOPIC_NOT_EXIST, route of TBW102, send). Apache: the name server is spawned, the broker once the name server
    listens (a broker started first would wait 10 s for its next registration); the clock starts at the first spawn.
 2. idle RSS one second after that send (Apache: name server + broker).
+   Then priming, not counted: ``--prime`` seconds of sync sends and a 50k-message fill and drain on topics of their
+   own, so that the Apache JVMs' JIT has compiled the send, batch and pull paths (pocketmq gets the same).
 3. the phases, each one load generator JVM (LoadGen.java describes them): sync, async, batch, fill, drain.
    The load generator prints the edges of its timed window; the server's CPU (utime + stime of every server process,
    all threads, from /proc/<pid>/stat) is read at those edges, so it covers exactly the window. Peak RSS is sampled
@@ -73,6 +75,7 @@ SYNC_THREADS = 16
 ASYNC_INFLIGHT = 512
 BATCH_THREADS = 8
 BATCH_SIZE = 64
+PRIME_BACKLOG = 50_000
 
 # JVM flags for a fair fight: runbroker.sh / runserver.sh's G1 settings with heaps that fit a shared 2-core box,
 # without -XX:+AlwaysPreTouch (it would put the whole heap into RSS at start) and without GC log files.
@@ -675,6 +678,25 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def prime(cfg: Config, server: Server) -> None:
+    """Untimed load on every path the phases use, so that a JVM's JIT has compiled them before the measuring."""
+    backlog = str(PRIME_BACKLOG)
+    steps = [
+        ("sync", ["--topic", "BenchPrime", "--group", "bench_prime", "--threads", str(SYNC_THREADS),
+                  "--seconds", str(cfg.prime), "--warmup", "0"]),
+        ("fill", ["--topic", "BenchPrimeBacklog", "--group", "bench_prime", "--messages", backlog,
+                  "--batch", str(BATCH_SIZE), "--threads", str(BATCH_THREADS), "--timeout", "300"]),
+        ("drain", ["--topic", "BenchPrimeBacklog", "--group", "bench_prime_drain", "--messages", backlog,
+                   "--timeout", "300"]),
+    ]  # fmt: skip
+    done = []
+    for phase, args in steps:
+        p = run_loadgen(cfg.java, cfg.loadgen_cp, server, phase, args, cfg.prime + 420)
+        err = f" ({p.error})" if p.error else ""
+        done.append(f"{phase} {num(p.rate)} msgs/s, {num(p.cpu_us_per_msg)} us/msg{err}")
+    print(f"  prime  (not counted) {'; '.join(done)}", flush=True)
+
+
 def run_server(cfg: Config, kind: str, round_no: int) -> ServerRun:
     run = ServerRun(kind, round_no)
     work = cfg.tmp / f"round{round_no + 1}-{kind}"
@@ -697,12 +719,7 @@ def run_server(cfg: Config, kind: str, round_no: int) -> ServerRun:
         print(f"  start-up {run.start.seconds:.2f} s ({run.start.detail}); idle RSS {mib(run.idle_rss)} MiB"
               f"{parts}, anon {mib(run.idle_anon)} MiB", flush=True)  # fmt: skip
         if cfg.prime > 0:
-            args = ["--topic", "BenchPrime", "--group", "bench_prime", "--threads", str(SYNC_THREADS)]
-            args += ["--seconds", str(cfg.prime), "--warmup", "0"]
-            p = run_loadgen(cfg.java, cfg.loadgen_cp, server, "sync", args, cfg.prime + 120)
-            err = f"; {p.error}" if p.error else ""
-            print(f"  prime  {num(p.rate)} msgs/s of sync sends for {cfg.prime:g} s, not counted (JIT warm-up); "
-                  f"server CPU {num(p.cpu_us_per_msg)} us/msg{err}", flush=True)  # fmt: skip
+            prime(cfg, server)
         for phase in cfg.phases:
             if not server.alive():
                 run.error = f"the server died before {phase}:\n{server.logs()}"
@@ -893,7 +910,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, help="timed window of sync/async/batch (default 15, quick 5)")
     p.add_argument("--warmup", type=float, help="warm-up before each window (default 3, quick 2)")
     p.add_argument("--backlog", type=int, help="messages to fill and drain (default 500000, quick 50000)")
-    p.add_argument("--prime", type=float, help="untimed sync sends after start-up, s (default 10, quick 5; 0: none)")
+    p.add_argument("--prime", type=float, help="seconds of priming sync sends (default 30, quick 10; 0: no priming)")
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--only", choices=KINDS, help="measure one server only")
     p.add_argument("--keep", action="store_true", help="keep each server's directory (data, logs, client logs)")
@@ -925,7 +942,7 @@ def main() -> None:
         rounds=args.rounds or (1 if args.quick else 3),
         seconds=args.seconds or (5.0 if args.quick else 15.0),
         warmup=args.warmup if args.warmup is not None else (2.0 if args.quick else 3.0),
-        prime=args.prime if args.prime is not None else (5.0 if args.quick else 10.0),
+        prime=args.prime if args.prime is not None else (10.0 if args.quick else 30.0),
         backlog=args.backlog or (50_000 if args.quick else 500_000),
         phases=phases, kinds=kinds, keep=args.keep, timeout=args.timeout,
     )  # fmt: skip
@@ -945,7 +962,12 @@ def main() -> None:
           f"x {BATCH_SIZE}: {cfg.warmup:g} s warm-up + {cfg.seconds:g} s window; fill {cfg.backlog:,} msgs "
           f"({BATCH_THREADS} threads x {BATCH_SIZE}); drain: 1 push consumer")  # fmt: skip
     orders = [kinds if r % 2 == 0 else kinds[::-1] for r in range(cfg.rounds)]
-    prime = f"{cfg.prime:g} s of untimed sync sends after start-up (JIT warm-up), then " if cfg.prime else ""
+    prime = (
+        f"priming after start-up ({cfg.prime:g} s of sync sends, a {PRIME_BACKLOG:,}-message fill and its drain, "
+        "not counted: JIT warm-up), then "
+        if cfg.prime
+        else ""
+    )
     print(f"plan:     {cfg.rounds} round(s), order {' | '.join(' '.join(LABEL[k] for k in o) for o in orders)}; "
           f"{prime}phases {', '.join(phases)}")  # fmt: skip
 
