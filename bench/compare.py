@@ -509,7 +509,8 @@ def run_loadgen(java: str, classpath: str, server: Server, phase: str, args: lis
                 run.error = f"timed out after {timeout:.0f} s"
                 proc.kill()
                 reader.join(10)
-            proc.wait(30)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
     finally:
         stop(proc, timeout=5)
     run.peak_rss, run.peak_anon = mem.peak_rss, mem.peak_anon
@@ -587,7 +588,6 @@ class Config:
     prime: float
     backlog: int
     phases: list[str]
-    kinds: list[str]
     keep: bool
     timeout: float
 
@@ -725,6 +725,9 @@ def run_server(cfg: Config, kind: str, round_no: int) -> ServerRun:
                 run.error = f"the server died before {phase}:\n{server.logs()}"
                 print(f"  {run.error}")
                 break
+            if phase == "drain" and not (run.phases.get("fill") and run.phases["fill"].msgs):
+                print("  drain  skipped: the fill stored nothing")
+                continue
             args, limit = phase_args(cfg, phase, run, run.phases.get("fill"))
             p = run_loadgen(cfg.java, cfg.loadgen_cp, server, phase, args, limit)
             run.phases[phase] = p
@@ -944,7 +947,7 @@ def main() -> None:
         warmup=args.warmup if args.warmup is not None else (2.0 if args.quick else 3.0),
         prime=args.prime if args.prime is not None else (10.0 if args.quick else 30.0),
         backlog=args.backlog or (50_000 if args.quick else 500_000),
-        phases=phases, kinds=kinds, keep=args.keep, timeout=args.timeout,
+        phases=phases, keep=args.keep, timeout=args.timeout,
     )  # fmt: skip
 
     now = datetime.datetime.now().astimezone()
