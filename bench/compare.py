@@ -901,9 +901,15 @@ def code_revision(path: Path) -> str:
         return out.stdout.strip()
 
     try:
-        return f"{git('describe', '--always', '--dirty')} ({git('log', '-1', '--format=%cs %s')[:80]})"
+        head = f"{git('describe', '--always', '--dirty')} ({git('log', '-1', '--format=%cs %s')[:80]})"
+        status = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        changed = [line[3:] for line in status.splitlines() if line.strip()]
     except (OSError, subprocess.CalledProcessError):
         return f"{path} (not a git checkout)"
+    if changed:
+        head += f"; uncommitted changes in {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}"
+    return head
 
 
 def main() -> None:
