@@ -324,6 +324,21 @@ class SqliteStore:
             raise StoreClosed(f"store {self.path} is not open")
         return self._reader
 
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read on the reading connection; a read that the store's closing cuts short is StoreClosed
+        (retriable), not the driver's "closed database" error."""
+        conn = self._reading_conn()
+        try:
+            return list(await conn.execute_fetchall(sql, params))
+        except (sqlite3.ProgrammingError, ValueError) as err:
+            if self._state != "open":
+                raise StoreClosed(f"store {self.path} closed during a read") from err
+            raise
+
+    async def _read_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = await self._read(sql, params)
+        return rows[0] if rows else None
+
     def _require_open(self) -> None:
         if self._state != "open":
             raise StoreClosed(f"store {self.path} is {self._state}")
@@ -548,27 +563,27 @@ class SqliteStore:
 
     async def read_queue(self, topic: str, queue_id: int, offset: int, max_count: int) -> list[StoredEntry]:
         """Messages with queue offset >= ``offset``, ascending, at most ``max_count``."""
-        conn = self._reading_conn()
+        self._require_open()
         start = max(offset, self.min_offset(topic, queue_id))
         # Bounded by the in-memory counter, so a pull never sees past max_offset() and an empty or
         # caught-up queue costs no I/O at all.
         end = self.max_offset(topic, queue_id)
         if start >= end or max_count <= 0:
             return []
-        rows = await conn.execute_fetchall(READ_QUEUE, (topic, queue_id, start, end, max_count))
+        rows = await self._read(READ_QUEUE, (topic, queue_id, start, end, max_count))
         return [StoredEntry(queue_offset, tags_code, record) for queue_offset, tags_code, record in rows]
 
     async def get_by_phys_offset(self, phys_offset: int) -> bytes | None:
         """The record stored at this physical offset, or None."""
-        row = await _fetch_one(self._reading_conn(), RECORD_AT_PHYS, (phys_offset,))
+        row = await self._read_one(RECORD_AT_PHYS, (phys_offset,))
         return row[0] if row else None
 
     async def query_by_key(self, topic: str, key: str, max_num: int, begin_ts: int, end_ts: int) -> list[bytes]:
         """Records of ``topic`` carrying ``key`` stored within [begin_ts, end_ts], newest first."""
-        conn = self._reading_conn()
+        self._require_open()
         if max_num <= 0:
             return []
-        rows = await conn.execute_fetchall(QUERY_BY_KEY, (topic, key, begin_ts, end_ts, max_num))
+        rows = await self._read(QUERY_BY_KEY, (topic, key, begin_ts, end_ts, max_num))
         return [record for (record,) in rows]
 
     async def search_offset_by_timestamp(
@@ -582,13 +597,12 @@ class SqliteStore:
         """
         if boundary not in ("lower", "upper"):
             raise ValueError(f"boundary must be 'lower' or 'upper', not {boundary!r}")
-        conn = self._reading_conn()
         low, high = self.min_offset(topic, queue_id), self.max_offset(topic, queue_id)
         first = low
         # Find the first offset whose timestamp is >= (lower) or > (upper) the target.
         while low < high:
             mid = (low + high) // 2
-            row = await _fetch_one(conn, STORE_TIME_AT, (topic, queue_id, mid))
+            row = await self._read_one(STORE_TIME_AT, (topic, queue_id, mid))
             # A missing row only happens when the topic is deleted meanwhile; treat it as "later".
             later = row is None or (row[0] >= timestamp if boundary == "lower" else row[0] > timestamp)
             if later:
@@ -601,33 +615,33 @@ class SqliteStore:
 
     async def earliest_store_time(self, topic: str, queue_id: int) -> int:
         """Store timestamp of the message at min offset, or -1 when the queue is empty."""
-        conn = self._reading_conn()
+        self._require_open()
         low = self.min_offset(topic, queue_id)
         if low >= self.max_offset(topic, queue_id):
             return -1
-        row = await _fetch_one(conn, STORE_TIME_AT, (topic, queue_id, low))
+        row = await self._read_one(STORE_TIME_AT, (topic, queue_id, low))
         return row[0] if row else -1
 
     # ---- the schedule of deferred messages ---------------------------------------------------------
 
     async def due_scheduled(self, now_ms: int, limit: int) -> list[ScheduledEntry]:
         """Scheduled messages due at or before ``now_ms``, earliest first."""
-        rows = await self._reading_conn().execute_fetchall(DUE_SCHEDULED, (now_ms, limit))
+        rows = await self._read(DUE_SCHEDULED, (now_ms, limit))
         return [ScheduledEntry(phys, due, bytes(record)) for phys, due, record in rows]
 
     async def next_due_ms(self) -> int | None:
-        row = await _fetch_one(self._reading_conn(), NEXT_DUE)
+        row = await self._read_one(NEXT_DUE)
         return row[0] if row and row[0] is not None else None
 
     # ---- transactional half messages ---------------------------------------------------------------
 
     async def pending_half_messages(self) -> list[HalfMessage]:
         sql = f"SELECT {HALF_COLUMNS} FROM half_messages WHERE state = 'pending' ORDER BY next_check_ms"
-        return [HalfMessage(*row) for row in await self._reading_conn().execute_fetchall(sql)]
+        return [HalfMessage(*row) for row in await self._read(sql)]
 
     async def half_message(self, phys_offset: int) -> HalfMessage | None:
         sql = f"SELECT {HALF_COLUMNS} FROM half_messages WHERE phys_offset = ?"
-        row = await _fetch_one(self._reading_conn(), sql, (phys_offset,))
+        row = await self._read_one(sql, (phys_offset,))
         return HalfMessage(*row) if row else None
 
     async def update_half(
@@ -657,7 +671,7 @@ class SqliteStore:
 
     async def load_subscriptions(self) -> list[tuple[str, str, str, str, int]]:
         sql = "SELECT consumer_group, topic, expression_type, expression, sub_version FROM subscriptions"
-        return [tuple(row) for row in await self._reading_conn().execute_fetchall(sql)]  # type: ignore[misc]
+        return [tuple(row) for row in await self._read(sql)]
 
     async def unschedule(self, phys_offset: int) -> None:
         self._require_open()
@@ -665,7 +679,7 @@ class SqliteStore:
             await self._transact("schedule", [(DELETE_SCHEDULE, [(phys_offset,)])])
 
     async def scheduled_count(self) -> int:
-        (count,) = await _fetch_one(self._reading_conn(), "SELECT COUNT(*) FROM schedule")
+        (count,) = await self._read_one("SELECT COUNT(*) FROM schedule")
         return int(count)
 
     # ---- consumer offsets (memory, flushed in the background) ------------------------------------
@@ -759,7 +773,7 @@ class SqliteStore:
 
     async def load_topics(self) -> list[TopicConfig]:
         """Every persisted topic config, by name."""
-        rows = await self._reading_conn().execute_fetchall(
+        rows = await self._read(
             "SELECT topic_name, read_queue_nums, write_queue_nums, perm, topic_filter_type, topic_sys_flag,"
             " is_order FROM topics ORDER BY topic_name"
         )
