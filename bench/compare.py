@@ -885,7 +885,7 @@ def machine(java: str) -> str:
         model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = []
-    for dist in ("uvloop", "anyio", "aiosqlite"):
+    for dist in ("uvloop", "anyio", "orjson"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions.append(f"{dist} {importlib.metadata.version(dist)}")
     return (

@@ -40,9 +40,10 @@ import run  # noqa: E402  (bench/run.py: the start-up probe and process helpers)
 
 from codec.record import StoredMessage, encode_record, set_offsets  # noqa: E402
 from codec.tags import tags_code  # noqa: E402
-from store.sqlite import INSERT_KEY, INSERT_MESSAGE, SAVE_TOPIC, SqliteStore  # noqa: E402
+from store.chunks import pack_index  # noqa: E402
+from store.sqlite import INSERT_CHUNK, INSERT_KEY, SAVE_TOPIC, SqliteStore  # noqa: E402
 
-BATCH = 20_000  # rows per executemany / transaction while building
+CHUNK = 64  # messages per chunk while building (a batch send of 64 per queue)
 T0_MS = 1_700_000_000_000
 
 # Run in a subprocess under --code-root, so the open time is that checkout's.
@@ -106,34 +107,42 @@ def build(db: pathlib.Path, messages: int, topics: int, queues: int, body_size: 
     conn.execute("PRAGMA cache_size = -262144")  # 256 MiB: the indexes' hot pages stay cached
     conn.executemany(SAVE_TOPIC, [(name, queues, queues, 6, "SINGLE_TAG", 0, 0) for name in names])
     phys = 0
-    next_offset = [0] * (topics * queues)
+    slots = topics * queues
+    next_offset = [0] * slots
     done = 0
     while done < messages:
-        rows, keys = [], []
-        for i in range(done, min(messages, done + BATCH)):
-            slot = i % len(next_offset)
+        # Like a group commit of batch sends: a chunk of up to CHUNK messages per queue, physical offsets contiguous.
+        chunks, keys = [], []
+        for slot in range(slots):
             topic, queue_id = names[slot // queues], slot % queues
-            offset = next_offset[slot]
-            next_offset[slot] += 1
-            uniq = f"{key_prefix}{i:012X}"
-            ts = T0_MS + i // 100
-            body = i.to_bytes(8, "big") + filler[8:]
-            record = encode_record(
-                StoredMessage(
-                    topic=topic, queue_id=queue_id, body=body, properties=f"TAGS\x01TagA\x02UNIQ_KEY\x01{uniq}\x02",
-                    born_timestamp=ts, store_timestamp=ts,
-                )
-            )  # fmt: skip
-            set_offsets(record, offset, phys)
-            rows.append((phys, topic, queue_id, offset, code, ts, record))
-            keys.append((topic, uniq, ts, phys))
-            phys += len(record)
+            records, index, first_phys, first_offset, size = [], [], phys, next_offset[slot], 0
+            for _ in range(min(CHUNK, messages - done)):
+                i = done
+                offset = next_offset[slot]
+                next_offset[slot] += 1
+                uniq = f"{key_prefix}{i:012X}"
+                ts = T0_MS + i // 100
+                body = i.to_bytes(8, "big") + filler[8:]
+                record = encode_record(
+                    StoredMessage(
+                        topic=topic, queue_id=queue_id, body=body,
+                        properties=f"TAGS\x01TagA\x02UNIQ_KEY\x01{uniq}\x02", born_timestamp=ts, store_timestamp=ts,
+                    )
+                )  # fmt: skip
+                set_offsets(record, offset, phys)
+                records.append(record)
+                size += len(record)
+                index.append((size, code, ts))
+                keys.append((topic, uniq, ts, phys))
+                phys += len(record)
+                done += 1
+            if records:
+                chunks.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
         conn.execute("BEGIN")
-        conn.executemany(INSERT_MESSAGE, rows)
+        conn.executemany(INSERT_CHUNK, chunks)
         conn.executemany(INSERT_KEY, keys)
         conn.execute("COMMIT")
-        done += len(rows)
-        if done % 200_000 < BATCH:
+        if done % 200_000 < CHUNK * slots:
             print(f"   built {done:,} / {messages:,} ({time.perf_counter() - t0:.0f} s)", flush=True)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.close()

@@ -244,11 +244,12 @@ class Connection(asyncio.Protocol):
         if cmd.invalid is not None:
             self._answer(cmd, cmd.response(ResponseCode.INVALID_PARAMETER, cmd.invalid))
             return
+        handler, is_step = self.server.dispatch.resolve(cmd.code)
         try:
-            result = self.server.dispatch(cmd, self)
+            result = handler(cmd, self)
         except Exception as err:
             result = error_response(cmd, err)
-        if inspect.iscoroutine(result):
+        if is_step and inspect.iscoroutine(result):
             self._busy = True
             # Not cancelled when the peer leaves: what a handler does before it returns (validating and encoding a
             # send, say) always completes, as for requests answered without a task.

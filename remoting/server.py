@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,19 +27,34 @@ BACKLOG = 1024  # NettySystemConfig socketBacklog
 class DispatchTable:
     """Request code -> handler. Unknown codes get REQUEST_CODE_NOT_SUPPORTED naming the code.
 
-    A handler may be a plain function (answered without a task switch) or a coroutine function."""
+    A handler is a plain function, answered without a task switch, that returns a response, None or an awaitable
+    to complete later (a held pull); or a coroutine function, run as a step that later requests wait for."""
 
     def __init__(self) -> None:
-        self.handlers: dict[int, Handler] = {}
+        self.handlers: dict[int, tuple[Handler, bool]] = {}
 
     def register(self, code: int, handler: Handler) -> None:
-        self.handlers[int(code)] = handler
+        self.handlers[int(code)] = (handler, _is_coroutine_function(handler))
+
+    def resolve(self, code: int) -> tuple[Handler, bool]:
+        """The handler of ``code`` and whether it is a coroutine function."""
+        return self.handlers.get(code, _UNSUPPORTED)
 
     def __call__(self, cmd: RemotingCommand, conn: Connection) -> HandlerResult | Awaitable[HandlerResult]:
-        handler = self.handlers.get(cmd.code)
-        if handler is None:
-            return cmd.response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported")
+        handler, _is_async = self.resolve(cmd.code)
         return handler(cmd, conn)
+
+
+def _not_supported(cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+    return cmd.response(ResponseCode.REQUEST_CODE_NOT_SUPPORTED, f" request type {cmd.code} not supported")
+
+
+_UNSUPPORTED: tuple[Handler, bool] = (_not_supported, False)
+
+
+def _is_coroutine_function(handler: Handler) -> bool:
+    call = getattr(handler, "__call__", None)  # noqa: B004 - an instance with an async __call__ counts too
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(call)
 
 
 class RemotingServer:

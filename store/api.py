@@ -4,14 +4,15 @@ The broker encodes each message as a complete stored record (the exact bytes a p
 ``codec.record``) with its queue offset and physical offset left at zero. The store assigns both,
 patches them into the record with ``codec.record.set_offsets`` and persists it. Everything the broker
 needs to answer pulls, offset queries and lookups goes through this Protocol; ``store.sqlite`` is the
-only implementation and the only module that imports aiosqlite.
+only implementation and the only module that imports sqlite3.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 
 @dataclass(slots=True)
@@ -36,10 +37,18 @@ class AppendRequest:
     commits_half: int | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     queue_offset: int
     phys_offset: int
+
+
+class PulledRecords(NamedTuple):
+    """What a pull read: the records taken (stored bytes, ready to concatenate), the offset to pull from next,
+    and how many records were looked at (taken or filtered out)."""
+
+    records: list[bytes]
+    next_offset: int
+    examined: int
 
 
 @dataclass(slots=True, frozen=True)
@@ -103,6 +112,9 @@ class MessageStore(Protocol):
         goes into the next single transaction. Queue offsets within one call are consecutive per queue.
         """
 
+    def append_nowait(self, requests: Sequence[AppendRequest]) -> asyncio.Future[list[AppendResult]]:
+        """``append`` without a coroutine: queue the messages, return the future of their offsets."""
+
     def max_offset(self, topic: str, queue_id: int) -> int:
         """Next queue offset to be written (0 for an unknown queue). In memory, no I/O."""
 
@@ -114,6 +126,20 @@ class MessageStore(Protocol):
 
     async def read_queue(self, topic: str, queue_id: int, offset: int, max_count: int) -> list[StoredEntry]:
         """Messages with queue offset >= ``offset``, ascending, at most ``max_count`` (an indexed range scan)."""
+
+    def pull(
+        self,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_count: int,
+        max_bytes: int,
+        accept: Callable[[int, bytes], bool] | None = None,
+        max_scan: int = 1 << 30,
+    ) -> PulledRecords:
+        """What a pull returns, read at once: records from ``offset`` that ``accept(tags_code, record)`` takes
+        (all when None), at most ``max_count`` and ``max_bytes`` (the first always goes), examining at most
+        ``max_scan``."""
 
     async def get_by_phys_offset(self, phys_offset: int) -> bytes | None:
         """The record stored at this physical (commit-log) offset, or None."""

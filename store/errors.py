@@ -33,6 +33,13 @@ class StorageUnavailable(StoreError):
     response_code = ResponseCode.SERVICE_NOT_AVAILABLE
 
 
+class FlushFailed(StoreError):
+    """SYNC_FLUSH: the messages were stored, but the fsync that makes them survive power loss failed. Answered as
+    Apache answers a sync flush that did not complete (FLUSH_DISK_TIMEOUT)."""
+
+    response_code = ResponseCode.FLUSH_DISK_TIMEOUT
+
+
 class AlreadyResolved(StoreError):
     """A hand-over or commit found its target no longer pending (a scheduled message already delivered, a half
     message already committed or rolled back): nothing was written, so nothing is delivered twice."""

@@ -1,14 +1,16 @@
-"""The SQLite message store: aiosqlite, WAL, group commit.
+"""The SQLite message store: WAL, group commit, chunks, all on the event-loop thread.
 
-One writer task puts every append queued while the previous transaction was being written into a single
-transaction, and answers its callers only after the commit. Reads use a second connection, so pulls never
-wait behind writes (WAL lets readers run alongside the writer). Per-queue offset counters live in memory
-and advance only after a commit; consumer offsets live in memory and are flushed in the background.
+Everything the broker asks of the store runs inline on the event loop with the standard ``sqlite3`` module: a
+commit in WAL mode with ``synchronous=NORMAL`` is a write into the OS page cache (durable across ``kill -9``), and
+a read of a recent chunk is a few page-cache hits, both far cheaper than waking a thread to do them (see
+store.background for the numbers). Checkpoints, and for SYNC_FLUSH the fsync of the WAL, run in the background.
 
-Physical offsets are commit-log byte offsets, as in RocketMQ: each message's physical offset is the
-previous one plus the previous record's length, starting at 0.
-
-This is the only module that imports aiosqlite.
+Appends are group-committed: every append made while the event loop handles one round of I/O is queued, and one
+callback at the end of that round writes them all in a single transaction, then answers each caller. A queue's
+records of one transaction become one chunk row (store.chunks): records back to back, queue offsets consecutive,
+physical (commit-log) offsets contiguous, as in RocketMQ where each message's physical offset is the previous one
+plus the previous record's length. Per-queue offset counters live in memory and advance only after a commit;
+consumer offsets live in memory and are flushed about once a second.
 """
 
 from __future__ import annotations
@@ -18,65 +20,28 @@ import contextlib
 import logging
 import pathlib
 import sqlite3
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Literal
-
-import aiosqlite
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
 from runtime.logs import RateLimitedLogs
-from store.api import AppendRequest, AppendResult, HalfMessage, ScheduledEntry, StoredEntry, TopicConfig
-from store.errors import AlreadyResolved, StorageUnavailable, StoreClosed, StoreError, UnstorableValue
+from store.api import AppendRequest, AppendResult, HalfMessage, PulledRecords, ScheduledEntry, StoredEntry, TopicConfig
+from store.background import Background
+from store.chunks import CHUNK_MAX_BYTES, INDEX_ENTRY, Chunk, pack_index
+from store.errors import AlreadyResolved, FlushFailed, StorageUnavailable, StoreClosed, StoreError, UnstorableValue
+from store.migrations import migrate
 
 _log = logging.getLogger(__name__)
 
-# MIGRATIONS[i] upgrades a database from user_version i to i + 1 in one transaction. Append new steps as
-# SQL scripts; never edit a released one.
-MIGRATIONS: list[str] = [
-    resources.files("store").joinpath("schema.sql").read_text(encoding="utf-8"),
-    # 2: the schedule of deferred messages (delay levels, timers, retries), by due time.
-    """
-    CREATE TABLE schedule (
-        phys_offset INTEGER PRIMARY KEY,  -- the scheduled message, stored in messages under a schedule topic
-        due_ms      INTEGER NOT NULL
-    );
-    CREATE INDEX schedule_by_due ON schedule (due_ms, phys_offset);
-    """,
-    # 3: transactional half messages and their resolution.
-    """
-    CREATE TABLE half_messages (
-        phys_offset    INTEGER PRIMARY KEY,  -- the half message, stored under RMQ_SYS_TRANS_HALF_TOPIC
-        producer_group TEXT    NOT NULL,
-        transaction_id TEXT    NOT NULL,
-        state          TEXT    NOT NULL,     -- pending, committed, rolled_back, discarded
-        check_times    INTEGER NOT NULL,
-        next_check_ms  INTEGER NOT NULL,
-        created_ms     INTEGER NOT NULL,
-        resolved_ms    INTEGER
-    );
-    CREATE INDEX half_messages_pending ON half_messages (state, next_check_ms);
-    """,
-    # 4: the last subscription of every (group, topic), so filters apply right after a restart
-    # (Apache keeps SQL92 filter data in consumerFilter.json for the same reason).
-    """
-    CREATE TABLE subscriptions (
-        consumer_group  TEXT    NOT NULL,
-        topic           TEXT    NOT NULL,
-        expression_type TEXT    NOT NULL,
-        expression      TEXT    NOT NULL,
-        sub_version     INTEGER NOT NULL,
-        PRIMARY KEY (consumer_group, topic)
-    ) WITHOUT ROWID;
-    """,
-]
-
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
-_BUSY_TIMEOUT_MS = 5000
+# The loop waits this long at most for a lock held by another process (a `pocketmq transactions` reading, say).
+_BUSY_TIMEOUT_MS = 1000
 _INT64 = range(-(2**63), 2**63)
 _LOG_INTERVAL_S = 10.0  # at most one warning per kind of failure per interval
-
+_INDEX_SIZE = INDEX_ENTRY.size
+RECENT_CHUNKS = 64  # queues whose last-read chunk stays in memory (at most 256 KiB each)
 # What the disk says when it is full. SQLite's unix VFS turns a short write with ENOSPC into SQLITE_FULL (also
 # what PRAGMA max_page_count produces); other failures to write, grow, truncate or sync a file (ENOSPC from
 # fallocate, EDQUOT, EIO) arrive as the SQLITE_IOERR family (SQLITE_IOERR_WRITE, _FSYNC, _TRUNCATE, _SHMSIZE...).
@@ -89,10 +54,7 @@ QueueKey = tuple[str, int]
 OffsetKey = tuple[str, str, int]  # (group, topic, queue_id)
 _Step = tuple[str, Sequence[Sequence[Any]]]
 
-INSERT_MESSAGE = (
-    "INSERT INTO messages (phys_offset, topic, queue_id, queue_offset, tags_code, store_timestamp, record)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+INSERT_CHUNK = "INSERT INTO chunks (first_phys, topic, queue_id, first_offset, idx, records) VALUES (?, ?, ?, ?, ?, ?)"
 SAVE_SUBSCRIPTION = (
     "INSERT OR REPLACE INTO subscriptions (consumer_group, topic, expression_type, expression, sub_version)"
     " VALUES (?, ?, ?, ?, ?)"
@@ -124,56 +86,58 @@ SAVE_TOPIC = (
 )
 
 # Per-request reads: each is an index range scan or point lookup (tests/store checks the query plans).
-READ_QUEUE = (
-    "SELECT queue_offset, tags_code, record FROM messages"
-    " WHERE topic = ? AND queue_id = ? AND queue_offset >= ? AND queue_offset < ?"
-    " ORDER BY queue_offset LIMIT ?"
+# The chunks of a queue from the one holding ?3 on, in offset order.
+READ_CHUNKS = (
+    "SELECT first_phys, first_offset, idx, records FROM chunks WHERE topic = ?1 AND queue_id = ?2 AND first_offset"
+    " >= COALESCE((SELECT first_offset FROM chunks WHERE topic = ?1 AND queue_id = ?2 AND first_offset <= ?3"
+    " ORDER BY first_offset DESC LIMIT 1), ?3) ORDER BY first_offset LIMIT ?4"
 )
-RECORD_AT_PHYS = "SELECT record FROM messages WHERE phys_offset = ?"
-STORE_TIME_AT = "SELECT store_timestamp FROM messages WHERE topic = ? AND queue_id = ? AND queue_offset = ?"
+# Only the index of the chunk holding an offset: the records' overflow pages are not read.
+INDEX_AT = (
+    "SELECT first_offset, idx FROM chunks WHERE topic = ? AND queue_id = ? AND first_offset <= ?"
+    " ORDER BY first_offset DESC LIMIT 1"
+)
+CHUNK_AT_PHYS = (
+    "SELECT first_phys, first_offset, idx, records FROM chunks WHERE first_phys <= ? ORDER BY first_phys DESC LIMIT 1"
+)
 QUERY_BY_KEY = (
-    "SELECT m.record FROM message_keys AS k JOIN messages AS m ON m.phys_offset = k.phys_offset"
-    " WHERE k.topic = ? AND k.msg_key = ? AND k.store_timestamp BETWEEN ? AND ?"
-    " ORDER BY k.store_timestamp DESC, k.phys_offset DESC LIMIT ?"
+    "SELECT phys_offset FROM message_keys WHERE topic = ? AND msg_key = ? AND store_timestamp BETWEEN ? AND ?"
+    " ORDER BY store_timestamp DESC, phys_offset DESC LIMIT ?"
 )
-DUE_SCHEDULED = (
-    "SELECT s.phys_offset, s.due_ms, m.record FROM schedule AS s JOIN messages AS m ON m.phys_offset = s.phys_offset"
-    " WHERE s.due_ms <= ? ORDER BY s.due_ms, s.phys_offset LIMIT ?"
-)
+DUE_SCHEDULED = "SELECT phys_offset, due_ms FROM schedule WHERE due_ms <= ? ORDER BY due_ms, phys_offset LIMIT ?"
 NEXT_DUE = "SELECT MIN(due_ms) FROM schedule"  # answered from the due-time index
-PER_REQUEST_READS = (READ_QUEUE, RECORD_AT_PHYS, STORE_TIME_AT, QUERY_BY_KEY, DUE_SCHEDULED, NEXT_DUE)
+PER_REQUEST_READS = (READ_CHUNKS, INDEX_AT, CHUNK_AT_PHYS, QUERY_BY_KEY, DUE_SCHEDULED, NEXT_DUE)
 
-# Only at open: every queue's lowest and highest stored offset, in O(queues) index seeks rather than one pass
-# over every message (the cost that grew start-up with the store). A recursive skip-scan over messages_by_queue
-# walks the distinct (topic, queue_id) pairs: the next queue of the same topic, else the first queue of the next
-# topic, each a single MIN() seek. Row-value comparisons, (topic, queue_id) > (?, ?), would read more naturally,
-# but SQLite 3.40 seeks only on their first column and scans the rest of the topic. The MIN/MAX subqueries are
-# separate so each is answered by one seek (one aggregate per query is what SQLite's min/max shortcut takes).
-_LOAD_QUEUE_BOUNDS = """
+# Only at open: every queue's lowest and next offset, in O(queues) index seeks rather than one pass over every
+# chunk (the cost that grew start-up with the store). A recursive skip-scan over chunks_by_queue walks the
+# distinct (topic, queue_id) pairs: the next queue of the same topic, else the first queue of the next topic, each
+# a single MIN() seek. Row-value comparisons, (topic, queue_id) > (?, ?), would read more naturally, but SQLite
+# 3.40 seeks only on their first column and scans the rest of the topic. The bound subqueries are separate so each
+# is answered by one seek.
+_LOAD_QUEUE_BOUNDS = f"""
 WITH RECURSIVE queues (topic, queue_id) AS (
-    SELECT topic, queue_id FROM (SELECT topic, queue_id FROM messages ORDER BY topic, queue_id LIMIT 1)
+    SELECT topic, queue_id FROM (SELECT topic, queue_id FROM chunks ORDER BY topic, queue_id LIMIT 1)
     UNION ALL
     SELECT
         COALESCE(
-            (SELECT q.topic FROM messages AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id LIMIT 1),
-            (SELECT MIN(m.topic) FROM messages AS m WHERE m.topic > q.topic)
+            (SELECT q.topic FROM chunks AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id LIMIT 1),
+            (SELECT MIN(m.topic) FROM chunks AS m WHERE m.topic > q.topic)
         ),
         COALESCE(
-            (SELECT MIN(m.queue_id) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id),
-            (SELECT MIN(m.queue_id) FROM messages AS m
-             WHERE m.topic = (SELECT MIN(n.topic) FROM messages AS n WHERE n.topic > q.topic))
+            (SELECT MIN(m.queue_id) FROM chunks AS m WHERE m.topic = q.topic AND m.queue_id > q.queue_id),
+            (SELECT MIN(m.queue_id) FROM chunks AS m
+             WHERE m.topic = (SELECT MIN(n.topic) FROM chunks AS n WHERE n.topic > q.topic))
         )
     FROM queues AS q WHERE q.topic IS NOT NULL
 )
 SELECT
     topic, queue_id,
-    (SELECT MIN(m.queue_offset) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id = q.queue_id),
-    (SELECT MAX(m.queue_offset) FROM messages AS m WHERE m.topic = q.topic AND m.queue_id = q.queue_id)
+    (SELECT MIN(m.first_offset) FROM chunks AS m WHERE m.topic = q.topic AND m.queue_id = q.queue_id),
+    (SELECT m.first_offset + length(m.idx) / {_INDEX_SIZE} FROM chunks AS m
+     WHERE m.topic = q.topic AND m.queue_id = q.queue_id ORDER BY m.first_offset DESC LIMIT 1)
 FROM queues AS q WHERE q.topic IS NOT NULL
 """
-_LAST_RECORD_END = (
-    "SELECT phys_offset + length(record) FROM messages WHERE phys_offset = (SELECT MAX(phys_offset) FROM messages)"
-)
+_LAST_RECORD_END = "SELECT first_phys + length(records) FROM chunks ORDER BY first_phys DESC LIMIT 1"
 
 
 def check_text(field: str, value: object) -> None:
@@ -198,7 +162,7 @@ def check_int(field: str, value: object) -> None:
 
 @dataclass(slots=True)
 class _Pending:
-    requests: tuple[AppendRequest, ...]
+    requests: Sequence[AppendRequest]
     future: asyncio.Future[list[AppendResult]]
 
 
@@ -208,7 +172,7 @@ class _Staged:
 
     next_phys: int
     next_offsets: dict[QueueKey, int] = field(default_factory=dict)
-    message_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    chunk_rows: list[tuple[Any, ...]] = field(default_factory=list)
     key_rows: list[tuple[str, str, int, int]] = field(default_factory=list)
     schedule_rows: list[tuple[int, int]] = field(default_factory=list)
     handed_over: list[tuple[int]] = field(default_factory=list)
@@ -216,6 +180,7 @@ class _Staged:
     committed_halves: list[tuple[int, int]] = field(default_factory=list)
     original_offsets: list[tuple[bytearray, bytes]] = field(default_factory=list)  # restored on failure
     answers: list[list[AppendResult]] = field(default_factory=list)
+    messages: int = 0
 
 
 class SqliteStore:
@@ -223,20 +188,22 @@ class SqliteStore:
 
     def __init__(self, path: pathlib.Path, *, sync_flush: bool = False, offset_flush_interval: float = 1.0) -> None:
         self.path = pathlib.Path(path)
-        self.sync_flush = sync_flush  # True: synchronous=FULL (survives power loss); False: NORMAL
+        self.sync_flush = sync_flush  # True: acknowledged only once the WAL is fsynced (survives power loss)
         self.offset_flush_interval = offset_flush_interval
         self.transactions_committed = 0  # append (group-commit) transactions only
         self._state: Literal["new", "open", "closing", "closed"] = "new"
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._conn: sqlite3.Connection | None = None
+        self._background: Background | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flusher: asyncio.Task[None] | None = None
         self._pending: list[_Pending] = []
-        self._work = asyncio.Event()
+        self._commit_scheduled = False
+        self._unflushed = 0  # commits waiting for their WAL fsync (SYNC_FLUSH)
+        self._flushed = asyncio.Event()
         self._stop_flushing = asyncio.Event()
-        # Every write transaction holds this, so appends, offset flushes and topic changes never interleave.
-        self._write_lock = asyncio.Lock()
         self._next_offset: dict[QueueKey, int] = {}
         self._min_offset: dict[QueueKey, int] = {}
+        self._recent: OrderedDict[QueueKey, Chunk] = OrderedDict()  # the last chunk read of recently read queues
         self._next_phys = 0
         self._offsets: dict[str, dict[QueueKey, int]] = {}
         self._dirty: set[OffsetKey] = set()
@@ -250,100 +217,89 @@ class SqliteStore:
         if self._state != "new":
             raise StoreError(f"open() on a store that is {self._state}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
         try:
-            # The writer's transactions begin implicitly (BEGIN IMMEDIATE before the first write) rather
-            # than with an explicit BEGIN: one round trip to the SQLite thread less per transaction.
-            self._writer = await self._connect("IMMEDIATE")
-            (mode,) = await _fetch_one(self._writer, "PRAGMA journal_mode = WAL")
+            self._conn = conn = self._connect()
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode != "wal":
                 raise StoreError(f"{self.path}: cannot use WAL journal mode (got {mode!r})")
-            await self._writer.execute(f"PRAGMA synchronous = {'FULL' if self.sync_flush else 'NORMAL'}")
-            await _migrate(self._writer)
-            await self._load()
-            self._reader = await self._connect(None)
-            await self._reader.execute("PRAGMA query_only = ON")
+            # NORMAL in both modes: SYNC_FLUSH fsyncs the WAL in the background before acknowledging instead.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints run in the background thread
+            migrate(conn)
+            self._load()
         except BaseException:
-            await self._close_connections()
+            self._close_connection()
             self._state = "closed"
             raise
+        self._background = Background(self.path, self._loop, _BUSY_TIMEOUT_MS)
+        self._background.start()
         self._state = "open"
-        self._tasks = [
-            asyncio.create_task(self._run_writer(), name=f"store-writer:{self.path.name}"),
-            asyncio.create_task(self._run_offset_flusher(), name=f"store-offsets:{self.path.name}"),
-        ]
+        self._flusher = asyncio.create_task(self._run_offset_flusher(), name=f"store-offsets:{self.path.name}")
 
     async def close(self) -> None:
-        """Write every queued append, flush consumer offsets and close both connections."""
+        """Write every queued append, flush consumer offsets, checkpoint and close."""
         if self._state == "new":
             self._state = "closed"
         if self._state != "open":
             return
         self._state = "closing"
-        self._work.set()
         self._stop_flushing.set()
         try:
-            await asyncio.gather(*self._tasks)
+            if self._flusher is not None:
+                await self._flusher
+            self._commit_pending()
+            while self._unflushed:
+                self._flushed.clear()
+                await self._flushed.wait()
             try:
-                await self._flush_offsets()
+                self._flush_offsets()
             except Exception as err:  # e.g. a full disk; consumers then resume from the last flushed offsets
                 _log.error("consumer offsets of %d queue(s) not saved at close: %s", len(self._dirty), err)
         finally:
-            await self._close_connections()
+            if self._background is not None:
+                self._background.stop()
+            self._close_connection()
             self._state = "closed"
 
-    async def _connect(self, isolation_level: Literal["IMMEDIATE"] | None) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=isolation_level)
-        await conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         return conn
 
-    async def _close_connections(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
-    async def _load(self) -> None:
-        conn = self._writing_conn()
-        for topic, queue_id, low, high in await conn.execute_fetchall(_LOAD_QUEUE_BOUNDS):
+    def _load(self) -> None:
+        conn = self._connection()
+        for topic, queue_id, low, end in conn.execute(_LOAD_QUEUE_BOUNDS):
             self._min_offset[(topic, queue_id)] = low
-            self._next_offset[(topic, queue_id)] = high + 1
-        row = await _fetch_one(conn, _LAST_RECORD_END)
-        saved = await _fetch_one(conn, "SELECT value FROM store_meta WHERE name = 'next_phys_offset'")
+            self._next_offset[(topic, queue_id)] = end
+        row = conn.execute(_LAST_RECORD_END).fetchone()
+        saved = conn.execute("SELECT value FROM store_meta WHERE name = 'next_phys_offset'").fetchone()
         self._next_phys = max(row[0] if row else 0, saved[0] if saved else 0)
         query = "SELECT consumer_group, topic, queue_id, committed_offset FROM consumer_offsets"
-        for group, topic, queue_id, offset in await conn.execute_fetchall(query):
+        for group, topic, queue_id, offset in conn.execute(query):
             self._offsets.setdefault(group, {})[(topic, queue_id)] = offset
 
-    def _writing_conn(self) -> aiosqlite.Connection:
-        if self._writer is None:
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
             raise StoreClosed(f"store {self.path} is not open")
-        return self._writer
-
-    def _reading_conn(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            raise StoreClosed(f"store {self.path} is not open")
-        return self._reader
-
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """Rows of a read on the reading connection; a read that the store's closing cuts short is StoreClosed
-        (retriable), not the driver's "closed database" error."""
-        conn = self._reading_conn()
-        try:
-            return list(await conn.execute_fetchall(sql, params))
-        except (sqlite3.ProgrammingError, ValueError) as err:
-            if self._state != "open":
-                raise StoreClosed(f"store {self.path} closed during a read") from err
-            raise
-
-    async def _read_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rows = await self._read(sql, params)
-        return rows[0] if rows else None
+        return self._conn
 
     def _require_open(self) -> None:
         if self._state != "open":
             raise StoreClosed(f"store {self.path} is {self._state}")
 
-    async def _transact(
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def _read_one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._connection().execute(sql, params).fetchone()
+
+    def _transact(
         self,
         kind: str,
         steps: Sequence[_Step],
@@ -351,9 +307,8 @@ class SqliteStore:
         *,
         rejected: list[tuple[Sequence[Any], Exception]] | None = None,
     ) -> list[int]:
-        """Run ``executemany`` steps (empty ones skipped) as one write transaction and return each step's count
-        of changed rows; the caller holds the write lock. The transaction begins implicitly with the first
-        statement (see ``open``). Every write of the store goes through here.
+        """Run ``executemany`` steps (empty ones skipped) as one write transaction and return each step's count of
+        changed rows. Every write of the store goes through here.
 
         Each ``expect_changed`` step must change one row per parameter set, or everything is rolled back: a
         scheduled message is handed over only while its schedule entry exists, a half message is committed only
@@ -365,29 +320,36 @@ class SqliteStore:
         With a ``rejected`` list, ``steps`` run one row at a time, and a row that fails because of its own values
         (``_ROW_ERRORS``: nothing of it was written) is added to the list with its error instead of failing the
         transaction."""
-        conn = self._writing_conn()
+        conn = self._connection()
         changed = []
         try:
+            conn.execute("BEGIN IMMEDIATE")
             for sql, rows in steps:
                 if rejected is None:
-                    changed.append((await conn.executemany(sql, rows)).rowcount if rows else 0)
+                    if not rows:
+                        changed.append(0)
+                    elif len(rows) == 1:
+                        changed.append(conn.execute(sql, rows[0]).rowcount)
+                    else:
+                        changed.append(conn.executemany(sql, rows).rowcount)
                     continue
                 count = 0
                 for row in rows:
                     try:
-                        count += (await conn.execute(sql, row)).rowcount
+                        count += conn.execute(sql, row).rowcount
                     except _ROW_ERRORS as err:
                         rejected.append((row, err))
                 changed.append(count)
             for sql, rows, problem in expect_changed:
                 if rows:
-                    cursor = await conn.executemany(sql, rows)
+                    cursor = conn.executemany(sql, rows)
                     if cursor.rowcount != len(rows):
                         raise AlreadyResolved(f"{len(rows) - cursor.rowcount} {problem}")
-            await conn.commit()
+            conn.execute("COMMIT")
         except BaseException as err:
-            with contextlib.suppress(sqlite3.Error):  # keep the original error if the rollback fails too
-                await conn.rollback()  # a no-op if SQLite already rolled back
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # keep the original error if the rollback fails too
+                    conn.execute("ROLLBACK")
             unavailable = self._unavailable(err)
             if unavailable is None:
                 raise
@@ -424,20 +386,20 @@ class SqliteStore:
 
         Writes that would grow the file past the cap fail as on a full disk (``StorageUnavailable``), which is how
         the tests exercise that path; it also works as a size quota. It is SQLite's ``max_page_count`` on the
-        writer connection, so it lasts until the store is closed."""
+        store's connection, so it lasts until the store is closed."""
         self._require_open()
-        conn = self._writing_conn()
-        (page_size,) = await _fetch_one(conn, "PRAGMA page_size")
+        conn = self._connection()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
         # SQLite's largest page count (its default); a larger value is clamped to it.
         pages = 0xFFFFFFFE if max_bytes is None else max(1, max_bytes // page_size)
-        async with self._write_lock:
-            (pages,) = await _fetch_one(conn, f"PRAGMA max_page_count = {int(pages)}")
+        (pages,) = conn.execute(f"PRAGMA max_page_count = {int(pages)}").fetchone()
         return int(pages) * int(page_size)
 
     # ---- appends (group commit) ------------------------------------------------------------------
 
-    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
-        """Store messages atomically and return their offsets once the transaction has committed."""
+    def append_nowait(self, requests: Sequence[AppendRequest]) -> asyncio.Future[list[AppendResult]]:
+        """Queue messages for the next group commit; the future holds their offsets once it has committed (and,
+        with SYNC_FLUSH, once the WAL is on disk). Raises at once for a request that cannot be stored."""
         self._require_open()
         for request in requests:
             # Checked here so one malformed request fails only its caller, not a whole group.
@@ -451,89 +413,121 @@ class SqliteStore:
             if request.half is not None:
                 check_text("producer group", request.half.producer_group)
                 check_text("transaction id", request.half.transaction_id)
+        assert self._loop is not None
+        future: asyncio.Future[list[AppendResult]] = self._loop.create_future()
         if not requests:
-            return []
-        future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(tuple(requests), future))
-        self._work.set()
-        return await future
+            future.set_result([])
+            return future
+        self._pending.append(_Pending(requests, future))
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            # After the callbacks of this round of I/O: everything they appended goes into one transaction.
+            self._loop.call_soon(self._commit_pending)
+        return future
 
-    async def _run_writer(self) -> None:
-        while True:
-            if not self._pending:
-                if self._state != "open":
-                    return
-                self._work.clear()
-                await self._work.wait()
-                continue
-            batch, self._pending = self._pending, []
-            await self._commit_batch(batch)
+    async def append(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
+        """Store messages atomically and return their offsets once the transaction has committed."""
+        return await self.append_nowait(requests)
 
-    async def _commit_batch(self, batch: list[_Pending]) -> None:
+    def _commit_pending(self) -> None:
+        self._commit_scheduled = False
         # A caller cancelled before its turn came gets nothing written.
-        batch = [p for p in batch if not p.future.done()]
-        if not batch:
+        batch = [p for p in self._pending if not p.future.done()]
+        self._pending = []
+        if not batch or self._conn is None:
+            for pending in batch:
+                _fail(pending.future, StoreClosed("the store closed before this append was committed"))
             return
-        async with self._write_lock:
-            staged = _Staged(self._next_phys)
-            try:
-                self._stage(batch, staged)
-                await self._transact(
-                    "append",
-                    [
-                        (INSERT_MESSAGE, staged.message_rows),
-                        (INSERT_KEY, staged.key_rows),
-                        (INSERT_SCHEDULE, staged.schedule_rows),
-                        (INSERT_HALF, staged.half_rows),
-                    ],
-                    expect_changed=[
-                        (DELETE_SCHEDULE, staged.handed_over, "scheduled message(s) were already handed over"),
-                        (COMMIT_HALF, staged.committed_halves, "half message(s) are no longer pending"),
-                    ],
+        staged = _Staged(self._next_phys)
+        try:
+            self._stage(batch, staged)
+            self._transact(
+                "append",
+                [
+                    (INSERT_CHUNK, staged.chunk_rows),
+                    (INSERT_KEY, staged.key_rows),
+                    (INSERT_SCHEDULE, staged.schedule_rows),
+                    (INSERT_HALF, staged.half_rows),
+                ],
+                expect_changed=[
+                    (DELETE_SCHEDULE, staged.handed_over, "scheduled message(s) were already handed over"),
+                    (COMMIT_HALF, staged.committed_halves, "half message(s) are no longer pending"),
+                ],
+            )
+        except Exception as err:
+            for record, original in staged.original_offsets:
+                record[_OFFSET_BYTES] = original
+            for pending in batch:
+                _fail(pending.future, err)
+            if not isinstance(err, StorageUnavailable):  # that one is logged where it is raised
+                self.warnings.warning(
+                    f"append:{type(err).__name__}",
+                    "append transaction of %d messages failed: %r",
+                    staged.messages,
+                    err,
                 )
-            except BaseException as err:
-                for record, original in staged.original_offsets:
-                    record[_OFFSET_BYTES] = original
-                for pending in batch:
-                    _fail(pending.future, err)
-                if not isinstance(err, Exception):
-                    raise
-                if not isinstance(err, StorageUnavailable):  # that one is logged where it is raised
-                    self.warnings.warning(
-                        f"append:{type(err).__name__}",
-                        "append transaction of %d messages failed: %r",
-                        len(staged.message_rows),
-                        err,
-                    )
-                return
-            for queue, next_offset in staged.next_offsets.items():
-                self._min_offset.setdefault(queue, self._next_offset.get(queue, 0))
-                self._next_offset[queue] = next_offset
-            self._next_phys = staged.next_phys
-            self.transactions_committed += 1
-        for pending, results in zip(batch, staged.answers, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(results)
+            return
+        for queue, next_offset in staged.next_offsets.items():
+            self._min_offset.setdefault(queue, self._next_offset.get(queue, 0))
+            self._next_offset[queue] = next_offset
+        self._next_phys = staged.next_phys
+        self.transactions_committed += 1
+        if self.sync_flush and self._background is not None:
+            self._unflushed += 1
+            self._background.fsync_wal(lambda error: self._flush_done(batch, staged.answers, error))
+        else:
+            _answer(batch, staged.answers)
+
+    def _flush_done(
+        self, batch: list[_Pending], answers: list[list[AppendResult]], error: BaseException | None
+    ) -> None:
+        self._unflushed -= 1
+        self._flushed.set()
+        if error is None:
+            _answer(batch, answers)
+            return
+        failure = FlushFailed(f"stored, but the fsync of {self.path.name}-wal failed: {error}")
+        self.warnings.warning("fsync", "%s", failure)
+        for pending in batch:
+            _fail(pending.future, failure)
 
     def _stage(self, batch: list[_Pending], staged: _Staged) -> None:
-        """Assign offsets in queue order and patch them into the records; counters stay untouched."""
+        """Assign offsets, patch them into the records and build one chunk per queue; counters stay untouched."""
+        by_queue: dict[QueueKey, list[tuple[list[AppendResult], int, AppendRequest]]] = {}
         for pending in batch:
-            results = []
-            for r in pending.requests:
-                queue = (r.topic, r.queue_id)
-                queue_offset = staged.next_offsets.get(queue, self._next_offset.get(queue, 0))
-                staged.next_offsets[queue] = queue_offset + 1
-                phys = staged.next_phys
-                staged.original_offsets.append((r.record, bytes(r.record[_OFFSET_BYTES])))
-                set_offsets(r.record, queue_offset, phys)
-                staged.message_rows.append(
-                    (phys, r.topic, r.queue_id, queue_offset, r.tags_code, r.store_timestamp, r.record)
-                )
-                staged.key_rows.extend((r.topic, key, r.store_timestamp, phys) for key in r.keys if key)
+            answer: list[AppendResult] = [None] * len(pending.requests)  # type: ignore[list-item]
+            staged.answers.append(answer)
+            for i, r in enumerate(pending.requests):
+                by_queue.setdefault((r.topic, r.queue_id), []).append((answer, i, r))
+        phys = staged.next_phys
+        keys, schedule, handed_over = staged.key_rows, staged.schedule_rows, staged.handed_over
+        for queue, items in by_queue.items():
+            topic, queue_id = queue
+            offset = self._next_offset.get(queue, 0)
+            records: list[bytearray] = []
+            index: list[tuple[int, int, int]] = []
+            first_phys, first_offset, size = phys, offset, 0
+            for answer, i, r in items:
+                record = r.record
+                length = len(record)
+                if records and size + length > CHUNK_MAX_BYTES:
+                    staged.chunk_rows.append(
+                        (first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records))
+                    )
+                    records, index = [], []
+                    first_phys, first_offset, size = phys, offset, 0
+                staged.original_offsets.append((record, bytes(record[_OFFSET_BYTES])))
+                set_offsets(record, offset, phys)
+                records.append(record)
+                size += length
+                index.append((size, r.tags_code, r.store_timestamp))
+                for key in r.keys:
+                    if key:
+                        keys.append((topic, key, r.store_timestamp, phys))
                 if r.due_ms is not None:
-                    staged.schedule_rows.append((phys, r.due_ms))
+                    schedule.append((phys, r.due_ms))
                 if r.hands_over is not None:
-                    staged.handed_over.append((r.hands_over,))
+                    handed_over.append((r.hands_over,))
                 if r.half is not None:
                     r.half.phys_offset = phys
                     staged.half_rows.append(
@@ -541,9 +535,13 @@ class SqliteStore:
                     )
                 if r.commits_half is not None:
                     staged.committed_halves.append((r.store_timestamp, r.commits_half))
-                results.append(AppendResult(queue_offset, phys))
-                staged.next_phys = phys + len(r.record)
-            staged.answers.append(results)
+                answer[i] = AppendResult(offset, phys)
+                offset += 1
+                phys += length
+            staged.chunk_rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
+            staged.next_offsets[queue] = offset
+            staged.messages += len(items)
+        staged.next_phys = phys
 
     # ---- per-queue counters (memory only) --------------------------------------------------------
 
@@ -561,30 +559,139 @@ class SqliteStore:
 
     # ---- reads -----------------------------------------------------------------------------------
 
+    def _chunks(self, topic: str, queue_id: int, offset: int, limit: int) -> Iterator[Chunk]:
+        """The chunks of a queue from the one holding ``offset`` on, read one at a time as the caller iterates; the
+        last chunk read of each queue comes from memory (consecutive pulls mostly read the same chunk again)."""
+        queue = (topic, queue_id)
+        cached = self._recent.get(queue)
+        if cached is not None and cached.first_offset <= offset < cached.first_offset + cached.count:
+            self._recent.move_to_end(queue)
+            yield cached
+            offset, limit = cached.first_offset + cached.count, limit - 1
+            if limit <= 0:
+                return
+        cursor = self._connection().execute(READ_CHUNKS, (topic, queue_id, offset, limit))
+        try:
+            while (row := cursor.fetchone()) is not None:
+                chunk = Chunk(*row)
+                self._remember(queue, chunk)
+                yield chunk
+        finally:
+            cursor.close()  # a statement left open would keep a read snapshot open
+
+    def _remember(self, queue: QueueKey, chunk: Chunk) -> None:
+        self._recent[queue] = chunk
+        self._recent.move_to_end(queue)
+        if len(self._recent) > RECENT_CHUNKS:
+            self._recent.popitem(last=False)
+
+    def pull(
+        self,
+        topic: str,
+        queue_id: int,
+        offset: int,
+        max_count: int,
+        max_bytes: int,
+        accept: Callable[[int, bytes], bool] | None = None,
+        max_scan: int = 1 << 30,
+    ) -> PulledRecords:
+        """Records from ``offset`` on: at most ``max_count`` of them and ``max_bytes`` (the first always goes),
+        those ``accept(tags_code, record)`` takes (all when None), examining at most ``max_scan``. Inline: reads
+        only whole chunks, and no more of them than needed."""
+        self._require_open()
+        start = max(offset, self.min_offset(topic, queue_id))
+        end = self.max_offset(topic, queue_id)
+        taken: list[bytes] = []
+        size = 0
+        examined = 0
+        next_offset = start
+        while next_offset < end and examined < max_scan and len(taken) < max_count:
+            chunks = self._chunks(topic, queue_id, next_offset, 8)
+            before = next_offset
+            for chunk in chunks:
+                index, records = chunk.index, chunk.records
+                i = next_offset - chunk.first_offset
+                if i < 0:
+                    break  # a gap (topic deleted and re-created meanwhile): stop here
+                count = len(index) // _INDEX_SIZE
+                begin = INDEX_ENTRY.unpack_from(index, (i - 1) * _INDEX_SIZE)[0] if i else 0
+                while i < count and next_offset < end:
+                    finish, tags, _ts = INDEX_ENTRY.unpack_from(index, i * _INDEX_SIZE)
+                    examined += 1
+                    record = records[begin:finish]
+                    if accept is None or accept(tags, record):
+                        if taken and size + (finish - begin) > max_bytes:
+                            return PulledRecords(taken, next_offset, examined - 1)
+                        taken.append(record)
+                        size += finish - begin
+                    begin = finish
+                    i += 1
+                    next_offset += 1
+                    if len(taken) >= max_count or examined >= max_scan:
+                        return PulledRecords(taken, next_offset, examined)
+                if next_offset >= end:
+                    break
+            if next_offset == before:
+                break  # nothing stored at next_offset (a topic deleted and re-created meanwhile)
+        return PulledRecords(taken, next_offset, examined)
+
     async def read_queue(self, topic: str, queue_id: int, offset: int, max_count: int) -> list[StoredEntry]:
         """Messages with queue offset >= ``offset``, ascending, at most ``max_count``."""
         self._require_open()
         start = max(offset, self.min_offset(topic, queue_id))
-        # Bounded by the in-memory counter, so a pull never sees past max_offset() and an empty or
-        # caught-up queue costs no I/O at all.
+        # Bounded by the in-memory counter, so a read never sees past max_offset() and an empty or caught-up queue
+        # costs no I/O at all.
         end = self.max_offset(topic, queue_id)
-        if start >= end or max_count <= 0:
-            return []
-        rows = await self._read(READ_QUEUE, (topic, queue_id, start, end, max_count))
-        return [StoredEntry(queue_offset, tags_code, record) for queue_offset, tags_code, record in rows]
+        entries: list[StoredEntry] = []
+        while start < end and len(entries) < max_count:
+            chunks = self._chunks(topic, queue_id, start, max_count - len(entries))
+            if not chunks:
+                break
+            for chunk in chunks:
+                i = start - chunk.first_offset
+                if i < 0:
+                    return entries
+                while i < chunk.count and start < end and len(entries) < max_count:
+                    begin, finish, tags = chunk.entry(i)
+                    entries.append(StoredEntry(start, tags, chunk.records[begin:finish]))
+                    i += 1
+                    start += 1
+        return entries
+
+    def _record_at_phys(self, phys_offset: int) -> bytes | None:
+        row = self._read_one(CHUNK_AT_PHYS, (phys_offset,))
+        if row is None:
+            return None
+        chunk = Chunk(*row)
+        i = chunk.position_of(phys_offset)
+        return chunk.record(i) if i is not None else None
 
     async def get_by_phys_offset(self, phys_offset: int) -> bytes | None:
         """The record stored at this physical offset, or None."""
-        row = await self._read_one(RECORD_AT_PHYS, (phys_offset,))
-        return row[0] if row else None
+        self._require_open()
+        return self._record_at_phys(phys_offset)
 
     async def query_by_key(self, topic: str, key: str, max_num: int, begin_ts: int, end_ts: int) -> list[bytes]:
         """Records of ``topic`` carrying ``key`` stored within [begin_ts, end_ts], newest first."""
         self._require_open()
         if max_num <= 0:
             return []
-        rows = await self._read(QUERY_BY_KEY, (topic, key, begin_ts, end_ts, max_num))
-        return [record for (record,) in rows]
+        found = []
+        for (phys,) in self._read(QUERY_BY_KEY, (topic, key, begin_ts, end_ts, max_num)):
+            record = self._record_at_phys(phys)
+            if record is not None:
+                found.append(record)
+        return found
+
+    def _store_time_at(self, topic: str, queue_id: int, offset: int) -> int | None:
+        row = self._read_one(INDEX_AT, (topic, queue_id, offset))
+        if row is None:
+            return None
+        first_offset, idx = row
+        i = offset - first_offset
+        if i * _INDEX_SIZE >= len(idx):
+            return None
+        return int(INDEX_ENTRY.unpack_from(idx, i * _INDEX_SIZE)[2])
 
     async def search_offset_by_timestamp(
         self, topic: str, queue_id: int, timestamp: int, boundary: Literal["lower", "upper"]
@@ -597,14 +704,15 @@ class SqliteStore:
         """
         if boundary not in ("lower", "upper"):
             raise ValueError(f"boundary must be 'lower' or 'upper', not {boundary!r}")
+        self._require_open()
         low, high = self.min_offset(topic, queue_id), self.max_offset(topic, queue_id)
         first = low
         # Find the first offset whose timestamp is >= (lower) or > (upper) the target.
         while low < high:
             mid = (low + high) // 2
-            row = await self._read_one(STORE_TIME_AT, (topic, queue_id, mid))
+            stored = self._store_time_at(topic, queue_id, mid)
             # A missing row only happens when the topic is deleted meanwhile; treat it as "later".
-            later = row is None or (row[0] >= timestamp if boundary == "lower" else row[0] > timestamp)
+            later = stored is None or (stored >= timestamp if boundary == "lower" else stored > timestamp)
             if later:
                 high = mid
             else:
@@ -619,29 +727,48 @@ class SqliteStore:
         low = self.min_offset(topic, queue_id)
         if low >= self.max_offset(topic, queue_id):
             return -1
-        row = await self._read_one(STORE_TIME_AT, (topic, queue_id, low))
-        return row[0] if row else -1
+        stored = self._store_time_at(topic, queue_id, low)
+        return stored if stored is not None else -1
 
     # ---- the schedule of deferred messages ---------------------------------------------------------
 
     async def due_scheduled(self, now_ms: int, limit: int) -> list[ScheduledEntry]:
         """Scheduled messages due at or before ``now_ms``, earliest first."""
-        rows = await self._read(DUE_SCHEDULED, (now_ms, limit))
-        return [ScheduledEntry(phys, due, bytes(record)) for phys, due, record in rows]
+        self._require_open()
+        due = []
+        for phys, due_ms in self._read(DUE_SCHEDULED, (now_ms, limit)):
+            record = self._record_at_phys(phys)
+            if record is None:
+                _log.error("scheduled message at %d is not stored; dropping it from the schedule", phys)
+                self._transact("schedule", [(DELETE_SCHEDULE, [(phys,)])])
+                continue
+            due.append(ScheduledEntry(phys, due_ms, record))
+        return due
 
     async def next_due_ms(self) -> int | None:
-        row = await self._read_one(NEXT_DUE)
+        self._require_open()
+        row = self._read_one(NEXT_DUE)
         return row[0] if row and row[0] is not None else None
+
+    async def unschedule(self, phys_offset: int) -> None:
+        self._require_open()
+        self._transact("schedule", [(DELETE_SCHEDULE, [(phys_offset,)])])
+
+    async def scheduled_count(self) -> int:
+        self._require_open()
+        (count,) = self._read_one("SELECT COUNT(*) FROM schedule")
+        return int(count)
 
     # ---- transactional half messages ---------------------------------------------------------------
 
     async def pending_half_messages(self) -> list[HalfMessage]:
+        self._require_open()
         sql = f"SELECT {HALF_COLUMNS} FROM half_messages WHERE state = 'pending' ORDER BY next_check_ms"
-        return [HalfMessage(*row) for row in await self._read(sql)]
+        return [HalfMessage(*row) for row in self._read(sql)]
 
     async def half_message(self, phys_offset: int) -> HalfMessage | None:
-        sql = f"SELECT {HALF_COLUMNS} FROM half_messages WHERE phys_offset = ?"
-        row = await self._read_one(sql, (phys_offset,))
+        self._require_open()
+        row = self._read_one(f"SELECT {HALF_COLUMNS} FROM half_messages WHERE phys_offset = ?", (phys_offset,))
         return HalfMessage(*row) if row else None
 
     async def update_half(
@@ -649,10 +776,9 @@ class SqliteStore:
     ) -> bool:
         self._require_open()
         resolved = now_ms if state != "pending" else None
-        async with self._write_lock:
-            [changed] = await self._transact(
-                "half message", [(UPDATE_HALF, [(state, check_times, next_check_ms, resolved, phys_offset)])]
-            )
+        [changed] = self._transact(
+            "half message", [(UPDATE_HALF, [(state, check_times, next_check_ms, resolved, phys_offset)])]
+        )
         return changed == 1
 
     # ---- subscriptions ----------------------------------------------------------------------------
@@ -665,22 +791,14 @@ class SqliteStore:
                             ("subscription expression", expression)):  # fmt: skip
             check_text(name, value)
         check_int("subVersion", sub_version)
-        row = (group, topic, expression_type, expression, sub_version)
-        async with self._write_lock:
-            await self._transact("subscription", [(SAVE_SUBSCRIPTION, [row])])
+        self._transact(
+            "subscription", [(SAVE_SUBSCRIPTION, [(group, topic, expression_type, expression, sub_version)])]
+        )
 
     async def load_subscriptions(self) -> list[tuple[str, str, str, str, int]]:
-        sql = "SELECT consumer_group, topic, expression_type, expression, sub_version FROM subscriptions"
-        return [tuple(row) for row in await self._read(sql)]
-
-    async def unschedule(self, phys_offset: int) -> None:
         self._require_open()
-        async with self._write_lock:
-            await self._transact("schedule", [(DELETE_SCHEDULE, [(phys_offset,)])])
-
-    async def scheduled_count(self) -> int:
-        (count,) = await self._read_one("SELECT COUNT(*) FROM schedule")
-        return int(count)
+        sql = "SELECT consumer_group, topic, expression_type, expression, sub_version FROM subscriptions"
+        return [tuple(row) for row in self._read(sql)]
 
     # ---- consumer offsets (memory, flushed in the background) ------------------------------------
 
@@ -714,7 +832,7 @@ class SqliteStore:
             if self._stop_flushing.is_set():
                 return  # close() does the final flush
             try:
-                await self._flush_offsets()
+                self._flush_offsets()
             except StorageUnavailable:
                 pass  # logged where raised; the offsets stay dirty and the next round retries
             except Exception as err:
@@ -725,55 +843,55 @@ class SqliteStore:
                     err,
                 )
 
-    async def _flush_offsets(self) -> None:
+    def _flush_offsets(self) -> None:
         """Write every changed consumer offset in one transaction.
 
         If that fails because of some row's values (see ``_ROW_ERRORS``), the rows are written one at a time so
         that the others are kept and the bad ones are dropped for good: one bad row must never stop the offsets
         of every group from reaching the disk. Any other failure (a full disk, a busy database) leaves them all
         dirty for the next flush, and is raised."""
-        async with self._write_lock:
-            if not self._dirty:
-                return
-            dirty, self._dirty = self._dirty, set()
-            # In primary-key order: each b-tree page is visited once, and the order does not depend on hashing.
-            rows = [
-                (group, topic, queue_id, self._offsets[group][(topic, queue_id)])
-                for group, topic, queue_id in sorted(dirty)
-            ]
-            try:
-                await self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)])
-            except _ROW_ERRORS:
-                pass
-            except BaseException:
-                self._dirty |= dirty
-                raise
-            else:
-                return
-            rejected: list[tuple[Sequence[Any], Exception]] = []
-            try:
-                await self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)], rejected=rejected)
-            except BaseException:
-                self._dirty |= dirty
-                raise
-            finally:
-                for row, err in rejected:
-                    group, topic, queue_id, offset = row
-                    _log.error(
-                        "dropped the consumer offset of group %s topic %s queue %s (offset %s), which cannot be"
-                        " stored: %r",
-                        ascii(group), ascii(topic), ascii(queue_id), ascii(offset), err,
-                    )  # fmt: skip
-                    per_group = self._offsets.get(group, {})
-                    if per_group.get((topic, queue_id)) == offset:  # not set again meanwhile: forget it entirely
-                        del per_group[(topic, queue_id)]
-                        self._dirty.discard((group, topic, queue_id))
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        # In primary-key order: each b-tree page is visited once, and the order does not depend on hashing.
+        rows = [
+            (group, topic, queue_id, self._offsets[group][(topic, queue_id)])
+            for group, topic, queue_id in sorted(dirty)
+        ]
+        try:
+            self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)])
+        except _ROW_ERRORS:
+            pass
+        except BaseException:
+            self._dirty |= dirty
+            raise
+        else:
+            return
+        rejected: list[tuple[Sequence[Any], Exception]] = []
+        try:
+            self._transact("consumer offsets", [(UPSERT_CONSUMER_OFFSET, rows)], rejected=rejected)
+        except BaseException:
+            self._dirty |= dirty
+            raise
+        finally:
+            for row, err in rejected:
+                group, topic, queue_id, offset = row
+                _log.error(
+                    "dropped the consumer offset of group %s topic %s queue %s (offset %s), which cannot be"
+                    " stored: %r",
+                    ascii(group), ascii(topic), ascii(queue_id), ascii(offset), err,
+                )  # fmt: skip
+                per_group = self._offsets.get(group, {})
+                if per_group.get((topic, queue_id)) == offset:  # not set again meanwhile: forget it entirely
+                    del per_group[(topic, queue_id)]
+                    self._dirty.discard((group, topic, queue_id))
 
     # ---- topics ----------------------------------------------------------------------------------
 
     async def load_topics(self) -> list[TopicConfig]:
         """Every persisted topic config, by name."""
-        rows = await self._read(
+        self._require_open()
+        rows = self._read(
             "SELECT topic_name, read_queue_nums, write_queue_nums, perm, topic_filter_type, topic_sys_flag,"
             " is_order FROM topics ORDER BY topic_name"
         )
@@ -790,55 +908,41 @@ class SqliteStore:
             config.topic_name, config.read_queue_nums, config.write_queue_nums, config.perm,
             config.topic_filter_type, config.topic_sys_flag, int(config.order),
         )  # fmt: skip
-        async with self._write_lock:
-            await self._transact("topic", [(SAVE_TOPIC, [row])])
+        self._transact("topic", [(SAVE_TOPIC, [row])])
 
     async def delete_topic(self, topic: str) -> None:
         """Remove a topic's config, messages, key index rows and consumer offsets; reset its counters."""
         self._require_open()
         check_text("topic", topic)
-        async with self._write_lock:
-            await self._transact("topic", [
-                ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),
-                ("DELETE FROM messages WHERE topic = ?", [(topic,)]),
-                ("DELETE FROM message_keys WHERE topic = ?", [(topic,)]),
-                ("DELETE FROM consumer_offsets WHERE topic = ?", [(topic,)]),
-                # The deleted messages may have been the newest; keep physical offsets increasing anyway.
-                (SET_META, [("next_phys_offset", self._next_phys)]),
-            ])  # fmt: skip
-            for counters in (self._next_offset, self._min_offset):
-                for queue in [q for q in counters if q[0] == topic]:
-                    del counters[queue]
-            for per_group in self._offsets.values():
-                for queue in [q for q in per_group if q[0] == topic]:
-                    del per_group[queue]
-            self._dirty = {key for key in self._dirty if key[1] != topic}
+        self._commit_pending()  # appends queued for this topic land first and go with it
+        self._transact("topic", [
+            ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),
+            ("DELETE FROM chunks WHERE topic = ?", [(topic,)]),
+            ("DELETE FROM message_keys WHERE topic = ?", [(topic,)]),
+            ("DELETE FROM consumer_offsets WHERE topic = ?", [(topic,)]),
+            # The deleted messages may have been the newest; keep physical offsets increasing anyway.
+            (SET_META, [("next_phys_offset", self._next_phys)]),
+        ])  # fmt: skip
+        for counters in (self._next_offset, self._min_offset, self._recent):
+            for queue in [q for q in counters if q[0] == topic]:
+                del counters[queue]
+        for per_group in self._offsets.values():
+            for queue in [q for q in per_group if q[0] == topic]:
+                del per_group[queue]
+        self._dirty = {key for key in self._dirty if key[1] != topic}
 
 
-async def _fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-    rows = list(await conn.execute_fetchall(sql, params))
-    return rows[0] if rows else None
-
-
-async def _migrate(conn: aiosqlite.Connection) -> None:
-    """Bring the schema to ``len(MIGRATIONS)`` one step (one transaction) at a time."""
-    (version,) = await _fetch_one(conn, "PRAGMA user_version")
-    if version > len(MIGRATIONS):
-        raise StoreError(f"database schema version {version} is newer than this pocketmq ({len(MIGRATIONS)})")
-    for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        try:
-            await conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;")
-        except BaseException:
-            await conn.rollback()
-            raise
-        _log.info("migrated store schema to version %d", target)
+def _answer(batch: list[_Pending], answers: list[list[AppendResult]]) -> None:
+    for pending, results in zip(batch, answers, strict=True):
+        if not pending.future.done():
+            pending.future.set_result(results)
 
 
 def _fail(future: asyncio.Future[list[AppendResult]], cause: BaseException) -> None:
     if future.done():
         return
-    if isinstance(cause, StorageUnavailable | AlreadyResolved):  # one instance per caller, each raises its own
-        error: StoreError = type(cause)(str(cause))
+    if isinstance(cause, StoreError) and not isinstance(cause, UnstorableValue):
+        error: StoreError = type(cause)(str(cause))  # one instance per caller: each raises its own
         error.__cause__ = cause.__cause__
         future.set_exception(error)
     elif isinstance(cause, Exception):
@@ -846,4 +950,4 @@ def _fail(future: asyncio.Future[list[AppendResult]], cause: BaseException) -> N
         error.__cause__ = cause
         future.set_exception(error)
     else:
-        future.set_exception(StoreClosed("the store writer stopped before this append was committed"))
+        future.set_exception(StoreClosed("the store stopped before this append was committed"))

@@ -19,24 +19,23 @@ from codec.tags import TagFilter, parse_tag_expression
 from gateway.context import BrokerContext
 from remoting.connection import Connection
 from remoting.errors import RequestError
-from store.api import StoredEntry
 
 MessageFilter = TagFilter | SqlFilter
 MATCH_ALL = parse_tag_expression("*")
 POSTED_CACHE_SIZE = 256  # compiled expressions posted with pulls
-SCAN_CHUNK = 64  # index entries read per query while filtering
 MAX_SCAN = 2048  # entries examined per pull before answering PULL_RETRY_IMMEDIATELY (maxFilterMessageCount-like)
 MAX_TRANSFER_BYTES = 256 * 1024  # maxTransferBytesOnMessageInMemory; the first message always goes
 
 
-def acceptor(message_filter: MessageFilter) -> Callable[[StoredEntry], bool] | None:
-    """What a pull checks per stored message: its tag hash, or (SQL92) its properties; None takes everything."""
+def acceptor(message_filter: MessageFilter) -> Callable[[int, bytes], bool] | None:
+    """What a pull checks per stored message, given its tags hash code and its record: the code, or (SQL92) the
+    properties; None takes everything."""
     if isinstance(message_filter, SqlFilter):
-        return lambda entry: message_filter.matches(decode_properties(properties_of(entry.record)))
+        return lambda _tags, record: message_filter.matches(decode_properties(properties_of(record)))
     if message_filter.matches_all:
         return None
     codes = message_filter.codes()
-    return lambda entry: entry.tags_code in codes
+    return lambda tags, _record: tags in codes
 
 
 @dataclass(slots=True)
@@ -54,12 +53,13 @@ class PullHandler:
         self.ctx = ctx
         self._posted: dict[tuple[str, str], Subscription] = {}
 
-    async def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Awaitable[RemotingCommand]:
+    def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Awaitable[RemotingCommand]:
+        """Answered at once from the store (no task), or, when a suspended pull finds nothing, held."""
         h = decode_header(PullMessageRequestHeader, cmd.ext_fields)
         message_filter = self._filter(h)
         if h.sys_flag & PullSysFlag.COMMIT_OFFSET:
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
-        outcome = await self.read(h, message_filter)
+        outcome = self.read(h, message_filter)
         if (
             outcome.code == ResponseCode.PULL_NOT_FOUND
             and h.sys_flag & PullSysFlag.SUSPEND
@@ -108,7 +108,7 @@ class PullHandler:
             self._posted[key] = sub
         return sub
 
-    async def read(self, h: PullMessageRequestHeader, message_filter: MessageFilter) -> PullOutcome:
+    def read(self, h: PullMessageRequestHeader, message_filter: MessageFilter) -> PullOutcome:
         store = self.ctx.store
         lo = store.min_offset(h.topic, h.queue_id)
         hi = store.max_offset(h.topic, h.queue_id)
@@ -124,34 +124,10 @@ class PullHandler:
             return PullOutcome(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", hi, lo, hi)
         max_count = max(1, min(h.max_msg_nums, 1024))
         max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_TRANSFER_BYTES
-        accept = acceptor(message_filter)
-        unfiltered = accept is None
-        found: list[bytes] = []
-        size = 0
-        next_offset = o
-        examined = 0
-        while next_offset < hi and examined < MAX_SCAN and len(found) < max_count:
-            batch = max_count - len(found) if unfiltered else SCAN_CHUNK
-            entries = await store.read_queue(h.topic, h.queue_id, next_offset, batch)
-            if not entries:
-                break
-            full = False
-            for entry in entries:
-                if accept is None or accept(entry):
-                    if found and size + len(entry.record) > max_bytes:
-                        full = True
-                        break
-                    found.append(entry.record)
-                    size += len(entry.record)
-                examined += 1
-                next_offset = entry.queue_offset + 1
-                if len(found) >= max_count:
-                    break
-            if full:
-                break
-        if found:
-            return PullOutcome(ResponseCode.SUCCESS, "FOUND", next_offset, lo, hi, b"".join(found))
-        return PullOutcome(ResponseCode.PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", next_offset, lo, hi)
+        pulled = store.pull(h.topic, h.queue_id, o, max_count, max_bytes, acceptor(message_filter), MAX_SCAN)
+        if pulled.records:
+            return PullOutcome(ResponseCode.SUCCESS, "FOUND", pulled.next_offset, lo, hi, b"".join(pulled.records))
+        return PullOutcome(ResponseCode.PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", pulled.next_offset, lo, hi)
 
     def _respond(self, cmd: RemotingCommand, outcome: PullOutcome) -> RemotingCommand:
         ext = encode_header(
@@ -178,7 +154,7 @@ class PullHandler:
                         await event.wait()
             finally:  # also when the connection closes and cancels us, or the waiter lingers until the next send
                 self.ctx.waits.cancel(h.topic, h.queue_id, event)
-            outcome = await self.read(h, message_filter)
+            outcome = self.read(h, message_filter)
             timed_out = anyio.current_time() >= deadline or math.isclose(anyio.current_time(), deadline)
             timed_out = timed_out or self.ctx.waits.closing
             if outcome.code == ResponseCode.PULL_RETRY_IMMEDIATELY and not timed_out:

@@ -79,16 +79,14 @@ def test_transactions_lists_pending_half_messages(tmp_path: Path, capsys: pytest
     import sqlite3
 
     from pocketmq.cli import main
-    from store.sqlite import MIGRATIONS
+    from store.migrations import migrate
 
     data = tmp_path / "data"
     data.mkdir()
-    conn = sqlite3.connect(data / "store.db")
-    for script in MIGRATIONS:
-        conn.executescript(script)
+    conn = sqlite3.connect(data / "store.db", isolation_level=None)
+    migrate(conn)
     conn.execute("INSERT INTO half_messages VALUES (4096, 'payments', 'TX1', 'pending', 2, 0, 0, NULL)")
     conn.execute("INSERT INTO half_messages VALUES (8192, 'payments', 'TX2', 'committed', 0, 0, 0, 5)")
-    conn.commit()
     conn.close()
     main(["transactions", "--data-dir", str(data)])
     out = capsys.readouterr().out

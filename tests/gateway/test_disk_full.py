@@ -17,7 +17,7 @@ async def test_sends_on_a_full_disk_are_refused_retriably_and_recover(
     await broker.store.set_max_size(0)  # no room to grow: every write fails as on a full disk
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        answers = [await bc.send("DiskFull", b"x" * 4096) for _ in range(40)]
+        answers = [await bc.send("DiskFull", b"x" * 100_000) for _ in range(40)]
     assert {a.code for a in answers} == {ResponseCode.SERVICE_NOT_AVAILABLE}
     assert "disk is full" in answers[0].remark
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -115,7 +115,7 @@ async def test_a_full_disk_refuses_writes_retriably_and_they_resume_when_space_r
         for i in range(300):
             store.set_consumer_offset(f"group-{i:03d}-" + "g" * 100, "TopicA", 0, i)
         with pytest.raises(StorageUnavailable):
-            await store._flush_offsets()
+            store._flush_offsets()
         assert len(store._dirty) == 300  # kept for the next flush
         # Nothing failed used up an offset.
         for queue_id, entries in acked.items():
@@ -138,7 +138,7 @@ async def test_a_full_disk_refuses_writes_retriably_and_they_resume_when_space_r
             [result] = await store.append([request])
             acked[i % 2].append((result.queue_offset, bytes(request.record)))
         assert len(store_warnings(caplog, "writes succeed again after")) == 1
-        await store._flush_offsets()
+        store._flush_offsets()
         assert not store._dirty
         await store.save_topic(TopicConfig("T" * 9000))
 
@@ -244,7 +244,7 @@ async def test_set_consumer_offset_refuses_what_it_could_not_flush(tmp_path: pat
         )
         assert not store._dirty and store.consumer_offsets(BAD) == {}
         store.set_consumer_offset("größe-グループ", "T", 0, 2**63 - 1)  # any valid text and the whole int64 range
-        await store._flush_offsets()
+        store._flush_offsets()
         assert not store._dirty
 
 
@@ -332,9 +332,9 @@ async def test_a_bad_row_is_dropped_even_when_the_disk_is_full_and_the_rest_wait
             store.set_consumer_offset(f"\uff21group-{i:03d}-" + "g" * 100, "T", 0, i)
         _sneak_in(store, BAD, "T", 0, 1)
         with pytest.raises(StorageUnavailable):
-            await store._flush_offsets()
+            store._flush_offsets()
         assert len(store._dirty) == 300 and (BAD, "T", 0) not in store._dirty
         assert store.consumer_offsets(BAD) == {}
         await store.set_max_size(None)
-        await store._flush_offsets()
+        store._flush_offsets()
         assert not store._dirty

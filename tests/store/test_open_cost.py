@@ -13,26 +13,33 @@ import pathlib
 import sqlite3
 from collections.abc import Iterable
 
-import aiosqlite
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from store import migrations
 from store import sqlite as store_sqlite
+from store.chunks import index_entry
 from store.sqlite import SqliteStore
 
 QUEUES = [(f"Topic{t}", q) for t in range(3) for q in range(4)]
-# What the pre-skip-scan store ran at open: one pass over the whole queue index. The reference for the bounds.
-FULL_PASS = "SELECT topic, queue_id, MIN(queue_offset), MAX(queue_offset) FROM messages GROUP BY topic, queue_id"
+# One pass over the whole queue index: what the store ran at open before the skip-scan; the reference for the bounds.
+FULL_PASS = (
+    "SELECT topic, queue_id, MIN(first_offset), MAX(first_offset + length(idx) / 20) - 1 FROM chunks"
+    " GROUP BY topic, queue_id"
+)
 
 
 def _insert_messages(path: pathlib.Path, rows: Iterable[tuple[str, int, int]]) -> None:
-    """Store (topic, queue_id, queue_offset) rows behind the store's back, with 1-byte records."""
+    """Store (topic, queue_id, queue_offset) messages behind the store's back, a chunk of one 1-byte record each."""
     with sqlite3.connect(path) as conn:
-        (next_phys,) = conn.execute("SELECT COALESCE(MAX(phys_offset) + 1, 0) FROM messages").fetchone()
+        (next_phys,) = conn.execute("SELECT COALESCE(MAX(first_phys) + 1, 0) FROM chunks").fetchone()
         conn.executemany(
-            store_sqlite.INSERT_MESSAGE,
-            ((next_phys + i, topic, queue_id, offset, 0, 0, b"x") for i, (topic, queue_id, offset) in enumerate(rows)),
+            store_sqlite.INSERT_CHUNK,
+            (
+                (next_phys + i, topic, queue_id, offset, index_entry(1, 0, 0), b"x")
+                for i, (topic, queue_id, offset) in enumerate(rows)
+            ),
         )
     conn.close()
 
@@ -60,9 +67,9 @@ async def _count_steps_of_start_up(monkeypatch: pytest.MonkeyPatch, path: pathli
 
     connect = SqliteStore._connect
 
-    async def counting_connect(self: SqliteStore, isolation_level: str | None) -> aiosqlite.Connection:
-        conn = await connect(self, isolation_level)  # type: ignore[arg-type]
-        await conn.set_progress_handler(count, 1)
+    def counting_connect(self: SqliteStore) -> sqlite3.Connection:
+        conn = connect(self)
+        conn.set_progress_handler(count, 1)
         return conn
 
     with monkeypatch.context() as patched:
@@ -105,13 +112,12 @@ async def test_start_up_cost_does_not_grow_with_the_stored_messages(
 
 
 def test_the_bounds_query_seeks_instead_of_scanning() -> None:
-    conn = sqlite3.connect(":memory:")
-    for script in store_sqlite.MIGRATIONS:
-        conn.executescript(script)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrations.migrate(conn)
     plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + store_sqlite._LOAD_QUEUE_BOUNDS)]
-    scans = [step for step in plan if step.startswith("SCAN messages")]
+    scans = [step for step in plan if step.startswith("SCAN chunks")]
     # The only scan is the LIMIT 1 that finds the first queue; every other access is a SEARCH.
-    assert scans == ["SCAN messages USING COVERING INDEX messages_by_queue"], plan
+    assert scans == ["SCAN chunks USING COVERING INDEX chunks_by_queue"], plan
     conn.close()
 
 

@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import os
 import pathlib
+import re
 import signal
 import sqlite3
 import sys
@@ -20,7 +21,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from codec.record import decode_record
+from codec.record import StoredMessage, decode_record, encode_record, set_offsets
+from store import migrations
 from store import sqlite as store_sqlite
 from store.api import MessageStore
 from store.errors import StoreError
@@ -57,32 +59,37 @@ async def opened(
 
 def test_implements_the_protocol_exactly() -> None:
     members = [name for name, _ in inspect.getmembers(MessageStore, inspect.isfunction) if not name.startswith("_")]
-    assert len(members) == 26
+    assert len(members) == 28
     for name in members:
         ours, theirs = getattr(SqliteStore, name), getattr(MessageStore, name)
         assert str(inspect.signature(ours)) == str(inspect.signature(theirs)), name
         assert inspect.iscoroutinefunction(ours) == inspect.iscoroutinefunction(theirs), name
 
 
-@pytest.mark.parametrize(("sync_flush", "level"), [(False, 1), (True, 2)])  # NORMAL=1, FULL=2
-async def test_wal_and_synchronous_pragmas(db_path: pathlib.Path, sync_flush: bool, level: int) -> None:
+@pytest.mark.parametrize("sync_flush", [False, True])
+async def test_wal_and_synchronous_pragmas(db_path: pathlib.Path, sync_flush: bool, new_request) -> None:
     async with opened(db_path, sync_flush=sync_flush) as store:
-        assert store._writer is not None
-        assert list(await store._writer.execute_fetchall("PRAGMA synchronous")) == [(level,)]
+        assert store._conn is not None
+        # NORMAL (1) in both modes: SYNC_FLUSH acknowledges only after an fsync of the WAL in the background.
+        assert store._conn.execute("PRAGMA synchronous").fetchall() == [(1,)]
+        assert store._background is not None
+        before = store._background.fsyncs
+        await store.append([new_request()])
+        assert store._background.fsyncs == before + (1 if sync_flush else 0)
     with raw(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert conn.execute("PRAGMA user_version").fetchone() == (len(store_sqlite.MIGRATIONS),)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(migrations.MIGRATIONS),)
 
 
 async def test_migrations_run_step_by_step(db_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with opened(db_path):
         pass
-    current = len(store_sqlite.MIGRATIONS)
+    current = len(migrations.MIGRATIONS)
     with raw(db_path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (current,)
 
     step = "CREATE TABLE added_next (x INTEGER); INSERT INTO added_next VALUES (42);"
-    monkeypatch.setattr(store_sqlite, "MIGRATIONS", [*store_sqlite.MIGRATIONS, step])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, step])
     async with opened(db_path):
         pass
     with raw(db_path) as conn:
@@ -90,27 +97,87 @@ async def test_migrations_run_step_by_step(db_path: pathlib.Path, monkeypatch: p
         assert conn.execute("SELECT x FROM added_next").fetchall() == [(42,)]
 
 
-async def test_a_version_1_database_is_migrated_keeping_its_messages(
-    db_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, new_request
-) -> None:
-    monkeypatch.setattr(store_sqlite, "MIGRATIONS", store_sqlite.MIGRATIONS[:1])
+def _version_4_store(path: pathlib.Path) -> list[tuple[int, int, bytes]]:
+    """A store as the previous pocketmq wrote it (schema version 4, one row per message): three messages in two
+    queues, one with a key, one scheduled, one a pending half message. Returns (queue, offset, record) each."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, written, phys = [], [], 0
+    for queue_id, offset, body, ts in ((0, 0, b"first", 100), (1, 0, b"second", 200), (0, 1, b"third", 300)):
+        record = encode_record(StoredMessage(topic="Old", queue_id=queue_id, body=body, store_timestamp=ts))
+        set_offsets(record, offset, phys)
+        rows.append((phys, "Old", queue_id, offset, 7, ts, bytes(record)))
+        written.append((queue_id, offset, bytes(record)))
+        phys += len(record)
+    with raw(path) as conn:
+        for script in migrations.MIGRATIONS[:4]:
+            assert isinstance(script, str)
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 4")
+        conn.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("INSERT INTO message_keys VALUES ('Old', 'key-2', 200, ?)", (rows[1][0],))
+        conn.execute("INSERT INTO schedule VALUES (?, 5)", (rows[2][0],))
+        conn.execute("INSERT INTO half_messages VALUES (?, 'pg', 'tx', 'pending', 0, 0, 0, NULL)", (rows[0][0],))
+    return written
+
+
+async def test_a_version_4_store_is_migrated_keeping_every_message(db_path: pathlib.Path, new_request) -> None:
+    written = _version_4_store(db_path)
     async with opened(db_path) as store:
-        await store.append([new_request("T", 0, b"kept")])
+        for queue_id, offset, record in written:
+            [entry] = await store.read_queue("Old", queue_id, offset, 1)
+            assert (entry.queue_offset, entry.tags_code, entry.record) == (offset, 7, record)
+            assert await store.get_by_phys_offset(decode_record(record)[0].phys_offset) == record
+        assert (store.max_offset("Old", 0), store.max_offset("Old", 1)) == (2, 1)
+        assert await store.query_by_key("Old", "key-2", 10, 0, 10**15) == [written[1][2]]
+        assert [e.record for e in await store.due_scheduled(10, 10)] == [written[2][2]]
+        assert [h.transaction_id for h in await store.pending_half_messages()] == ["tx"]
+        assert await store.search_offset_by_timestamp("Old", 0, 250, "lower") == 1
+        [after] = await store.append([new_request("Old", 0)])
+        assert after.queue_offset == 2
+        assert after.phys_offset == sum(len(r) for _q, _o, r in written)
+    with raw(db_path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'messages'").fetchall() == []
+
+
+async def test_an_interrupted_move_to_chunks_resumes(db_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = _version_4_store(db_path)
+    monkeypatch.setattr(migrations, "MOVE_BATCH", 1)
+    original = migrations._to_chunks
+
+    def interrupted(conn: sqlite3.Connection) -> None:
+        calls = []
+
+        def commit_then_stop(*_args: object) -> int:
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt  # killed after the first batch was moved
+            return 0
+
+        conn.create_function("stop_here", 0, commit_then_stop)
+        conn.execute("CREATE TEMP TRIGGER stop AFTER INSERT ON chunks BEGIN SELECT stop_here(); END")
+        original(conn)
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS[:4], interrupted])
+    with pytest.raises((KeyboardInterrupt, sqlite3.OperationalError)):
+        await SqliteStore(db_path).open()
     monkeypatch.undo()
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     async with opened(db_path) as store:
-        assert [e.queue_offset for e in await store.read_queue("T", 0, 0, 10)] == [0]
-        assert await store.scheduled_count() == 0
+        for queue_id, offset, record in written:
+            [entry] = await store.read_queue("Old", queue_id, offset, 1)
+            assert entry.record == record
 
 
 async def test_failed_migration_leaves_the_version(db_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with opened(db_path):
         pass
     broken = "CREATE TABLE half_done (x INTEGER); SELECT * FROM no_such_table;"
-    monkeypatch.setattr(store_sqlite, "MIGRATIONS", [*store_sqlite.MIGRATIONS, broken])
+    monkeypatch.setattr(migrations, "MIGRATIONS", [*migrations.MIGRATIONS, broken])
     with pytest.raises(sqlite3.OperationalError):
         await SqliteStore(db_path).open()
     with raw(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (len(store_sqlite.MIGRATIONS) - 1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(migrations.MIGRATIONS) - 1,)
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchall() == []
 
 
@@ -123,12 +190,13 @@ async def test_refuses_a_newer_schema(db_path: pathlib.Path) -> None:
 
 
 def test_per_request_reads_use_indexes() -> None:
-    conn = sqlite3.connect(":memory:")
-    for script in store_sqlite.MIGRATIONS:
-        conn.executescript(script)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrations.migrate(conn)
     for sql in store_sqlite.PER_REQUEST_READS:
-        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (0,) * sql.count("?"))]
-        assert all(step.startswith("SEARCH") for step in plan), (sql, plan)
+        numbered = [int(n) for n in re.findall(r"\?(\d+)", sql)]
+        params = (0,) * (max(numbered) if numbered else sql.count("?"))
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+        assert all(step.startswith(("SEARCH", "SCALAR SUBQUERY")) for step in plan), (sql, plan)
 
 
 async def test_phys_offsets_are_commit_log_byte_offsets(db_path: pathlib.Path, new_request) -> None:
@@ -155,18 +223,33 @@ async def test_group_commit_batches_concurrent_appends(db_path: pathlib.Path, ne
 async def test_answered_only_after_commit(db_path: pathlib.Path, new_request) -> None:
     async with opened(db_path) as store:
         [result] = await store.append([new_request(keys=("k",))])
-        with raw(db_path) as conn:  # an outside reader sees the committed row right away
-            rows = conn.execute("SELECT queue_offset FROM messages WHERE phys_offset = ?", (result.phys_offset,))
+        with raw(db_path) as conn:  # an outside reader sees the committed chunk right away
+            rows = conn.execute("SELECT first_offset FROM chunks WHERE first_phys = ?", (result.phys_offset,))
             assert rows.fetchall() == [(0,)]
             assert conn.execute("SELECT count(*) FROM message_keys").fetchone() == (1,)
+
+
+async def test_one_chunk_per_queue_per_group_commit(db_path: pathlib.Path, new_request) -> None:
+    async with opened(db_path) as store:
+        results = await asyncio.gather(*(store.append([new_request(queue_id=i % 2)]) for i in range(10)))
+        assert store.transactions_committed == 1
+        with raw(db_path) as conn:
+            chunks = conn.execute("SELECT queue_id, first_offset, length(idx) / 20 FROM chunks ORDER BY 1").fetchall()
+        assert chunks == [(0, 0, 5), (1, 0, 5)]
+        # Physical offsets are contiguous within each queue's chunk.
+        by_queue = sorted((r.queue_offset, r.phys_offset) for [r] in results[0::2])
+        assert [p for _o, p in by_queue] == sorted(p for _o, p in by_queue)
+        for entry in await store.read_queue("TopicA", 0, 0, 10):
+            assert decode_record(entry.record)[0].queue_offset == entry.queue_offset
 
 
 async def test_failed_transaction_fails_every_caller_and_changes_nothing(db_path: pathlib.Path, new_request) -> None:
     async with opened(db_path) as store:
         await store.append([new_request(queue_id=0), new_request(queue_id=1)])
         phys_before = store._next_phys
+        squat = "INSERT INTO chunks VALUES (?, 'TopicA', 1, 1, x'', x'00')"
         with raw(db_path) as conn:  # squat on the next offset of queue 1: the next insert there will conflict
-            conn.execute("INSERT INTO messages VALUES (?, 'TopicA', 1, 1, 0, 0, x'00')", (phys_before + 1_000_000,))
+            conn.execute(squat, (phys_before + 1_000_000,))
 
         victims = [new_request(queue_id=0), new_request(queue_id=1)]
         originals = [bytes(r.record) for r in victims]
@@ -183,8 +266,8 @@ async def test_failed_transaction_fails_every_caller_and_changes_nothing(db_path
             await store.append([new_request(queue_id=2), new_request(queue_id=1)])
         assert not store.queue_exists("TopicA", 2)
         with raw(db_path) as conn:
-            assert conn.execute("SELECT count(*) FROM messages WHERE queue_id = 2").fetchone() == (0,)
-            conn.execute("DELETE FROM messages WHERE phys_offset = ?", (phys_before + 1_000_000,))
+            assert conn.execute("SELECT count(*) FROM chunks WHERE queue_id = 2").fetchone() == (0,)
+            conn.execute("DELETE FROM chunks WHERE first_phys = ?", (phys_before + 1_000_000,))
 
         # With the conflict gone, the same offsets are handed out.
         results = await store.append(victims)
@@ -242,20 +325,17 @@ async def test_consumer_offsets_flush_in_background_only_when_dirty(db_path: pat
         assert conn.execute(query).fetchall() == [(12,)]
 
 
-async def test_reads_do_not_wait_behind_writes(db_path: pathlib.Path, new_request) -> None:
+async def test_an_outside_reader_blocks_neither_appends_nor_reads(db_path: pathlib.Path, new_request) -> None:
     async with opened(db_path) as store:
         await store.append([new_request()])
         with raw(db_path) as outsider:
-            outsider.execute("BEGIN IMMEDIATE")  # holds the write lock, so the store's writer must wait
-            blocked = asyncio.create_task(store.append([new_request()]))
-            await asyncio.sleep(0.2)
-            assert not blocked.done()
-            assert len(await store.read_queue("TopicA", 0, 0, 10)) == 1
-            assert await store.search_offset_by_timestamp("TopicA", 0, 0, "lower") == 0
-            assert not blocked.done()  # the reads finished while the append still waits
+            outsider.execute("BEGIN")
+            assert outsider.execute("SELECT count(*) FROM chunks").fetchone() == (1,)  # holds a read snapshot
+            [result] = await store.append([new_request()])
+            assert result.queue_offset == 1
+            assert len(await store.read_queue("TopicA", 0, 0, 10)) == 2
+            assert outsider.execute("SELECT count(*) FROM chunks").fetchone() == (1,)  # its snapshot is kept
             outsider.execute("ROLLBACK")
-        [result] = await blocked
-        assert result.queue_offset == 1
 
 
 _KILL_CHILD = textwrap.dedent(
