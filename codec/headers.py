@@ -121,8 +121,50 @@ class SendMessageRequestHeader:
 def decode_send_header(ext: dict[str, str], v2: bool) -> SendMessageRequestHeader:
     """Decode a V1 (long names) or V2 (single letters) send header into the V1 form."""
     if v2:
+        fast = _decode_send_v2(ext)
+        if fast is not None:
+            return fast
         ext = {SEND_V2_KEYS.get(k, k): v for k, v in ext.items()}
     return decode_header(SendMessageRequestHeader, ext)
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value.strip().lower() == "true"  # Boolean.parseBoolean
+
+
+def _decode_send_v2(ext: dict[str, str]) -> SendMessageRequestHeader | None:
+    """The per-message path: a well-formed V2 header without the generic, field-by-field decoding (about a third
+    of its cost). None for anything unusual; the generic decoder then says what is wrong."""
+    try:
+        queue_nums, queue_id, sys_flag, flag = int(ext["d"]), int(ext["e"]), int(ext["f"]), int(ext["h"])
+        born = int(ext["g"])
+        reconsume, max_reconsume = ext.get("j"), ext.get("l")
+        reconsume_times = int(reconsume) if reconsume is not None else None
+        max_reconsume_times = int(max_reconsume) if max_reconsume is not None else None
+        header = SendMessageRequestHeader(
+            producer_group=ext["a"],
+            topic=ext["b"],
+            default_topic=ext["c"],
+            default_topic_queue_nums=queue_nums,
+            queue_id=queue_id,
+            sys_flag=sys_flag,
+            born_timestamp=born,
+            flag=flag,
+            properties=ext.get("i"),
+            reconsume_times=reconsume_times,
+            unit_mode=_flag(ext.get("k")),
+            batch=_flag(ext.get("m")),
+            max_reconsume_times=max_reconsume_times,
+        )
+    except (KeyError, ValueError):
+        return None
+    low, high = _INT32
+    for number in (queue_nums, queue_id, sys_flag, flag, reconsume_times, max_reconsume_times):
+        if number is not None and not low <= number <= high:
+            return None
+    if not _INT64[0] <= born <= _INT64[1]:
+        return None
+    return header
 
 
 def encode_send_header_v2(header: SendMessageRequestHeader) -> dict[str, str]:

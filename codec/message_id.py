@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import re
 import struct
+from collections.abc import Callable
 
 from codec.errors import CodecError
 
@@ -23,6 +24,16 @@ def encode_offset_msg_id(host: str, port: int, phys_offset: int) -> str:
     ip = _packed(host)
     layout = _V4 if len(ip) == 4 else _V6
     return layout.pack(ip, port, phys_offset).hex().upper()
+
+
+def offset_msg_id_encoder(host: str, port: int) -> Callable[[int], str]:
+    """``encode_offset_msg_id`` for one store host and port: the host part is computed once (a broker's own)."""
+    prefix = encode_offset_msg_id(host, port, 0)[:-16]
+
+    def encode(phys_offset: int) -> str:
+        return f"{prefix}{phys_offset & 0xFFFFFFFFFFFFFFFF:016X}"
+
+    return encode
 
 
 def decode_offset_msg_id(msg_id: str) -> tuple[str, int, int]:

@@ -7,9 +7,10 @@ import ipaddress
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from codec.message_id import UniqueIdGenerator
+from codec.message_id import UniqueIdGenerator, offset_msg_id_encoder
 from gateway.clients import ClientRegistry
 from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
@@ -71,6 +72,15 @@ class BrokerContext:
         )
         self.ids = UniqueIdGenerator(ipv4_of(self.config.advertise_host), os.getpid(), random.getrandbits(31))
         self.store_host = ipv4_of(self.config.advertise_host)
+        self._msg_id_where: tuple[str, int] | None = None
+        self._msg_id: Callable[[int], str] = str
+
+    def msg_id(self, phys_offset: int) -> str:
+        """The offset message id of a message stored here (store host and port, physical offset)."""
+        where = (self.store_host, self.config.port)  # the port is known once the listener is bound
+        if where != self._msg_id_where:
+            self._msg_id_where, self._msg_id = where, offset_msg_id_encoder(*where)
+        return self._msg_id(phys_offset)
 
     def producer_connection(self, group: str) -> Connection | None:
         """A live connection of a producer of ``group`` (ProducerManager.getAvailableChannel), or None."""

@@ -22,6 +22,7 @@ import inspect
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -40,6 +41,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("pocketmq.remoting")
 
 HandlerResult = RemotingCommand | None | Awaitable[RemotingCommand | None]
+
+
+@dataclass(slots=True, frozen=True)
+class Step:
+    """What a plain handler returns when it must wait before it can finish (an auto-created topic being saved,
+    say): ``work`` runs as a step that later requests on the connection wait for, exactly as if the handler had
+    been a coroutine function, so the common case pays for no task and the rare one keeps arrival order."""
+
+    work: Coroutine[Any, Any, Any]
+
+
 Dispatcher = Callable[[RemotingCommand, "Connection"], HandlerResult | Awaitable[HandlerResult]]
 
 # Frames up to this size never wait for the process's buffer budget, so small requests always get through.
@@ -249,7 +261,10 @@ class Connection(asyncio.Protocol):
             result = handler(cmd, self)
         except Exception as err:
             result = error_response(cmd, err)
-        if is_step and inspect.iscoroutine(result):
+        if isinstance(result, Step):
+            self._busy = True
+            self._spawn(self._run_handler(cmd, result.work), cancellable=False)
+        elif is_step and inspect.iscoroutine(result):
             self._busy = True
             # Not cancelled when the peer leaves: what a handler does before it returns (validating and encoding a
             # send, say) always completes, as for requests answered without a task.

@@ -57,9 +57,7 @@ class ReplyHandler:
             push_error = f"the requester {target} is not connected to this broker"
         else:
             push_error = await self._push(requester, header, cmd, conn, now)
-        stored = await self.send(_as_send(cmd, header), conn)
-        if not isinstance(stored, RemotingCommand):
-            stored = await stored
+        stored = await self.send.send(_as_send(cmd, header), conn)
         if push_error is not None and stored.code == ResponseCode.SUCCESS:
             log.warning("reply for %s stored but not pushed: %s", target, push_error)
             stored.code = ResponseCode.SYSTEM_ERROR

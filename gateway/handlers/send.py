@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import random
-from collections.abc import Awaitable
 from dataclasses import dataclass
-
-import anyio
+from typing import Any
 
 from codec.batch import decode_batch
 from codec.codes import (
+    DLQ_GROUP_TOPIC_PREFIX,
     HALF_TOPIC,
     PROPERTY_CLUSTER,
     PROPERTY_DELAY,
@@ -31,7 +32,6 @@ from codec.command import RemotingCommand
 from codec.compression import COMPRESSION_BITS, inflate_body
 from codec.errors import MessageFormatError
 from codec.headers import SendMessageRequestHeader, decode_send_header
-from codec.message_id import encode_offset_msg_id
 from codec.properties import append_properties, decode_properties, remove_properties
 from codec.record import StoredMessage
 from gateway.context import BrokerContext, ipv4_of
@@ -39,9 +39,9 @@ from gateway.delay import defer
 from gateway.messages import append_request
 from gateway.retry import dead_letter_for_resend, max_reconsume_times
 from gateway.topics import validate_topic
-from remoting.connection import Connection
+from remoting.connection import Connection, Step, error_response
 from remoting.errors import RequestError
-from store.api import AppendRequest, AppendResult, HalfMessage
+from store.api import AppendRequest, AppendResult, HalfMessage, TopicConfig
 
 V2_CODES = frozenset({RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2})
 
@@ -70,9 +70,14 @@ class PreparedSend:
 
 
 class SendHandler:
+    """Sends are answered without a task: the message is validated, encoded and queued for the next group commit
+    as the request is read, and the response is written from the commit's callback. Only a send that must first
+    create its topic (auto-creation, a dead-letter topic) waits, as a step that keeps later requests in order."""
+
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
         self.in_flight = 0  # sends accepted but not yet answered; shutdown waits for them
+        self._ext = self.response_ext()
 
     def response_ext(self) -> dict[str, str]:
         return {
@@ -83,38 +88,72 @@ class SendHandler:
     def fail(self, cmd: RemotingCommand, code: ResponseCode, remark: str) -> RemotingCommand:
         return cmd.response(code, remark, ext_fields=self.response_ext())
 
-    async def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Awaitable[RemotingCommand]:
+    def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | asyncio.Future[Any] | Step:
         try:
             header = decode_send_header(cmd.ext_fields, v2=cmd.code in V2_CODES)
-            prepared = await self._prepare(cmd, header, conn)
+            topic = self._topic_now(cmd, header)
+            if topic is None:
+                return Step(self._send_after_creating_topic(cmd, header, conn))
+            return self._store(cmd, self._prepare(cmd, header, conn, topic))
         except RequestError as err:
             return self.fail(cmd, err.code, err.remark)
         except MessageFormatError as err:  # a bad batch or compressed body: answered like any refused send
             return self.fail(cmd, err.response_code, str(err))
-        self.in_flight += 1
-        return self._store(cmd, prepared)
 
-    async def _prepare(self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection) -> PreparedSend:
-        """Validate a send and encode what to store."""
-        cfg = self.ctx.config
+    async def send(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """A send as one coroutine, answered once stored (for a reply, which is stored as an ordinary send)."""
+        result = self(cmd, conn)
+        if isinstance(result, Step):
+            result = await result.work
+        if not isinstance(result, RemotingCommand):
+            try:
+                result = await result
+            except Exception as err:
+                return error_response(cmd, err)
+        return result
+
+    def _topic_now(self, cmd: RemotingCommand, header: SendMessageRequestHeader) -> TopicConfig | None:
+        """The topic a send goes to when it exists already (None when it must be created first). A client's own
+        re-send of a message that failed too often is turned into a dead letter here (handleRetryAndDLQ)."""
         validate_topic(header.topic)
         if not cmd.body:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "the message body is empty")
-        if len(cmd.body) > cfg.max_message_size:
+        if len(cmd.body) > self.ctx.config.max_message_size:
             raise RequestError(
                 ResponseCode.MESSAGE_ILLEGAL,
-                f"the message body size {len(cmd.body)} exceeds the maximum {cfg.max_message_size}",
+                f"the message body size {len(cmd.body)} exceeds the maximum {self.ctx.config.max_message_size}",
             )
         dead_letter = dead_letter_for_resend(
             header.topic, header.reconsume_times or 0, max_reconsume_times(header.max_reconsume_times, cmd.version)
         )
         if dead_letter is not None and not is_batch_send(cmd, header):
-            # A client's own re-send of a message that failed too often (handleRetryAndDLQ): dead-letter it.
             header.topic = dead_letter
             header.queue_id = 0
             header.properties = remove_properties(header.properties or "", frozenset({PROPERTY_DELAY}))
-            await self.ctx.topics.ensure_system_topic(dead_letter)
-        topic = await self.ctx.topics.for_send(header.topic, header.default_topic, header.default_topic_queue_nums)
+            return self.ctx.topics.get(dead_letter)
+        return self.ctx.topics.get(header.topic)
+
+    async def _send_after_creating_topic(
+        self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection
+    ) -> RemotingCommand | asyncio.Future[Any]:
+        try:
+            if header.topic.startswith(DLQ_GROUP_TOPIC_PREFIX):
+                topic = await self.ctx.topics.ensure_system_topic(header.topic)
+            else:
+                topic = await self.ctx.topics.for_send(
+                    header.topic, header.default_topic, header.default_topic_queue_nums
+                )
+            return self._store(cmd, self._prepare(cmd, header, conn, topic))
+        except RequestError as err:
+            return self.fail(cmd, err.code, err.remark)
+        except MessageFormatError as err:
+            return self.fail(cmd, err.response_code, str(err))
+
+    def _prepare(
+        self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection, topic: TopicConfig
+    ) -> PreparedSend:
+        """Validate a send to an existing topic and encode what to store."""
+        cfg = self.ctx.config
         if not topic.perm & Perm.WRITE:
             raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{header.topic}] sending message is forbidden")
         queue_nums = max(topic.read_queue_nums, topic.write_queue_nums)
@@ -128,7 +167,6 @@ class SendHandler:
                 f"topicConfig.writeQueueNums:[{topic.write_queue_nums}] consumer:[{conn.peer_text}]",
             )
         is_batch = is_batch_send(cmd, header)
-        born_host, born_port = ipv4_of(conn.peer[0]), conn.peer[1]
         now = self.ctx.clock.now_ms()
         base = StoredMessage(
             topic=header.topic,
@@ -136,8 +174,8 @@ class SendHandler:
             body=b"",
             sys_flag=header.sys_flag,
             born_timestamp=header.born_timestamp,
-            born_host=born_host,
-            born_port=born_port,
+            born_host=ipv4_of(conn.peer[0]),
+            born_port=conn.peer[1],
             store_timestamp=now,
             store_host=self.ctx.store_host,
             store_port=cfg.port,
@@ -208,15 +246,32 @@ class SendHandler:
             requests.append(append_request(base, props))
         return requests
 
-    async def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> RemotingCommand:
+    def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> asyncio.Future[RemotingCommand]:
+        """Queue the messages for the next group commit; the future answers the send once they are stored. A send
+        that was read is stored even if its connection closes meanwhile: the store commits it regardless."""
+        stored = self.ctx.store.append_nowait(prepared.requests)
+        self.in_flight += 1
+        answer: asyncio.Future[RemotingCommand] = asyncio.get_running_loop().create_future()
+        stored.add_done_callback(functools.partial(self._stored, cmd, prepared, answer))
+        return answer
+
+    def _stored(
+        self,
+        cmd: RemotingCommand,
+        prepared: PreparedSend,
+        answer: asyncio.Future[RemotingCommand],
+        stored: asyncio.Future[list[AppendResult]],
+    ) -> None:
+        self.in_flight -= 1
+        if stored.cancelled():
+            answer.cancel()
+            return
+        error = stored.exception()
+        if error is not None:
+            answer.set_exception(error)
+            return
+        results = stored.result()
         requests = prepared.requests
-        try:
-            # Shielded: a send that was read is stored even if its connection closes meanwhile (a producer
-            # that sends oneway and exits at once must not lose messages).
-            with anyio.CancelScope(shield=True):
-                results: list[AppendResult] = await self.ctx.store.append(requests)
-        finally:
-            self.in_flight -= 1
         due_ms = requests[0].due_ms
         if requests[0].half is not None:
             self.ctx.transactions.added(requests[0].half)
@@ -224,13 +279,13 @@ class SendHandler:
             self.ctx.scheduler.scheduled(due_ms)
         else:
             self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)
-        cfg = self.ctx.config
+        msg_id = self.ctx.msg_id
         ext = {
-            "msgId": ",".join(encode_offset_msg_id(self.ctx.store_host, cfg.port, r.phys_offset) for r in results),
+            "msgId": ",".join([msg_id(r.phys_offset) for r in results]) if len(results) > 1 else msg_id(results[0][1]),
             "queueId": str(prepared.queue_id),  # the queue asked for, also when stored under a schedule topic
             "queueOffset": str(results[0].queue_offset),
         }
         if prepared.uniq_key:
             ext["transactionId"] = prepared.uniq_key
-        ext.update(self.response_ext())
-        return cmd.response(ResponseCode.SUCCESS, ext_fields=ext)
+        ext.update(self._ext)
+        answer.set_result(cmd.response(ResponseCode.SUCCESS, ext_fields=ext))
