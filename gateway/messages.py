@@ -10,15 +10,17 @@ from remoting.errors import RequestError
 from store.api import AppendRequest
 
 
+def properties_too_large(size: int) -> str:
+    return f"the message properties are {size} bytes, more than {MAX_PROPERTIES_SIZE}"
+
+
 def append_request(
     msg: StoredMessage, props: dict[str, str], *, due_ms: int | None = None, hands_over: int | None = None
 ) -> AppendRequest:
     """Encode ``msg`` (offsets left for the store) with its tag hash and query keys taken from ``props``."""
     size = len(msg.properties.encode())
     if size > MAX_PROPERTIES_SIZE:  # PROPERTIES_SIZE_EXCEEDED: not retryable, unlike SYSTEM_ERROR
-        raise RequestError(
-            ResponseCode.MESSAGE_ILLEGAL, f"the message properties are {size} bytes, more than {MAX_PROPERTIES_SIZE}"
-        )
+        raise RequestError(ResponseCode.MESSAGE_ILLEGAL, properties_too_large(size))
     return AppendRequest(
         topic=msg.topic,
         queue_id=msg.queue_id,

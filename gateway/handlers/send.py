@@ -12,12 +12,14 @@ from codec.batch import decode_batch
 from codec.codes import (
     DLQ_GROUP_TOPIC_PREFIX,
     HALF_TOPIC,
+    MAX_PROPERTIES_SIZE,
     PROPERTY_CLUSTER,
     PROPERTY_DELAY,
     PROPERTY_MSG_REGION,
     PROPERTY_PRODUCER_GROUP,
     PROPERTY_REAL_QUEUE_ID,
     PROPERTY_REAL_TOPIC,
+    PROPERTY_TAGS,
     PROPERTY_TRACE_ON,
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
@@ -32,11 +34,12 @@ from codec.command import RemotingCommand
 from codec.compression import COMPRESSION_BITS, inflate_body
 from codec.errors import MessageFormatError
 from codec.headers import SendMessageRequestHeader, decode_send_header
-from codec.properties import append_properties, decode_properties, remove_properties
-from codec.record import StoredMessage
+from codec.properties import append_properties, decode_properties, query_keys, remove_properties
+from codec.record import RecordTemplate, StoredMessage
+from codec.tags import tags_code
 from gateway.context import BrokerContext, ipv4_of
 from gateway.delay import defer
-from gateway.messages import append_request
+from gateway.messages import append_request, properties_too_large
 from gateway.retry import dead_letter_for_resend, max_reconsume_times
 from gateway.topics import validate_topic
 from remoting.connection import Connection, Step, error_response
@@ -237,13 +240,21 @@ class SendHandler:
             # compression bits, so that every consumer reads them as plain bodies.
             body = inflate_body(body, header.sys_flag, self.ctx.config.max_message_size)
             base.sys_flag &= ~COMPRESSION_BITS
+        # One template for the whole batch: every item shares topic, queue, hosts, timestamps and sysFlag.
+        template = RecordTemplate(base)
+        topic, queue_id, now = base.topic, base.queue_id, base.store_timestamp
         requests = []
         for item in decode_batch(body):
             props = decode_properties(item.properties)
             if props.get(PROPERTY_DELAY, "0") not in ("", "0"):
                 raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support delay messages")
-            base.body, base.flag, base.properties = item.body, item.flag, item.properties
-            requests.append(append_request(base, props))
+            raw = item.properties.encode()
+            if len(raw) > MAX_PROPERTIES_SIZE:
+                raise RequestError(ResponseCode.MESSAGE_ILLEGAL, properties_too_large(len(raw)))
+            record = template.encode(item.body, raw, item.flag)
+            requests.append(
+                AppendRequest(topic, queue_id, record, tags_code(props.get(PROPERTY_TAGS)), query_keys(props), now)
+            )
         return requests
 
     def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> asyncio.Future[RemotingCommand]:
