@@ -29,35 +29,45 @@ class BatchItem:
     flag: int = 0
 
 
-def decode_batch(body: bytes) -> list[BatchItem]:
-    view = memoryview(body)
-    items: list[BatchItem] = []
+def split_batch(body: bytes) -> list[tuple[bytes, bytes, int]]:
+    """The items of a batch body as (body, raw properties, flag): the per-message path, no object per item."""
+    items: list[tuple[bytes, bytes, int]] = []
     pos = 0
+    size = len(body)
+    unpack_head, unpack_i16 = _ITEM_HEAD.unpack_from, _I16.unpack_from
     try:
-        while pos < len(view):
-            total, _magic, _crc, flag, body_len = _ITEM_HEAD.unpack_from(view, pos)
+        while pos < size:
+            total, _magic, _crc, flag, body_len = unpack_head(body, pos)
             end = pos + total
-            if total < ITEM_OVERHEAD or end > len(view) or body_len < 0:
+            if total < ITEM_OVERHEAD or end > size or body_len < 0:
                 raise MessageFormatError(f"batch item {len(items)} has a bad size {total}")
             p = pos + _ITEM_HEAD.size
             if p + body_len + 2 > end:
                 raise MessageFormatError(f"batch item {len(items)} body length {body_len} overruns the item")
-            item_body = bytes(view[p : p + body_len])
-            p += body_len
-            (props_len,) = _I16.unpack_from(view, p)
-            p += 2
-            if props_len < 0 or p + props_len != end:
+            (props_len,) = unpack_i16(body, p + body_len)
+            if props_len < 0 or p + body_len + 2 + props_len != end:
                 raise MessageFormatError(f"batch item {len(items)} properties length {props_len} is wrong")
-            props = bytes(view[p:end]).decode()
-            items.append(BatchItem(item_body, props, flag))
+            items.append((body[p : p + body_len], body[end - props_len : end], flag))
             pos = end
     except struct.error as err:
         raise MessageFormatError(f"batch body truncated in item {len(items)}") from err
-    except UnicodeDecodeError as err:
-        raise MessageFormatError(f"batch item {len(items)} properties are not UTF-8") from err
     if not items:
         raise MessageFormatError("batch body holds no message")
     return items
+
+
+def batch_properties(raw: bytes, index: int) -> str:
+    """The properties of batch item ``index`` as text; not UTF-8 is a MessageFormatError naming the item."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as err:
+        raise MessageFormatError(f"batch item {index} properties are not UTF-8") from err
+
+
+def decode_batch(body: bytes) -> list[BatchItem]:
+    return [
+        BatchItem(item, batch_properties(props, i), flag) for i, (item, props, flag) in enumerate(split_batch(body))
+    ]
 
 
 def encode_batch(items: list[BatchItem]) -> bytes:

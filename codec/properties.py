@@ -38,8 +38,11 @@ def remove_properties(text: str, names: set[str] | frozenset[str]) -> str:
 
 def query_keys(props: dict[str, str]) -> tuple[str, ...]:
     """The keys QUERY_MESSAGE finds a message by: its space-separated KEYS values, then its UNIQ_KEY."""
-    keys = [k for k in props.get("KEYS", "").split(" ") if k]
+    keys_value = props.get("KEYS")
     uniq = props.get("UNIQ_KEY")
+    if keys_value is None:  # the common case: a UNIQ_KEY only
+        return (uniq,) if uniq else ()
+    keys = [k for k in keys_value.split(" ") if k]
     if uniq:
         keys.append(uniq)
     return tuple(dict.fromkeys(keys))

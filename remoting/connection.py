@@ -97,6 +97,8 @@ class Connection(asyncio.Protocol):
         self._reserved = 0  # bytes of the process's buffer budget this connection holds
         self._scopes: set[anyio.CancelScope] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._out: list[bytes] | None = None  # frames to write at the end of this round of the event loop
+        self._out_bytes = 0
         self.last_io = 0.0  # loop time of the last read or write
         self.frame_started: float | None = None  # loop time a still-incomplete frame began to arrive
         self.write_paused_since: float | None = None
@@ -111,7 +113,7 @@ class Connection(asyncio.Protocol):
     def idle(self) -> bool:
         """No request being answered and nothing waiting to be written."""
         unsent = self.transport.get_write_buffer_size() if self.transport is not None else 0
-        return self._in_flight == 0 and not self._busy and unsent == 0
+        return self._in_flight == 0 and not self._busy and unsent == 0 and not self._out
 
     @property
     def in_flight(self) -> int:
@@ -195,12 +197,44 @@ class Connection(asyncio.Protocol):
     # ---- writing -------------------------------------------------------------------------------------
 
     def send(self, cmd: RemotingCommand) -> None:
-        """Write a frame; silently dropped once the connection is closed."""
+        """Write a frame; silently dropped once the connection is closed.
+
+        Frames sent during one round of the event loop are written together at its end: a group commit answers
+        many sends of a connection at once, and one write system call for all of them is much cheaper than one
+        each."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        transport.write(encode_frame(cmd))
-        self.last_io = self._now()
+        frame = encode_frame(cmd)
+        self._out_bytes += len(frame)
+        if self._out is None:
+            self._out = [frame]
+            asyncio.get_running_loop().call_soon(self._write_out)
+        else:
+            self._out.append(frame)
+
+    def _write_out(self) -> None:
+        out, self._out = self._out, None
+        self._out_bytes = 0
+        transport = self.transport
+        if not out or transport is None or transport.is_closing():
+            return
+        try:
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                transport.writelines(out)
+            self.last_io = self._now()
+            if self.decoder.has_frame and not self._busy:
+                self._pump()  # it may have stopped for the answers of this round: they are written now
+        except Exception as err:
+            self._fail("internal error while writing", err)
+
+    def _close_transport(self) -> None:
+        """Close gracefully: what was answered is written first."""
+        self._write_out()
+        if self.transport is not None:
+            self.transport.close()
 
     def send_oneway(self, cmd: RemotingCommand) -> None:
         cmd.opaque = next(self._opaque)
@@ -225,8 +259,7 @@ class Connection(asyncio.Protocol):
 
     def _pump(self) -> None:
         """Decode and dispatch buffered requests for as long as the connection may take another one."""
-        limit = self.limits.max_requests_in_flight
-        while not (self._busy or self._write_paused or self._closing or self._in_flight >= limit):
+        while self._can_dispatch():
             try:
                 cmd = self.decoder.next_command()
             except CodecError as err:
@@ -243,9 +276,18 @@ class Connection(asyncio.Protocol):
             return
         if self._eof and not self._busy and not self.decoder.has_frame and self.transport is not None:
             self._closing = True
-            self.transport.close()
+            self._close_transport()
             return
         self._update_reading()
+
+    def _can_dispatch(self) -> bool:
+        """Whether the next request may be dispatched now. Not while a step runs, while the client's answers back
+        up (the transport's unsent bytes plus this round's answers, written at its end, reach the high-water mark),
+        with too many requests in flight, or once the connection is closing."""
+        if self._busy or self._write_paused or self._closing or self._in_flight >= self.limits.max_requests_in_flight:
+            return False
+        unsent = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        return unsent + self._out_bytes < self.limits.write_high_water
 
     def _resolve(self, response: RemotingCommand) -> None:
         future = self._pending.get(response.opaque)
@@ -319,7 +361,7 @@ class Connection(asyncio.Protocol):
     def _after_answer(self) -> None:
         if self._closing and not self._lost:
             if self._in_flight == 0 and not self._busy and self.transport is not None:
-                self.transport.close()  # what was written is still sent first
+                self._close_transport()
         else:
             self._pump()
 
@@ -353,8 +395,9 @@ class Connection(asyncio.Protocol):
         if self.transport is None:
             return
         buffered = self.decoder.buffered
-        blocked = self._busy or self._write_paused or self._in_flight >= self.limits.max_requests_in_flight
-        pause = self._closing or self._write_paused or (blocked and buffered >= self.limits.read_pause_bytes)
+        pause = (
+            self._closing or self._write_paused or (buffered >= self.limits.read_pause_bytes and self.decoder.has_frame)
+        )
         if not pause:
             pause = not self._reserve(max(self.decoder.pending_frame_size, buffered))
         if pause != self._read_paused:
@@ -404,7 +447,7 @@ class Connection(asyncio.Protocol):
         self._closing = True
         self._update_reading()
         if self._in_flight == 0 and not self._busy:
-            self.transport.close()
+            self._close_transport()
             return
         asyncio.get_running_loop().call_later(DRAIN_ON_CLOSE_S, self._drain_expired)
 
@@ -420,7 +463,7 @@ class Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             _closings.info("closing connection from %s: %s", self.peer_text, reason)
             self._closing = True
-            self.transport.close()
+            self._close_transport()
 
     def abort(self) -> None:
         if self.transport is not None:

@@ -38,7 +38,7 @@ class ConnectionLimits:
     write_high_water: int = 64 * 1024  # writeBufferHighWaterMark: stop reading above this many unsent bytes
     write_low_water: int = 32 * 1024  # writeBufferLowWaterMark: read again below this
     max_requests_in_flight: int = 1024  # serverMaxRequestsInFlight: per connection, dispatched but unanswered
-    read_pause_bytes: int = 1024 * 1024  # undecoded bytes a connection may hold while it cannot be served
+    read_pause_bytes: int = 256 * 1024  # undecoded bytes a connection may hold while it cannot be served
 
 
 class ConnectionSlots:

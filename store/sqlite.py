@@ -20,12 +20,13 @@ import contextlib
 import logging
 import pathlib
 import sqlite3
+import struct
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS, set_offsets
+from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS
 from runtime.logs import RateLimitedLogs
 from store.api import AppendRequest, AppendResult, HalfMessage, PulledRecords, ScheduledEntry, StoredEntry, TopicConfig
 from store.background import Background
@@ -36,6 +37,8 @@ from store.migrations import migrate
 _log = logging.getLogger(__name__)
 
 _OFFSET_BYTES = slice(QUEUE_OFFSET_POS, PHYS_OFFSET_POS + 8)
+_OFFSETS = struct.Struct(">qq")  # queueOffset, physicalOffset at QUEUE_OFFSET_POS (codec.record.set_offsets)
+_ZERO_OFFSETS = bytes(16)
 # The loop waits this long at most for a lock held by another process (a `pocketmq transactions` reading, say).
 _BUSY_TIMEOUT_MS = 1000
 _INT64 = range(-(2**63), 2**63)
@@ -178,7 +181,7 @@ class _Staged:
     handed_over: list[tuple[int]] = field(default_factory=list)
     half_rows: list[tuple[int, str, str, int, int]] = field(default_factory=list)
     committed_halves: list[tuple[int, int]] = field(default_factory=list)
-    original_offsets: list[tuple[bytearray, bytes]] = field(default_factory=list)  # restored on failure
+    patched: list[bytearray] = field(default_factory=list)  # records whose offsets were set; zeroed on failure
     answers: list[list[AppendResult]] = field(default_factory=list)
     messages: int = 0
 
@@ -401,15 +404,20 @@ class SqliteStore:
         """Queue messages for the next group commit; the future holds their offsets once it has committed (and,
         with SYNC_FLUSH, once the WAL is on disk). Raises at once for a request that cannot be stored."""
         self._require_open()
+        checked_topic = None
         for request in requests:
             # Checked here so one malformed request fails only its caller, not a whole group.
-            if not isinstance(request.record, bytearray) or len(request.record) < _OFFSET_BYTES.stop:
+            if type(request.record) is not bytearray or len(request.record) < _OFFSET_BYTES.stop:
                 raise ValueError(f"record for {request.topic}:{request.queue_id} is not a stored-record bytearray")
-            check_text("topic", request.topic)
-            if not isinstance(request.keys, tuple | list):
-                raise UnstorableValue("message keys", request.keys, "not a sequence of text")
-            for key in request.keys:
-                check_text("message key", key)
+            if request.topic is not checked_topic:
+                check_text("topic", request.topic)
+                checked_topic = request.topic
+            keys = request.keys
+            if type(keys) is not tuple and not isinstance(keys, tuple | list):
+                raise UnstorableValue("message keys", keys, "not a sequence of text")
+            for key in keys:
+                if type(key) is not str or not key.isascii():
+                    check_text("message key", key)
             if request.half is not None:
                 check_text("producer group", request.half.producer_group)
                 check_text("transaction id", request.half.transaction_id)
@@ -455,8 +463,8 @@ class SqliteStore:
                 ],
             )
         except Exception as err:
-            for record, original in staged.original_offsets:
-                record[_OFFSET_BYTES] = original
+            for record in staged.patched:  # records arrive with both offsets zero (store.api); leave them so
+                record[_OFFSET_BYTES] = _ZERO_OFFSETS
             for pending in batch:
                 _fail(pending.future, err)
             if not isinstance(err, StorageUnavailable):  # that one is logged where it is raised
@@ -493,55 +501,78 @@ class SqliteStore:
 
     def _stage(self, batch: list[_Pending], staged: _Staged) -> None:
         """Assign offsets, patch them into the records and build one chunk per queue; counters stay untouched."""
-        by_queue: dict[QueueKey, list[tuple[list[AppendResult], int, AppendRequest]]] = {}
+        # Requests grouped by queue, in order; a run of requests to one queue (a batch) is one list entry.
+        by_queue: dict[QueueKey, list[tuple[list[AppendResult], int, Sequence[AppendRequest]]]] = {}
         for pending in batch:
-            answer: list[AppendResult] = [None] * len(pending.requests)  # type: ignore[list-item]
+            requests = pending.requests
+            answer: list[AppendResult] = [None] * len(requests)  # type: ignore[list-item]
             staged.answers.append(answer)
-            for i, r in enumerate(pending.requests):
-                by_queue.setdefault((r.topic, r.queue_id), []).append((answer, i, r))
+            start = 0
+            while start < len(requests):
+                first = requests[start]
+                stop = start + 1
+                while (
+                    stop < len(requests)
+                    and requests[stop].queue_id == first.queue_id
+                    and (requests[stop].topic == first.topic)
+                ):
+                    stop += 1
+                by_queue.setdefault((first.topic, first.queue_id), []).append((answer, start, requests[start:stop]))
+                start = stop
         phys = staged.next_phys
-        keys, schedule, handed_over = staged.key_rows, staged.schedule_rows, staged.handed_over
-        for queue, items in by_queue.items():
+        keys, rows, pack_into = staged.key_rows, staged.chunk_rows, _OFFSETS.pack_into
+        for queue, runs in by_queue.items():
             topic, queue_id = queue
             offset = self._next_offset.get(queue, 0)
             records: list[bytearray] = []
             index: list[tuple[int, int, int]] = []
             first_phys, first_offset, size = phys, offset, 0
-            for answer, i, r in items:
-                record = r.record
-                length = len(record)
-                if records and size + length > CHUNK_MAX_BYTES:
-                    staged.chunk_rows.append(
-                        (first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records))
-                    )
-                    records, index = [], []
-                    first_phys, first_offset, size = phys, offset, 0
-                staged.original_offsets.append((record, bytes(record[_OFFSET_BYTES])))
-                set_offsets(record, offset, phys)
-                records.append(record)
-                size += length
-                index.append((size, r.tags_code, r.store_timestamp))
-                for key in r.keys:
-                    if key:
-                        keys.append((topic, key, r.store_timestamp, phys))
-                if r.due_ms is not None:
-                    schedule.append((phys, r.due_ms))
-                if r.hands_over is not None:
-                    handed_over.append((r.hands_over,))
-                if r.half is not None:
-                    r.half.phys_offset = phys
-                    staged.half_rows.append(
-                        (phys, r.half.producer_group, r.half.transaction_id, r.half.next_check_ms, r.half.created_ms)
-                    )
-                if r.commits_half is not None:
-                    staged.committed_halves.append((r.store_timestamp, r.commits_half))
-                answer[i] = AppendResult(offset, phys)
-                offset += 1
-                phys += length
-            staged.chunk_rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
+            for answer, at, run in runs:
+                for r in run:
+                    record = r.record
+                    length = len(record)
+                    if size + length > CHUNK_MAX_BYTES and records:
+                        rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
+                        records, index = [], []
+                        first_phys, first_offset, size = phys, offset, 0
+                    pack_into(record, QUEUE_OFFSET_POS, offset, phys)
+                    staged.patched.append(record)
+                    records.append(record)
+                    size += length
+                    index.append((size, r.tags_code, r.store_timestamp))
+                    for key in r.keys:
+                        if key:
+                            keys.append((topic, key, r.store_timestamp, phys))
+                    if (
+                        r.due_ms is not None
+                        or r.hands_over is not None
+                        or r.half is not None
+                        or r.commits_half is not None
+                    ):
+                        self._stage_special(r, phys, staged)
+                    answer[at] = AppendResult(offset, phys)
+                    at += 1
+                    offset += 1
+                    phys += length
+                staged.messages += len(run)
+            rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
             staged.next_offsets[queue] = offset
-            staged.messages += len(items)
         staged.next_phys = phys
+
+    @staticmethod
+    def _stage_special(r: AppendRequest, phys: int, staged: _Staged) -> None:
+        """The rows of a message that is scheduled, hands a scheduled one over, or is or commits a half message."""
+        if r.due_ms is not None:
+            staged.schedule_rows.append((phys, r.due_ms))
+        if r.hands_over is not None:
+            staged.handed_over.append((r.hands_over,))
+        if r.half is not None:
+            r.half.phys_offset = phys
+            staged.half_rows.append(
+                (phys, r.half.producer_group, r.half.transaction_id, r.half.next_check_ms, r.half.created_ms)
+            )
+        if r.commits_half is not None:
+            staged.committed_halves.append((r.store_timestamp, r.commits_half))
 
     # ---- per-queue counters (memory only) --------------------------------------------------------
 

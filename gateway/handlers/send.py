@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from codec.batch import decode_batch
+from codec.batch import batch_properties, split_batch
 from codec.codes import (
     DLQ_GROUP_TOPIC_PREFIX,
     HALF_TOPIC,
@@ -244,16 +244,16 @@ class SendHandler:
         template = RecordTemplate(base)
         topic, queue_id, now = base.topic, base.queue_id, base.store_timestamp
         requests = []
-        for item in decode_batch(body):
-            props = decode_properties(item.properties)
+        encode, append = template.encode, requests.append
+        for i, (item_body, raw, flag) in enumerate(split_batch(body)):
+            props = decode_properties(batch_properties(raw, i))
             if props.get(PROPERTY_DELAY, "0") not in ("", "0"):
                 raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support delay messages")
-            raw = item.properties.encode()
             if len(raw) > MAX_PROPERTIES_SIZE:
                 raise RequestError(ResponseCode.MESSAGE_ILLEGAL, properties_too_large(len(raw)))
-            record = template.encode(item.body, raw, item.flag)
-            requests.append(
-                AppendRequest(topic, queue_id, record, tags_code(props.get(PROPERTY_TAGS)), query_keys(props), now)
+            tags = props.get(PROPERTY_TAGS)
+            append(
+                AppendRequest(topic, queue_id, encode(item_body, raw, flag), tags_code(tags), query_keys(props), now)
             )
         return requests
 
