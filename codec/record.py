@@ -191,13 +191,26 @@ class RecordTemplate:
         self._fixed = self._start.size + len(self._topic) + 2
 
     def encode(self, body: bytes, properties: bytes, flag: int) -> bytearray:
+        pieces: list[bytes | memoryview] = []
+        self.add(pieces, body, properties, flag)
+        return bytearray(b"".join(pieces))
+
+    def add(self, pieces: list[bytes | memoryview], body: bytes | memoryview, properties: bytes, flag: int) -> int:
+        """Append the pieces of one record to ``pieces`` (joined, they are what ``encode`` returns); return its
+        size. Records added one after another to one list join into records back to back (a batch's chunk)."""
         if len(properties) > MAX_RECORD_PROPERTIES:
             raise CodecError(f"properties are {len(properties)} bytes, more than {MAX_RECORD_PROPERTIES}")
         total = self._fixed + len(body) + len(properties)
-        start = self._start.pack(
-            total, self._magic, zlib.crc32(body) & 0x7FFFFFFF, self._queue_id, flag, self._middle, len(body)
+        pieces += (
+            self._start.pack(
+                total, self._magic, zlib.crc32(body) & 0x7FFFFFFF, self._queue_id, flag, self._middle, len(body)
+            ),
+            body,
+            self._topic,
+            _I16.pack(len(properties)),
+            properties,
         )
-        return bytearray(b"".join((start, body, self._topic, _I16.pack(len(properties)), properties)))
+        return total
 
 
 def set_offsets(record: bytearray, queue_offset: int, phys_offset: int) -> None:

@@ -37,6 +37,20 @@ class AppendRequest:
     commits_half: int | None = None
 
 
+@dataclass(slots=True)
+class RecordRun:
+    """Plain messages for one queue, encoded back to back in one buffer: the items of a batch send. Stored like
+    as many ``AppendRequest``s, without an object per message; ``records`` is patched in place."""
+
+    topic: str
+    queue_id: int
+    records: bytearray
+    ends: list[int]  # the end of each record in ``records``
+    tags_codes: list[int]
+    keys: list[tuple[str, ...]]  # per record, as ``AppendRequest.keys``
+    store_timestamp: int  # of every record
+
+
 class AppendResult(NamedTuple):
     queue_offset: int
     phys_offset: int
@@ -114,6 +128,10 @@ class MessageStore(Protocol):
 
     def append_nowait(self, requests: Sequence[AppendRequest]) -> asyncio.Future[list[AppendResult]]:
         """``append`` without a coroutine: queue the messages, return the future of their offsets."""
+
+    def append_run_nowait(self, run: RecordRun) -> asyncio.Future[AppendResult]:
+        """``append_nowait`` for a run of records: the future holds the offsets of its first record (the others
+        follow it: queue offsets one apart, physical offsets at ``run.ends``)."""
 
     def max_offset(self, topic: str, queue_id: int) -> int:
         """Next queue offset to be written (0 for an unknown queue). In memory, no I/O."""

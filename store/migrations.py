@@ -110,6 +110,17 @@ MIGRATIONS: list[Step] = [
     """,
     # 5: messages in chunks, one row per queue per group commit (store.chunks).
     _to_chunks,
+    # 6: the key index of QUERY_MESSAGE, one row per chunk instead of one per key (store.chunks.key_digest);
+    # message_keys keeps the keys of the messages stored before, and is still read.
+    """
+    CREATE TABLE chunk_keys (
+        topic      TEXT    NOT NULL,
+        first_phys INTEGER NOT NULL,  -- the chunk (chunks.first_phys)
+        digests    BLOB    NOT NULL,  -- per key of the chunk's records: its 8-byte BLAKE2b digest
+        slots      BLOB    NOT NULL,  -- per digest: the record's index in the chunk (uint16, little-endian)
+        PRIMARY KEY (topic, first_phys)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -28,9 +28,27 @@ from typing import Any, Literal
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS
 from runtime.logs import RateLimitedLogs
-from store.api import AppendRequest, AppendResult, HalfMessage, PulledRecords, ScheduledEntry, StoredEntry, TopicConfig
+from store.api import (
+    AppendRequest,
+    AppendResult,
+    HalfMessage,
+    PulledRecords,
+    RecordRun,
+    ScheduledEntry,
+    StoredEntry,
+    TopicConfig,
+)
 from store.background import Background
-from store.chunks import CHUNK_MAX_BYTES, INDEX_ENTRY, Chunk, pack_index
+from store.chunks import (
+    CHUNK_MAX_BYTES,
+    INDEX_ENTRY,
+    Chunk,
+    find_digest,
+    key_digest,
+    pack_index,
+    pack_slots,
+    unpack_slots,
+)
 from store.errors import AlreadyResolved, FlushFailed, StorageUnavailable, StoreClosed, StoreError, UnstorableValue
 from store.migrations import migrate
 
@@ -77,7 +95,7 @@ UPDATE_HALF = (
 HALF_COLUMNS = "phys_offset, producer_group, transaction_id, state, check_times, next_check_ms, created_ms, resolved_ms"
 DELETE_SCHEDULE = "DELETE FROM schedule WHERE phys_offset = ?"
 # OR IGNORE: a message may carry the same key twice (in KEYS and as its UNIQ_KEY, say).
-INSERT_KEY = "INSERT OR IGNORE INTO message_keys (topic, msg_key, store_timestamp, phys_offset) VALUES (?, ?, ?, ?)"
+INSERT_KEYS = "INSERT INTO chunk_keys (topic, first_phys, digests, slots) VALUES (?, ?, ?, ?)"
 UPSERT_CONSUMER_OFFSET = (
     "INSERT INTO consumer_offsets (consumer_group, topic, queue_id, committed_offset) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (consumer_group, topic, queue_id) DO UPDATE SET committed_offset = excluded.committed_offset"
@@ -103,13 +121,25 @@ INDEX_AT = (
 CHUNK_AT_PHYS = (
     "SELECT first_phys, first_offset, idx, records FROM chunks WHERE first_phys <= ? ORDER BY first_phys DESC LIMIT 1"
 )
+KEYS_OF_TOPIC = "SELECT first_phys, digests, slots FROM chunk_keys WHERE topic = ? ORDER BY first_phys DESC"
+CHUNK_STARTING_AT = "SELECT first_phys, first_offset, idx, records FROM chunks WHERE first_phys = ?"
+# The keys of messages stored before schema version 6, one row per key.
 QUERY_BY_KEY = (
     "SELECT phys_offset FROM message_keys WHERE topic = ? AND msg_key = ? AND store_timestamp BETWEEN ? AND ?"
     " ORDER BY store_timestamp DESC, phys_offset DESC LIMIT ?"
 )
 DUE_SCHEDULED = "SELECT phys_offset, due_ms FROM schedule WHERE due_ms <= ? ORDER BY due_ms, phys_offset LIMIT ?"
 NEXT_DUE = "SELECT MIN(due_ms) FROM schedule"  # answered from the due-time index
-PER_REQUEST_READS = (READ_CHUNKS, INDEX_AT, CHUNK_AT_PHYS, QUERY_BY_KEY, DUE_SCHEDULED, NEXT_DUE)
+PER_REQUEST_READS = (
+    READ_CHUNKS,
+    INDEX_AT,
+    CHUNK_AT_PHYS,
+    KEYS_OF_TOPIC,
+    CHUNK_STARTING_AT,
+    QUERY_BY_KEY,
+    DUE_SCHEDULED,
+    NEXT_DUE,
+)
 
 # Only at open: every queue's lowest and next offset, in O(queues) index seeks rather than one pass over every
 # chunk (the cost that grew start-up with the store). A recursive skip-scan over chunks_by_queue walks the
@@ -165,8 +195,8 @@ def check_int(field: str, value: object) -> None:
 
 @dataclass(slots=True)
 class _Pending:
-    requests: Sequence[AppendRequest]
-    future: asyncio.Future[list[AppendResult]]
+    requests: Sequence[AppendRequest] | RecordRun
+    future: asyncio.Future[Any]  # list[AppendResult], or AppendResult for a RecordRun
 
 
 @dataclass(slots=True)
@@ -176,12 +206,13 @@ class _Staged:
     next_phys: int
     next_offsets: dict[QueueKey, int] = field(default_factory=dict)
     chunk_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    key_rows: list[tuple[str, str, int, int]] = field(default_factory=list)
+    key_rows: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
     schedule_rows: list[tuple[int, int]] = field(default_factory=list)
     handed_over: list[tuple[int]] = field(default_factory=list)
     half_rows: list[tuple[int, str, str, int, int]] = field(default_factory=list)
     committed_halves: list[tuple[int, int]] = field(default_factory=list)
     patched: list[bytearray] = field(default_factory=list)  # records whose offsets were set; zeroed on failure
+    patched_runs: list[RecordRun] = field(default_factory=list)  # the same for runs
     answers: list[list[AppendResult]] = field(default_factory=list)
     messages: int = 0
 
@@ -433,6 +464,28 @@ class SqliteStore:
             self._loop.call_soon(self._commit_pending)
         return future
 
+    def append_run_nowait(self, run: RecordRun) -> asyncio.Future[AppendResult]:
+        """Queue a run of records (a batch) for the next group commit; the future holds the offsets of its first
+        record. Raises at once for a run that cannot be stored."""
+        self._require_open()
+        ends, count = run.ends, len(run.ends)
+        if type(run.records) is not bytearray or not count or ends[-1] != len(run.records):
+            raise ValueError(f"run for {run.topic}:{run.queue_id} does not end where its records do")
+        if len(run.tags_codes) != count or len(run.keys) != count:
+            raise ValueError(f"run for {run.topic}:{run.queue_id} has {count} records but not as many tags or keys")
+        check_text("topic", run.topic)
+        for keys in run.keys:
+            for key in keys:
+                if type(key) is not str or not key.isascii():
+                    check_text("message key", key)
+        assert self._loop is not None
+        future: asyncio.Future[AppendResult] = self._loop.create_future()
+        self._pending.append(_Pending(run, future))
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self._loop.call_soon(self._commit_pending)
+        return future
+
     async def append(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         """Store messages atomically and return their offsets once the transaction has committed."""
         return await self.append_nowait(requests)
@@ -453,7 +506,7 @@ class SqliteStore:
                 "append",
                 [
                     (INSERT_CHUNK, staged.chunk_rows),
-                    (INSERT_KEY, staged.key_rows),
+                    (INSERT_KEYS, staged.key_rows),
                     (INSERT_SCHEDULE, staged.schedule_rows),
                     (INSERT_HALF, staged.half_rows),
                 ],
@@ -465,6 +518,9 @@ class SqliteStore:
         except Exception as err:
             for record in staged.patched:  # records arrive with both offsets zero (store.api); leave them so
                 record[_OFFSET_BYTES] = _ZERO_OFFSETS
+            for run in staged.patched_runs:
+                for start in (0, *run.ends[:-1]):
+                    run.records[start + QUEUE_OFFSET_POS : start + PHYS_OFFSET_POS + 8] = _ZERO_OFFSETS
             for pending in batch:
                 _fail(pending.future, err)
             if not isinstance(err, StorageUnavailable):  # that one is logged where it is raised
@@ -502,9 +558,15 @@ class SqliteStore:
     def _stage(self, batch: list[_Pending], staged: _Staged) -> None:
         """Assign offsets, patch them into the records and build one chunk per queue; counters stay untouched."""
         # Requests grouped by queue, in order; a run of requests to one queue (a batch) is one list entry.
-        by_queue: dict[QueueKey, list[tuple[list[AppendResult], int, Sequence[AppendRequest]]]] = {}
+        # A RecordRun is an entry of its own, at -1.
+        by_queue: dict[QueueKey, list[tuple[list[AppendResult], int, Sequence[AppendRequest] | RecordRun]]] = {}
         for pending in batch:
             requests = pending.requests
+            if isinstance(requests, RecordRun):
+                answer = [None]  # type: ignore[list-item]
+                staged.answers.append(answer)
+                by_queue.setdefault((requests.topic, requests.queue_id), []).append((answer, -1, requests))
+                continue
             answer: list[AppendResult] = [None] * len(requests)  # type: ignore[list-item]
             staged.answers.append(answer)
             start = 0
@@ -520,29 +582,41 @@ class SqliteStore:
                 by_queue.setdefault((first.topic, first.queue_id), []).append((answer, start, requests[start:stop]))
                 start = stop
         phys = staged.next_phys
-        keys, rows, pack_into = staged.key_rows, staged.chunk_rows, _OFFSETS.pack_into
+        pack_into, patched = _OFFSETS.pack_into, staged.patched
         for queue, runs in by_queue.items():
-            topic, queue_id = queue
             offset = self._next_offset.get(queue, 0)
             records: list[bytearray] = []
             index: list[tuple[int, int, int]] = []
+            digests: list[bytes] = []
+            slots: list[int] = []  # below 2**16: a chunk of 256 KiB holds fewer records (each is over 90 bytes)
             first_phys, first_offset, size = phys, offset, 0
             for answer, at, run in runs:
+                if isinstance(run, RecordRun):  # chunks of its own, after what came before it
+                    if records:
+                        _add_chunk(staged, queue, first_phys, first_offset, index, records, digests, slots)
+                        records, index, digests, slots = [], [], [], []
+                    answer[0] = AppendResult(offset, phys)
+                    self._stage_run(run, offset, phys, staged)
+                    offset += len(run.ends)
+                    phys += len(run.records)
+                    first_phys, first_offset, size = phys, offset, 0
+                    continue
                 for r in run:
                     record = r.record
                     length = len(record)
                     if size + length > CHUNK_MAX_BYTES and records:
-                        rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
-                        records, index = [], []
+                        _add_chunk(staged, queue, first_phys, first_offset, index, records, digests, slots)
+                        records, index, digests, slots = [], [], [], []
                         first_phys, first_offset, size = phys, offset, 0
                     pack_into(record, QUEUE_OFFSET_POS, offset, phys)
-                    staged.patched.append(record)
+                    patched.append(record)
                     records.append(record)
                     size += length
-                    index.append((size, r.tags_code, r.store_timestamp))
                     for key in r.keys:
                         if key:
-                            keys.append((topic, key, r.store_timestamp, phys))
+                            digests.append(key_digest(key))
+                            slots.append(len(index))
+                    index.append((size, r.tags_code, r.store_timestamp))
                     if (
                         r.due_ms is not None
                         or r.hands_over is not None
@@ -555,9 +629,43 @@ class SqliteStore:
                     offset += 1
                     phys += length
                 staged.messages += len(run)
-            rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
+            if records:
+                _add_chunk(staged, queue, first_phys, first_offset, index, records, digests, slots)
             staged.next_offsets[queue] = offset
         staged.next_phys = phys
+
+    @staticmethod
+    def _stage_run(run: RecordRun, offset: int, phys: int, staged: _Staged) -> None:
+        """Patch a run's offsets in place and make its chunks (one, unless it is over CHUNK_MAX_BYTES)."""
+        records, ends, tags, keys, timestamp = run.records, run.ends, run.tags_codes, run.keys, run.store_timestamp
+        pack_into, pack_entry = _OFFSETS.pack_into, INDEX_ENTRY.pack
+        start = 0
+        for i, end in enumerate(ends):
+            pack_into(records, start + QUEUE_OFFSET_POS, offset + i, phys + start)
+            start = end
+        staged.patched_runs.append(run)
+        staged.messages += len(ends)
+        first, first_byte = 0, 0
+        while first < len(ends):
+            last = first + 1  # the chunk's records are [first, last)
+            while last < len(ends) and ends[last] - first_byte <= CHUNK_MAX_BYTES:
+                last += 1
+            end_byte = ends[last - 1]
+            entries = zip(ends[first:last], tags[first:last], strict=True)
+            index = b"".join([pack_entry(e - first_byte, t, timestamp) for e, t in entries])
+            whole = first == 0 and last == len(ends)
+            blob = records if whole else memoryview(records)[first_byte:end_byte]
+            chunk_phys = phys + first_byte
+            staged.chunk_rows.append((chunk_phys, run.topic, run.queue_id, offset + first, index, blob))
+            digests, slots = [], []
+            for i in range(first, last):
+                for key in keys[i]:
+                    if key:
+                        digests.append(key_digest(key))
+                        slots.append(i - first)
+            if digests:
+                staged.key_rows.append((run.topic, chunk_phys, b"".join(digests), pack_slots(slots)))
+            first, first_byte = last, end_byte
 
     @staticmethod
     def _stage_special(r: AppendRequest, phys: int, staged: _Staged) -> None:
@@ -708,7 +816,22 @@ class SqliteStore:
         if max_num <= 0:
             return []
         found = []
-        for (phys,) in self._read(QUERY_BY_KEY, (topic, key, begin_ts, end_ts, max_num)):
+        digest = key_digest(key)
+        for first_phys, digests, slots in self._connection().execute(KEYS_OF_TOPIC, (topic,)):
+            matches = find_digest(digests, digest)
+            if not matches:
+                continue
+            row = self._read_one(CHUNK_STARTING_AT, (first_phys,))
+            if row is None:
+                continue
+            chunk, slot_of = Chunk(*row), unpack_slots(slots)
+            for match in reversed(matches):
+                i = slot_of[match]
+                if begin_ts <= chunk.store_timestamp(i) <= end_ts:
+                    found.append(chunk.record(i))
+                    if len(found) >= max_num:
+                        return found
+        for (phys,) in self._read(QUERY_BY_KEY, (topic, key, begin_ts, end_ts, max_num - len(found))):
             record = self._record_at_phys(phys)
             if record is not None:
                 found.append(record)
@@ -950,6 +1073,7 @@ class SqliteStore:
             ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),
             ("DELETE FROM chunks WHERE topic = ?", [(topic,)]),
             ("DELETE FROM message_keys WHERE topic = ?", [(topic,)]),
+            ("DELETE FROM chunk_keys WHERE topic = ?", [(topic,)]),
             ("DELETE FROM consumer_offsets WHERE topic = ?", [(topic,)]),
             # The deleted messages may have been the newest; keep physical offsets increasing anyway.
             (SET_META, [("next_phys_offset", self._next_phys)]),
@@ -963,13 +1087,30 @@ class SqliteStore:
         self._dirty = {key for key in self._dirty if key[1] != topic}
 
 
+def _add_chunk(
+    staged: _Staged,
+    queue: QueueKey,
+    first_phys: int,
+    first_offset: int,
+    index: list[tuple[int, int, int]],
+    records: list[bytearray],
+    digests: list[bytes],
+    slots: list[int],
+) -> None:
+    """The rows of one chunk made of single requests' records: the chunk, and its keys if it has any."""
+    topic, queue_id = queue
+    staged.chunk_rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
+    if digests:
+        staged.key_rows.append((topic, first_phys, b"".join(digests), pack_slots(slots)))
+
+
 def _answer(batch: list[_Pending], answers: list[list[AppendResult]]) -> None:
     for pending, results in zip(batch, answers, strict=True):
         if not pending.future.done():
-            pending.future.set_result(results)
+            pending.future.set_result(results[0] if isinstance(pending.requests, RecordRun) else results)
 
 
-def _fail(future: asyncio.Future[list[AppendResult]], cause: BaseException) -> None:
+def _fail(future: asyncio.Future[Any], cause: BaseException) -> None:
     if future.done():
         return
     if isinstance(cause, StoreError) and not isinstance(cause, UnstorableValue):

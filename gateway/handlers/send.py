@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from codec.batch import batch_properties, split_batch
+from codec.batch import batch_properties, encode_batch_records
 from codec.codes import (
     DLQ_GROUP_TOPIC_PREFIX,
     HALF_TOPIC,
@@ -44,7 +44,7 @@ from gateway.retry import dead_letter_for_resend, max_reconsume_times
 from gateway.topics import validate_topic
 from remoting.connection import Connection, Step, error_response
 from remoting.errors import RequestError
-from store.api import AppendRequest, AppendResult, HalfMessage, TopicConfig
+from store.api import AppendRequest, AppendResult, HalfMessage, RecordRun, TopicConfig
 
 V2_CODES = frozenset({RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2})
 
@@ -67,7 +67,7 @@ def is_half_message(header: SendMessageRequestHeader, props: dict[str, str]) -> 
 
 @dataclass(slots=True)
 class PreparedSend:
-    requests: list[AppendRequest]
+    requests: list[AppendRequest] | RecordRun  # a batch is a run
     uniq_key: str | None  # of a single message
     queue_id: int
 
@@ -185,7 +185,7 @@ class SendHandler:
             reconsume_times=header.reconsume_times or 0,
         )
         if is_batch:
-            return PreparedSend(self._batch_requests(cmd, header, base), None, queue_id)
+            return PreparedSend(self._batch_run(cmd, header, base), None, queue_id)
         raw_props = header.properties or ""
         props = decode_properties(raw_props)
         extra = {}
@@ -226,9 +226,7 @@ class SendHandler:
         request.half = half
         return request
 
-    def _batch_requests(
-        self, cmd: RemotingCommand, header: SendMessageRequestHeader, base: StoredMessage
-    ) -> list[AppendRequest]:
+    def _batch_run(self, cmd: RemotingCommand, header: SendMessageRequestHeader, base: StoredMessage) -> RecordRun:
         if header.topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support retry group topic")
         if header.sys_flag & TRANSACTION_TYPE_MASK:
@@ -241,26 +239,29 @@ class SendHandler:
             body = inflate_body(body, header.sys_flag, self.ctx.config.max_message_size)
             base.sys_flag &= ~COMPRESSION_BITS
         # One template for the whole batch: every item shares topic, queue, hosts, timestamps and sysFlag.
-        template = RecordTemplate(base)
-        topic, queue_id, now = base.topic, base.queue_id, base.store_timestamp
-        requests = []
-        encode, append = template.encode, requests.append
-        for i, (item_body, raw, flag) in enumerate(split_batch(body)):
+        encoded = encode_batch_records(RecordTemplate(base), body)
+        tags_codes, keys = [], []
+        for i, raw in enumerate(encoded.properties):
             props = decode_properties(batch_properties(raw, i))
             if props.get(PROPERTY_DELAY, "0") not in ("", "0"):
                 raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support delay messages")
             if len(raw) > MAX_PROPERTIES_SIZE:
                 raise RequestError(ResponseCode.MESSAGE_ILLEGAL, properties_too_large(len(raw)))
-            tags = props.get(PROPERTY_TAGS)
-            append(
-                AppendRequest(topic, queue_id, encode(item_body, raw, flag), tags_code(tags), query_keys(props), now)
-            )
-        return requests
+            tags_codes.append(tags_code(props.get(PROPERTY_TAGS)))
+            keys.append(query_keys(props))
+        return RecordRun(
+            base.topic, base.queue_id, encoded.records, encoded.ends, tags_codes, keys, base.store_timestamp
+        )
 
     def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> asyncio.Future[RemotingCommand]:
         """Queue the messages for the next group commit; the future answers the send once they are stored. A send
         that was read is stored even if its connection closes meanwhile: the store commits it regardless."""
-        stored = self.ctx.store.append_nowait(prepared.requests)
+        requests = prepared.requests
+        stored: asyncio.Future[Any] = (
+            self.ctx.store.append_run_nowait(requests)
+            if isinstance(requests, RecordRun)
+            else self.ctx.store.append_nowait(requests)
+        )
         self.in_flight += 1
         answer: asyncio.Future[RemotingCommand] = asyncio.get_running_loop().create_future()
         stored.add_done_callback(functools.partial(self._stored, cmd, prepared, answer))
@@ -271,7 +272,7 @@ class SendHandler:
         cmd: RemotingCommand,
         prepared: PreparedSend,
         answer: asyncio.Future[RemotingCommand],
-        stored: asyncio.Future[list[AppendResult]],
+        stored: asyncio.Future[Any],  # list[AppendResult], or AppendResult for a batch
     ) -> None:
         self.in_flight -= 1
         if stored.cancelled():
@@ -281,20 +282,29 @@ class SendHandler:
         if error is not None:
             answer.set_exception(error)
             return
-        results = stored.result()
         requests = prepared.requests
-        due_ms = requests[0].due_ms
-        if requests[0].half is not None:
-            self.ctx.transactions.added(requests[0].half)
-        elif due_ms is not None:
-            self.ctx.scheduler.scheduled(due_ms)
-        else:
-            self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)
         msg_id = self.ctx.msg_id
+        if isinstance(requests, RecordRun):
+            first: AppendResult = stored.result()
+            self.ctx.waits.notify(requests.topic, requests.queue_id)
+            phys = first.phys_offset
+            ids = [msg_id(phys)] + [msg_id(phys + end) for end in requests.ends[:-1]]
+            msg_ids = ",".join(ids) if len(ids) > 1 else ids[0]
+        else:
+            results: list[AppendResult] = stored.result()
+            first = results[0]
+            due_ms = requests[0].due_ms
+            if requests[0].half is not None:
+                self.ctx.transactions.added(requests[0].half)
+            elif due_ms is not None:
+                self.ctx.scheduler.scheduled(due_ms)
+            else:
+                self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)
+            msg_ids = ",".join([msg_id(r.phys_offset) for r in results]) if len(results) > 1 else msg_id(first[1])
         ext = {
-            "msgId": ",".join([msg_id(r.phys_offset) for r in results]) if len(results) > 1 else msg_id(results[0][1]),
+            "msgId": msg_ids,
             "queueId": str(prepared.queue_id),  # the queue asked for, also when stored under a schedule topic
-            "queueOffset": str(results[0].queue_offset),
+            "queueOffset": str(first.queue_offset),
         }
         if prepared.uniq_key:
             ext["transactionId"] = prepared.uniq_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import struct
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codec import spec
-from codec.batch import BatchItem, decode_batch, encode_batch
+from codec.batch import BatchItem, decode_batch, encode_batch, encode_batch_records
 from codec.codes import SerializeType
 from codec.command import RemotingCommand
 from codec.frame import encode_frame
@@ -65,7 +66,10 @@ def test_generated_records_agree(msg: StoredMessage) -> None:
     assert_record_agrees(bytes(encode_record(msg)))
 
 
-@given(stored_messages(), st.lists(st.tuples(st.binary(max_size=300), properties(), st.integers(-(2**31), 2**31 - 1))))
+_ITEM = st.tuples(st.binary(max_size=300), properties(), st.integers(-(2**31), 2**31 - 1))  # body, properties, flag
+
+
+@given(stored_messages(), st.lists(_ITEM))
 def test_record_template_encodes_exactly_what_encode_record_does(
     msg: StoredMessage, items: list[tuple[bytes, str, int]]
 ) -> None:
@@ -76,6 +80,22 @@ def test_record_template_encodes_exactly_what_encode_record_does(
         record = template.encode(body, props.encode(), flag)
         assert record == encode_record(msg)
         assert_record_agrees(bytes(record))
+
+
+@given(
+    stored_messages(),
+    st.lists(st.tuples(st.binary(max_size=300), properties(), st.integers(-(2**31), 2**31 - 1)), min_size=1),
+)
+def test_a_batch_encodes_into_the_records_of_its_items_back_to_back(
+    msg: StoredMessage, items: list[tuple[bytes, str, int]]
+) -> None:
+    template = RecordTemplate(msg)
+    body = encode_batch([BatchItem(b, p, f) for b, p, f in items])
+    encoded = encode_batch_records(template, body)
+    records = [template.encode(b, p.encode(), f) for b, p, f in items]
+    assert encoded.records == b"".join(records)
+    assert encoded.ends == list(itertools.accumulate(len(r) for r in records))
+    assert encoded.properties == [p.encode() for _, p, _ in items]
 
 
 @pytest.mark.parametrize("name", ["ref-json-get-route.bin", "ref-binary-get-route.bin", "ref-json-send-response.bin"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import os
 import pathlib
 import re
@@ -24,7 +25,7 @@ import pytest
 from codec.record import StoredMessage, decode_record, encode_record, set_offsets
 from store import migrations
 from store import sqlite as store_sqlite
-from store.api import MessageStore
+from store.api import AppendRequest, MessageStore, RecordRun
 from store.errors import StoreError
 from store.sqlite import SqliteStore
 
@@ -59,7 +60,7 @@ async def opened(
 
 def test_implements_the_protocol_exactly() -> None:
     members = [name for name, _ in inspect.getmembers(MessageStore, inspect.isfunction) if not name.startswith("_")]
-    assert len(members) == 28
+    assert len(members) == 29
     for name in members:
         ours, theirs = getattr(SqliteStore, name), getattr(MessageStore, name)
         assert str(inspect.signature(ours)) == str(inspect.signature(theirs)), name
@@ -226,7 +227,7 @@ async def test_answered_only_after_commit(db_path: pathlib.Path, new_request) ->
         with raw(db_path) as conn:  # an outside reader sees the committed chunk right away
             rows = conn.execute("SELECT first_offset FROM chunks WHERE first_phys = ?", (result.phys_offset,))
             assert rows.fetchall() == [(0,)]
-            assert conn.execute("SELECT count(*) FROM message_keys").fetchone() == (1,)
+            assert conn.execute("SELECT topic, first_phys FROM chunk_keys").fetchall() == [("TopicA", 0)]
 
 
 async def test_one_chunk_per_queue_per_group_commit(db_path: pathlib.Path, new_request) -> None:
@@ -403,3 +404,103 @@ async def test_every_acked_append_survives_kill_9(
         [after] = await store.append([new_request("Kill", 0)])
         assert after.queue_offset == store.max_offset("Kill", 0) - 1
         assert after.phys_offset > last_acked_phys
+
+
+_T0 = 1_700_000_000_000
+
+
+async def test_one_key_row_per_chunk_and_newest_first_across_chunks(db_path: pathlib.Path, new_request) -> None:
+    path = db_path
+    async with opened(path) as store:
+        first = [new_request(body=b"%d" % i, keys=("k", f"u{i}"), store_timestamp=_T0 + i) for i in range(50)]
+        await store.append(first)  # one chunk
+        big = b"x" * (200 * 1024)
+        await store.append([new_request(body=big, keys=("k",), store_timestamp=_T0 + 100)])
+        await store.append([new_request(body=big, keys=("other",), store_timestamp=_T0 + 101)])  # second chunk
+        with raw(path) as conn:
+            rows = conn.execute("SELECT first_phys, length(digests), length(slots) FROM chunk_keys").fetchall()
+        assert [(d, s) for _, d, s in rows] == [(100 * 8, 100 * 2), (8, 2), (8, 2)]  # 8-byte digests, 2-byte slots
+        found = await store.query_by_key("TopicA", "k", 3, 0, _T0 + 1000)
+        assert [decode_record(r)[0].body[:3] for r in found] == [b"xxx", b"49", b"48"]
+        assert [decode_record(r)[0].body for r in await store.query_by_key("TopicA", "u7", 32, 0, _T0 + 1000)] == [b"7"]
+        assert await store.query_by_key("TopicA", "u7", 32, _T0 + 8, _T0 + 1000) == []
+        assert len(await store.query_by_key("TopicA", "k", 100, 0, _T0 + 1000)) == 51
+        assert await store.query_by_key("TopicB", "k", 100, 0, _T0 + 1000) == []
+        await store.delete_topic("TopicA")
+        with raw(path) as conn:
+            assert conn.execute("SELECT count(*) FROM chunk_keys").fetchone() == (0,)
+
+
+def _run_of(requests: list[AppendRequest]) -> RecordRun:
+    """The requests' records as one run, as the batch path builds it."""
+    ends = list(itertools.accumulate(len(r.record) for r in requests))
+    records = bytearray(b"".join(r.record for r in requests))
+    first = requests[0]
+    return RecordRun(
+        first.topic, first.queue_id, records, ends, [r.tags_code for r in requests], [r.keys for r in requests],
+        first.store_timestamp,
+    )  # fmt: skip
+
+
+async def test_a_run_is_stored_like_its_records_in_arrival_order(db_path: pathlib.Path, new_request) -> None:
+    async with opened(db_path) as store:
+        before = new_request(body=b"before")
+        items = [new_request(body=b"item %d" % i, keys=(f"k{i}",), tags_code=i) for i in range(5)]
+        after = new_request(body=b"after")
+        run = _run_of(items)
+        queued = [store.append_nowait([before]), store.append_run_nowait(run), store.append_nowait([after])]
+        one, first, last = await asyncio.gather(*queued)
+        assert store.transactions_committed == 1
+        assert (one[0].queue_offset, first.queue_offset, last[0].queue_offset) == (0, 1, 6)
+        assert first.phys_offset == len(before.record)
+        pulled = store.pull("TopicA", 0, 0, 32, 1 << 20)
+        bodies = [decode_record(r)[0].body for r in pulled.records]
+        assert bodies == [b"before", *(b"item %d" % i for i in range(5)), b"after"]
+        for i, record in enumerate(pulled.records[1:6]):
+            message = decode_record(record)[0]
+            assert (message.queue_offset, message.phys_offset) == (1 + i, first.phys_offset + run.ends[i] - len(record))
+            assert await store.get_by_phys_offset(message.phys_offset) == record
+        assert bytes(run.records) == b"".join(pulled.records[1:6])  # patched in place
+        assert [decode_record(r)[0].body for r in await store.query_by_key("TopicA", "k3", 8, 0, 2**62)] == [b"item 3"]
+        tags = store.pull("TopicA", 0, 0, 32, 1 << 20, accept=lambda code, _r: code == 2)
+        assert [decode_record(r)[0].body for r in tags.records] == [b"item 2"]
+
+
+async def test_a_run_over_the_chunk_size_is_split_into_chunks(db_path: pathlib.Path, new_request) -> None:
+    async with opened(db_path) as store:
+        items = [new_request(body=bytes([i]) * 100_000, keys=(f"k{i}",)) for i in range(7)]
+        first = await store.append_run_nowait(_run_of(items))
+        assert first == (0, 0)
+        with raw(db_path) as conn:
+            chunks = conn.execute("SELECT first_offset, length(records) FROM chunks ORDER BY first_phys").fetchall()
+            assert [offset for offset, _ in chunks] == [0, 2, 4, 6]
+            assert all(size <= store_sqlite.CHUNK_MAX_BYTES for _, size in chunks)
+        pulled = store.pull("TopicA", 0, 3, 32, 1 << 30)
+        assert [decode_record(r)[0].body[:1] for r in pulled.records] == [bytes([i]) for i in range(3, 7)]
+        for i in range(7):
+            [found] = await store.query_by_key("TopicA", f"k{i}", 8, 0, 2**62)
+            assert decode_record(found)[0].queue_offset == i
+
+
+async def test_a_failed_run_leaves_its_offsets_zero(db_path: pathlib.Path, new_request) -> None:
+    async with opened(db_path) as store:
+        await store.append([new_request()])
+        await store.set_max_size(0)
+        run = _run_of([new_request(body=b"x" * 3000) for _ in range(200)])
+        original = bytes(run.records)
+        with pytest.raises(StoreError):
+            await store.append_run_nowait(run)
+        assert bytes(run.records) == original
+        assert store.max_offset("TopicA", 0) == 1
+
+
+async def test_a_run_that_does_not_add_up_is_refused_at_once(db_path: pathlib.Path, new_request) -> None:
+    async with opened(db_path) as store:
+        run = _run_of([new_request(), new_request()])
+        run.ends[-1] += 1
+        with pytest.raises(ValueError, match="does not end where its records do"):
+            store.append_run_nowait(run)
+        run = _run_of([new_request(), new_request()])
+        run.tags_codes.pop()
+        with pytest.raises(ValueError, match="not as many tags or keys"):
+            store.append_run_nowait(run)
