@@ -7,6 +7,13 @@ milliseconds runs here instead, on one thread with its own connection:
 
 - checkpoints (``PRAGMA wal_checkpoint(PASSIVE)``: copy committed pages into the database file and fsync it,
   never blocking the writer), about once a second and whenever asked;
+- starting the WAL over: SQLite rewrites the WAL from its start only when a write transaction begins right after a
+  checkpoint that copied every frame. Under a steady load a checkpoint never finishes between two group commits
+  (they are a millisecond apart), so the WAL grew without end (800 MB in 10 s of batches), every commit writing
+  to new file pages and every read searching a larger WAL index. Once the WAL passes ``RESTART_WAL_BYTES``, this
+  thread asks the store to hold its commits, copies the few frames left, and lets them go: the next commit starts
+  the WAL over. Commits wait that long (a small checkpoint and an fsync), about once per ``RESTART_WAL_BYTES``
+  written; in exchange the WAL stays within that size and in page cache it already has;
 - ``fsync`` of the WAL file after a group commit when the store must survive power loss (SYNC_FLUSH): the commits
   waiting for it are acknowledged together once it returns, as Apache's GroupCommitService does. A commit plus an
   fsync of its WAL frames is what ``synchronous=FULL`` does at every commit.
@@ -15,23 +22,40 @@ milliseconds runs here instead, on one thread with its own connection:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pathlib
 import sqlite3
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 _log = logging.getLogger("store.sqlite")
 
 CHECKPOINT_INTERVAL_S = 1.0
+RESTART_WAL_BYTES = 64 * 1024 * 1024
+HOLD_TIMEOUT_S = 1.0  # how long to wait for the store to hold its commits before giving up this time
+
+
+class CommitGate(Protocol):
+    """What the store offers the background thread: holding its commits for a moment (called on the loop)."""
+
+    def hold_commits(self, held: threading.Event) -> None:
+        """Stop starting write transactions; set ``held`` once none is running."""
+
+    def release_commits(self) -> None:
+        """Start writing again (and commit what queued meanwhile)."""
 
 
 class Background:
     """One thread that checkpoints the WAL and fsyncs it on request."""
 
-    def __init__(self, path: pathlib.Path, loop: asyncio.AbstractEventLoop, busy_timeout_ms: int) -> None:
+    def __init__(
+        self, path: pathlib.Path, loop: asyncio.AbstractEventLoop, busy_timeout_ms: int, gate: CommitGate
+    ) -> None:
         self.path = path
+        self.gate = gate
         self.loop = loop
         self.busy_timeout_ms = busy_timeout_ms
         self._wake = threading.Condition()
@@ -41,6 +65,7 @@ class Background:
         self._thread = threading.Thread(target=self._run, name=f"store-background:{path.name}", daemon=True)
         self.checkpoints = 0
         self.fsyncs = 0
+        self.restarts = 0  # times the commits were held so that the WAL could start over
 
     def start(self) -> None:
         self._thread.start()
@@ -68,6 +93,7 @@ class Background:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            (page_size,) = conn.execute("PRAGMA page_size").fetchone()
             while True:
                 with self._wake:
                     if not (self._stopping or self._fsync_wanted or self._checkpoint_wanted):
@@ -77,7 +103,9 @@ class Background:
                     self._checkpoint_wanted = False
                 if waiting:
                     self._fsync(waiting)
-                self._checkpoint(conn)
+                frames = self._checkpoint(conn)
+                if frames * page_size >= RESTART_WAL_BYTES and not stopping:
+                    self._restart_wal(conn)
                 if stopping and not self._fsync_wanted:
                     return
         finally:
@@ -97,9 +125,26 @@ class Background:
         for done in waiting:
             self.loop.call_soon_threadsafe(done, error)
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection) -> int:
+        """Copy what the WAL holds into the database; return how many frames the WAL has (0 after a failure)."""
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.checkpoints += 1
+            return int(frames)
         except sqlite3.Error as err:  # a full disk, say: the WAL keeps the data; the next round retries
             _log.warning("checkpoint of %s failed: %s", self.path, err)
+            return 0
+
+    def _restart_wal(self, conn: sqlite3.Connection) -> None:
+        held = threading.Event()
+        try:
+            self.loop.call_soon_threadsafe(self.gate.hold_commits, held)
+        except RuntimeError:  # the loop is closed
+            return
+        try:
+            if held.wait(HOLD_TIMEOUT_S):
+                self._checkpoint(conn)
+                self.restarts += 1
+        finally:
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self.gate.release_commits)

@@ -21,6 +21,7 @@ import logging
 import pathlib
 import sqlite3
 import struct
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -232,6 +233,7 @@ class SqliteStore:
         self._flusher: asyncio.Task[None] | None = None
         self._pending: list[_Pending] = []
         self._commit_scheduled = False
+        self._held = False  # commits wait while the background thread lets the WAL start over
         self._unflushed = 0  # commits waiting for their WAL fsync (SYNC_FLUSH)
         self._flushed = asyncio.Event()
         self._stop_flushing = asyncio.Event()
@@ -266,7 +268,7 @@ class SqliteStore:
             self._close_connection()
             self._state = "closed"
             raise
-        self._background = Background(self.path, self._loop, _BUSY_TIMEOUT_MS)
+        self._background = Background(self.path, self._loop, _BUSY_TIMEOUT_MS, self)
         self._background.start()
         self._state = "open"
         self._flusher = asyncio.create_task(self._run_offset_flusher(), name=f"store-offsets:{self.path.name}")
@@ -490,8 +492,20 @@ class SqliteStore:
         """Store messages atomically and return their offsets once the transaction has committed."""
         return await self.append_nowait(requests)
 
+    def hold_commits(self, held: threading.Event) -> None:
+        """``CommitGate``: commits run on this thread, so none is running now; the next waits for the release."""
+        self._held = True
+        held.set()
+
+    def release_commits(self) -> None:
+        self._held = False
+        if self._pending and not self._commit_scheduled:
+            self._commit_pending()
+
     def _commit_pending(self) -> None:
         self._commit_scheduled = False
+        if self._held and self._state == "open":
+            return  # release_commits commits what is pending
         # A caller cancelled before its turn came gets nothing written.
         batch = [p for p in self._pending if not p.future.done()]
         self._pending = []

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import pytest
 
 from codec.record import StoredMessage, decode_record, encode_record, set_offsets
-from store import migrations
+from store import background, migrations
 from store import sqlite as store_sqlite
 from store.api import AppendRequest, MessageStore, RecordRun
 from store.errors import StoreError
@@ -504,3 +504,30 @@ async def test_a_run_that_does_not_add_up_is_refused_at_once(db_path: pathlib.Pa
         run.tags_codes.pop()
         with pytest.raises(ValueError, match="not as many tags or keys"):
             store.append_run_nowait(run)
+
+
+async def test_the_wal_starts_over_under_a_steady_load(
+    db_path: pathlib.Path, new_request, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the background thread holding the commits for a moment, a checkpoint never ends between two
+    group commits and the WAL grows without end; with it, the WAL is rewritten from its start."""
+    monkeypatch.setattr(background, "RESTART_WAL_BYTES", 256 * 1024)
+    monkeypatch.setattr(background, "CHECKPOINT_INTERVAL_S", 0.01)
+    wal = pathlib.Path(f"{db_path}-wal")
+    async with opened(db_path) as store:
+        assert store._background is not None
+        written, offsets = 0, []
+        while written < 8 * 1024 * 1024:  # 32 times the restart size
+            batch = [new_request(queue_id=i % 4, body=os.urandom(2000)) for i in range(16)]
+            offsets += [r.queue_offset for r in await store.append(batch)]
+            written += sum(len(r.record) for r in batch)
+            await asyncio.sleep(0)  # let the release in, as a busy broker does between requests
+        assert store._background.restarts >= 2
+        assert _size(wal) < 4 * 1024 * 1024, "the WAL kept growing"
+        assert sorted(offsets) == [q for q in range(len(offsets) // 4) for _ in range(4)]
+    async with opened(db_path) as store:  # and nothing was lost on the way
+        assert [store.max_offset("TopicA", q) for q in range(4)] == [len(offsets) // 4] * 4
+
+
+def _size(path: pathlib.Path) -> int:
+    return path.stat().st_size
