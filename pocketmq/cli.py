@@ -18,6 +18,7 @@ from nameserver.server import NameServer
 from pocketmq import __version__
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
 from remoting.limits import ConnectionLimits, ConnectionSlots
+from runtime.gc_tuning import freeze_startup_objects, tune_for_server
 from store.inspect import pending_half_messages
 
 log = logging.getLogger("pocketmq")
@@ -145,6 +146,7 @@ async def run_up(args: argparse.Namespace) -> None:
         _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
                f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
         _print(f"namesrvAddr={ns_host}:{ns_port}")
+        freeze_startup_objects()
 
 
 async def run_namesrv(args: argparse.Namespace) -> None:
@@ -168,6 +170,7 @@ async def run_broker(args: argparse.Namespace) -> None:
         _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
                f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
         _print(f"namesrvAddr={';'.join(config.namesrv_addrs)}")
+        freeze_startup_objects()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -179,5 +182,6 @@ def main(argv: list[str] | None = None) -> None:
         list_transactions(args)
         return
     runner = {"up": run_up, "namesrv": run_namesrv, "broker": run_broker}[args.command]
+    tune_for_server()
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(runner, args, backend="asyncio", backend_options={"use_uvloop": True})
