@@ -70,20 +70,18 @@ def summarise_py_spy(path: str, top: int) -> None:
 
 # --buckets: the main thread's samples split by the first matching rule (docs/performance.md uses these).
 BUCKETS = [
-    ("aiosqlite hand-off (queue put, future)", ["Connection._execute (", "Connection.execute_fetchall",
-                                                "Connection.executemany", "Connection.commit ("]),
-    ("pull: read + build the response (PullHandler)", ["PullHandler."]),
+    ("store: SQLite statements (the transaction, the reads)", ["SqliteStore._transact", "_run_steps",
+                                                               "SqliteStore._read"]),
+    ("pull: read + build the response (PullHandler)", ["PullHandler.", "SqliteStore.pull"]),
+    ("send: batch split + record encode", ["SendHandler._batch_run", "encode_batch_records"]),
     ("send: _prepare (header decode, checks, record encode)", ["SendHandler._prepare", "decode_send_header",
                                                                "SendHandler.__call__"]),
-    ("store: group commit, Python side", ["SqliteStore._commit_batch", "SqliteStore._run_writer",
-                                          "SqliteStore.append", "SqliteStore._stage"]),
-    ("response: msgId, JSON encode, queue + socket write", ["SendHandler._store", "Connection._writer",
-                                                            "Connection._write_all", "Connection.send (",
-                                                            "encode_frame", "Connection._complete",
-                                                            "SocketStream.send"]),
+    ("store: group commit, Python side", ["SqliteStore._commit_pending", "SqliteStore.append",
+                                          "SqliteStore._stage"]),
+    ("response: msgId, JSON encode, socket write", ["SendHandler._stored", "Connection._write_out",
+                                                    "Connection.send (", "encode_frame", "Connection._answer",
+                                                    "Connection._future_done"]),
     ("request: frame + JSON header decode", ["FrameDecoder.", "decode_json_header", "decode_command"]),
-    ("anyio: a task per request (start_soon)", ["TaskGroup.start_soon", "TaskGroup._spawn", "TaskHandle.__init__"]),
-    ("socket read", ["SocketStream.receive"]),
 ]  # fmt: skip
 
 
