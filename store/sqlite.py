@@ -502,9 +502,9 @@ class SqliteStore:
         if self._pending and not self._commit_scheduled:
             self._commit_pending()
 
-    def _commit_pending(self) -> None:
+    def _commit_pending(self, *, even_if_held: bool = False) -> None:
         self._commit_scheduled = False
-        if self._held and self._state == "open":
+        if self._held and self._state == "open" and not even_if_held:
             return  # release_commits commits what is pending
         # A caller cancelled before its turn came gets nothing written.
         batch = [p for p in self._pending if not p.future.done()]
@@ -1082,7 +1082,9 @@ class SqliteStore:
         """Remove a topic's config, messages, key index rows and consumer offsets; reset its counters."""
         self._require_open()
         check_text("topic", topic)
-        self._commit_pending()  # appends queued for this topic land first and go with it
+        # Appends queued for this topic land first and go with it (while the commits are held too: the WAL then
+        # simply does not start over this time).
+        self._commit_pending(even_if_held=True)
         self._transact("topic", [
             ("DELETE FROM topics WHERE topic_name = ?", [(topic,)]),
             ("DELETE FROM chunks WHERE topic = ?", [(topic,)]),

@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 
@@ -531,3 +532,20 @@ async def test_the_wal_starts_over_under_a_steady_load(
 
 def _size(path: pathlib.Path) -> int:
     return path.stat().st_size
+
+
+async def test_held_commits_wait_for_the_release_but_not_a_topic_deletion(db_path: pathlib.Path, new_request) -> None:
+    async with opened(db_path) as store:
+        held = threading.Event()
+        store.hold_commits(held)
+        assert held.is_set()
+        kept = store.append_nowait([new_request("Kept")])
+        await asyncio.sleep(0.05)
+        assert not kept.done()  # waits for the release
+        gone = store.append_nowait([new_request("Gone")])
+        await store.delete_topic("Gone")  # commits what is queued first, held or not
+        assert gone.done() and kept.done()
+        assert (store.max_offset("Gone", 0), store.max_offset("Kept", 0)) == (0, 1)
+        store.release_commits()
+        later = await store.append([new_request("Kept")])
+        assert later[0].queue_offset == 1
