@@ -1,6 +1,7 @@
 package pocketmq.bench;
 
 import java.io.FileDescriptor;
+import java.io.IOException;
 import java.io.FileOutputStream;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
@@ -24,6 +25,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.TypeAdapter;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonWriter;
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently;
@@ -174,8 +180,29 @@ public final class LoadGen {
         }
     }
 
+    /** One JSON object per line; a non-finite double is written as null (a rate over an empty window). */
+    private static final Gson JSON = new GsonBuilder()
+            .serializeNulls()
+            .disableHtmlEscaping()
+            .registerTypeAdapter(Double.class, new TypeAdapter<Double>() {
+                @Override
+                public void write(JsonWriter w, Double d) throws IOException {
+                    if (d == null || !Double.isFinite(d)) {
+                        w.nullValue();
+                    } else {
+                        w.value(d);
+                    }
+                }
+
+                @Override
+                public Double read(JsonReader r) {
+                    throw new UnsupportedOperationException("LoadGen only writes JSON");
+                }
+            })
+            .create();
+
     private static void emit(Map<String, Object> line) {
-        String text = Json.write(line);
+        String text = JSON.toJson(line);
         synchronized (LoadGen.class) {
             out.println(text);
             out.flush();
@@ -796,70 +823,5 @@ public final class LoadGen {
         r.put("consume_threads", consumeThreads);
         emit(r);
         return 0;
-    }
-
-    // ------------------------------------------------------------------ a minimal JSON writer
-
-    private static final class Json {
-        private Json() {
-        }
-
-        static String write(Object value) {
-            StringBuilder sb = new StringBuilder();
-            write(sb, value);
-            return sb.toString();
-        }
-
-        private static void write(StringBuilder sb, Object v) {
-            if (v == null) {
-                sb.append("null");
-            } else if (v instanceof Double || v instanceof Float) {
-                double d = ((Number) v).doubleValue();
-                sb.append(Double.isFinite(d) ? Double.toString(d) : "null");
-            } else if (v instanceof Number || v instanceof Boolean) {
-                sb.append(v);
-            } else if (v instanceof Map) {
-                sb.append('{');
-                boolean first = true;
-                for (Map.Entry<?, ?> e : ((Map<?, ?>) v).entrySet()) {
-                    if (!first) {
-                        sb.append(',');
-                    }
-                    first = false;
-                    string(sb, String.valueOf(e.getKey()));
-                    sb.append(':');
-                    write(sb, e.getValue());
-                }
-                sb.append('}');
-            } else if (v instanceof Collection) {
-                sb.append('[');
-                boolean first = true;
-                for (Object x : (Collection<?>) v) {
-                    if (!first) {
-                        sb.append(',');
-                    }
-                    first = false;
-                    write(sb, x);
-                }
-                sb.append(']');
-            } else {
-                string(sb, String.valueOf(v));
-            }
-        }
-
-        private static void string(StringBuilder sb, String s) {
-            sb.append('"');
-            for (int i = 0; i < s.length(); i++) {
-                char c = s.charAt(i);
-                if (c == '"' || c == '\\') {
-                    sb.append('\\').append(c);
-                } else if (c < 0x20) {
-                    sb.append(String.format("\\u%04x", (int) c));
-                } else {
-                    sb.append(c);
-                }
-            }
-            sb.append('"');
-        }
     }
 }
