@@ -194,6 +194,15 @@ def check_int(field: str, value: object) -> None:
         raise UnstorableValue(field, value, "outside the signed 64-bit range")
 
 
+def _check_keys(keys: object) -> None:
+    """Checked when appended, so that one malformed request fails only its caller, not a whole group."""
+    if type(keys) is not tuple and not isinstance(keys, tuple | list):
+        raise UnstorableValue("message keys", keys, "not a sequence of text")
+    for key in keys:
+        if type(key) is not str or not key.isascii():
+            check_text("message key", key)
+
+
 @dataclass(slots=True)
 class _Pending:
     requests: Sequence[AppendRequest] | RecordRun
@@ -445,26 +454,16 @@ class SqliteStore:
             if request.topic is not checked_topic:
                 check_text("topic", request.topic)
                 checked_topic = request.topic
-            keys = request.keys
-            if type(keys) is not tuple and not isinstance(keys, tuple | list):
-                raise UnstorableValue("message keys", keys, "not a sequence of text")
-            for key in keys:
-                if type(key) is not str or not key.isascii():
-                    check_text("message key", key)
+            _check_keys(request.keys)
             if request.half is not None:
                 check_text("producer group", request.half.producer_group)
                 check_text("transaction id", request.half.transaction_id)
-        assert self._loop is not None
-        future: asyncio.Future[list[AppendResult]] = self._loop.create_future()
         if not requests:
-            future.set_result([])
-            return future
-        self._pending.append(_Pending(requests, future))
-        if not self._commit_scheduled:
-            self._commit_scheduled = True
-            # After the callbacks of this round of I/O: everything they appended goes into one transaction.
-            self._loop.call_soon(self._commit_pending)
-        return future
+            assert self._loop is not None
+            done: asyncio.Future[list[AppendResult]] = self._loop.create_future()
+            done.set_result([])
+            return done
+        return self._enqueue(requests)
 
     def append_run_nowait(self, run: RecordRun) -> asyncio.Future[AppendResult]:
         """Queue a run of records (a batch) for the next group commit; the future holds the offsets of its first
@@ -477,14 +476,16 @@ class SqliteStore:
             raise ValueError(f"run for {run.topic}:{run.queue_id} has {count} records but not as many tags or keys")
         check_text("topic", run.topic)
         for keys in run.keys:
-            for key in keys:
-                if type(key) is not str or not key.isascii():
-                    check_text("message key", key)
+            _check_keys(keys)
+        return self._enqueue(run)
+
+    def _enqueue(self, requests: Sequence[AppendRequest] | RecordRun) -> asyncio.Future[Any]:
         assert self._loop is not None
-        future: asyncio.Future[AppendResult] = self._loop.create_future()
-        self._pending.append(_Pending(run, future))
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending.append(_Pending(requests, future))
         if not self._commit_scheduled:
             self._commit_scheduled = True
+            # After the callbacks of this round of I/O: everything they appended goes into one transaction.
             self._loop.call_soon(self._commit_pending)
         return future
 
