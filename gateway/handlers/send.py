@@ -89,7 +89,7 @@ class SendHandler:
         }
 
     def fail(self, cmd: RemotingCommand, code: ResponseCode, remark: str) -> RemotingCommand:
-        return cmd.response(code, remark, ext_fields=self.response_ext())
+        return cmd.response(code, remark, ext_fields=dict(self._ext))
 
     def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | asyncio.Future[Any] | Step:
         try:
