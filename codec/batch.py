@@ -7,6 +7,7 @@ propertiesLength (int16) | properties. Clients write 0 for magic and CRC; the br
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -67,17 +68,49 @@ class EncodedBatch(NamedTuple):
 
 
 def encode_batch_records(template: RecordTemplate, body: bytes) -> EncodedBatch:
-    """Split a batch body and encode every item with ``template`` into one buffer: one join for the whole batch
-    instead of a buffer per record. The bytes equal the items' ``template.encode`` concatenated (tests/codec)."""
+    """Split a batch body and encode every item with ``template`` into one buffer: one join for the whole batch,
+    the items' bodies taken as views of ``body``. The bytes equal the items' ``template.encode`` concatenated
+    (tests/codec); a malformed body raises what ``split_batch`` raises."""
+    view = memoryview(body)
     pieces: list[bytes | memoryview] = []
     ends: list[int] = []
     properties: list[bytes] = []
-    add, end = template.add, 0
-    for item_body, raw, flag in split_batch(body):
-        end += add(pieces, item_body, raw, flag)
-        ends.append(end)
-        properties.append(raw)
-    return EncodedBatch(bytearray(b"".join(pieces)), ends, properties)
+    size = len(body)
+    unpack_head, unpack_i16 = _ITEM_HEAD.unpack_from, _I16.unpack_from
+    pack, magic, queue_id, middle = template.start.pack, template.magic, template.queue_id, template.middle
+    topic, fixed, crc32 = template.topic, template.fixed, zlib.crc32
+    pos = end = 0
+    try:
+        while pos < size:
+            total, _magic, _crc, flag, body_len = unpack_head(body, pos)
+            item_end = pos + total
+            if total < ITEM_OVERHEAD or item_end > size or body_len < 0:
+                raise MessageFormatError(f"batch item {len(ends)} has a bad size {total}")
+            p = pos + _ITEM_HEAD.size
+            props_at = p + body_len
+            if props_at + 2 > item_end:
+                raise MessageFormatError(f"batch item {len(ends)} body length {body_len} overruns the item")
+            (props_len,) = unpack_i16(body, props_at)
+            if props_len < 0 or props_at + 2 + props_len != item_end:
+                raise MessageFormatError(f"batch item {len(ends)} properties length {props_len} is wrong")
+            item_body = view[p:props_at]
+            record_size = fixed + body_len + props_len  # properties below 2**15 always fit a record
+            # The item's propertiesLength and properties are the record's: one slice for both.
+            pieces += (
+                pack(record_size, magic, crc32(item_body) & 0x7FFFFFFF, queue_id, flag, middle, body_len),
+                item_body,
+                topic,
+                view[props_at:item_end],
+            )
+            properties.append(body[item_end - props_len : item_end])
+            end += record_size
+            ends.append(end)
+            pos = item_end
+    except struct.error as err:
+        raise MessageFormatError(f"batch body truncated in item {len(ends)}") from err
+    if not ends:
+        raise MessageFormatError("batch body holds no message")
+    return EncodedBatch(bytearray().join(pieces), ends, properties)
 
 
 def batch_properties(raw: bytes, index: int) -> str:

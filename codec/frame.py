@@ -92,8 +92,9 @@ class FrameDecoder:
             return None
         length, word = _PREFIX.unpack_from(self._buf, 0)
         header_end = PREFIX_SIZE + (word & 0xFFFFFF)
-        header = bytes(self._buf[PREFIX_SIZE:header_end])
-        body = bytes(self._buf[header_end : self._need])
+        with memoryview(self._buf) as view:  # one copy of the body, not a bytearray slice and then bytes
+            header = bytes(view[PREFIX_SIZE:header_end])
+            body = bytes(view[header_end : self._need])
         del self._buf[: self._need]
         self._need = None
         return decode_command(word >> 24, header, body)

@@ -6,7 +6,7 @@ import functools
 import ipaddress
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Iterable
 
 from codec.errors import CodecError
 
@@ -26,14 +26,27 @@ def encode_offset_msg_id(host: str, port: int, phys_offset: int) -> str:
     return layout.pack(ip, port, phys_offset).hex().upper()
 
 
-def offset_msg_id_encoder(host: str, port: int) -> Callable[[int], str]:
-    """``encode_offset_msg_id`` for one store host and port: the host part is computed once (a broker's own)."""
-    prefix = encode_offset_msg_id(host, port, 0)[:-16]
+class OffsetMsgIdEncoder:
+    """``encode_offset_msg_id`` for one store host and port (a broker's own): the host part is packed once."""
 
-    def encode(phys_offset: int) -> str:
-        return f"{prefix}{phys_offset & 0xFFFFFFFFFFFFFFFF:016X}"
+    def __init__(self, host: str, port: int) -> None:
+        ip = _packed(host)
+        self._prefix = (_V4 if len(ip) == 4 else _V6).pack(ip, port, 0)[:-8]
+        self._prefix_hex = self._prefix.hex().upper()
+        self._width = len(self._prefix) + 8
 
-    return encode
+    def __call__(self, phys_offset: int) -> str:
+        return f"{self._prefix_hex}{phys_offset & 0xFFFFFFFFFFFFFFFF:016X}"
+
+    def joined(self, phys_offsets: Iterable[int], count: int) -> str:
+        """The ids of ``count`` offsets, comma-separated (a batch's msgId field): the offsets are packed and
+        hex-encoded with the host part in one go, not formatted one id at a time."""
+        width = self._width
+        ids = bytearray((self._prefix + bytes(8)) * count)
+        packed = struct.pack(f">{count}Q", *phys_offsets)
+        for i in range(8):  # byte i of every offset, at its place in every id
+            ids[width - 8 + i :: width] = packed[i::8]
+        return ids.hex(",", width).upper()
 
 
 def decode_offset_msg_id(msg_id: str) -> tuple[str, int, int]:

@@ -183,12 +183,14 @@ class RecordTemplate:
             _I32.pack(template.reconsume_times), _TIMESTAMP.pack(template.prepared_transaction_offset),
         ))  # fmt: skip
         wide_topic = len(topic) > 127
-        self._magic = MAGIC_V2 if wide_topic else MAGIC_V1
-        self._queue_id = template.queue_id
-        self._start = struct.Struct(f">iiiii{len(middle)}si")  # head, middle, bodyLength
-        self._middle = middle
-        self._topic = (_I16.pack(len(topic)) if wide_topic else _I8.pack(len(topic))) + topic
-        self._fixed = self._start.size + len(self._topic) + 2
+        self.magic = MAGIC_V2 if wide_topic else MAGIC_V1
+        self.queue_id = template.queue_id
+        # Packs a record's fields from totalSize to bodyLength: pack(total, magic, bodyCRC, queueId, flag, middle,
+        # bodyLength). The body, ``topic`` and the properties (with their length) follow.
+        self.start = struct.Struct(f">iiiii{len(middle)}si")
+        self.middle = middle
+        self.topic = (_I16.pack(len(topic)) if wide_topic else _I8.pack(len(topic))) + topic
+        self.fixed = self.start.size + len(self.topic) + 2  # a record's size without its body and properties
 
     def encode(self, body: bytes, properties: bytes, flag: int) -> bytearray:
         pieces: list[bytes | memoryview] = []
@@ -200,13 +202,13 @@ class RecordTemplate:
         size. Records added one after another to one list join into records back to back (a batch's chunk)."""
         if len(properties) > MAX_RECORD_PROPERTIES:
             raise CodecError(f"properties are {len(properties)} bytes, more than {MAX_RECORD_PROPERTIES}")
-        total = self._fixed + len(body) + len(properties)
+        total = self.fixed + len(body) + len(properties)
         pieces += (
-            self._start.pack(
-                total, self._magic, zlib.crc32(body) & 0x7FFFFFFF, self._queue_id, flag, self._middle, len(body)
+            self.start.pack(
+                total, self.magic, zlib.crc32(body) & 0x7FFFFFFF, self.queue_id, flag, self.middle, len(body)
             ),
             body,
-            self._topic,
+            self.topic,
             _I16.pack(len(properties)),
             properties,
         )

@@ -7,10 +7,9 @@ import ipaddress
 import os
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from codec.message_id import UniqueIdGenerator, offset_msg_id_encoder
+from codec.message_id import OffsetMsgIdEncoder, UniqueIdGenerator
 from gateway.clients import ClientRegistry
 from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
@@ -73,14 +72,19 @@ class BrokerContext:
         self.ids = UniqueIdGenerator(ipv4_of(self.config.advertise_host), os.getpid(), random.getrandbits(31))
         self.store_host = ipv4_of(self.config.advertise_host)
         self._msg_id_where: tuple[str, int] | None = None
-        self._msg_id: Callable[[int], str] = str
+        self._msg_ids = OffsetMsgIdEncoder(self.store_host, 0)
 
-    def msg_id(self, phys_offset: int) -> str:
-        """The offset message id of a message stored here (store host and port, physical offset)."""
+    @property
+    def msg_ids(self) -> OffsetMsgIdEncoder:
+        """The offset message ids of messages stored here (store host and port, physical offset)."""
         where = (self.store_host, self.config.port)  # the port is known once the listener is bound
         if where != self._msg_id_where:
-            self._msg_id_where, self._msg_id = where, offset_msg_id_encoder(*where)
-        return self._msg_id(phys_offset)
+            self._msg_id_where, self._msg_ids = where, OffsetMsgIdEncoder(*where)
+        return self._msg_ids
+
+    def msg_id(self, phys_offset: int) -> str:
+        """The offset message id of a message stored here."""
+        return self.msg_ids(phys_offset)
 
     def producer_connection(self, group: str) -> Connection | None:
         """A live connection of a producer of ``group`` (ProducerManager.getAvailableChannel), or None."""

@@ -13,7 +13,9 @@ Sans-IO: bytes in, bytes out.
 from __future__ import annotations
 
 import array
+import functools
 import hashlib
+import itertools
 import struct
 import sys
 from collections.abc import Sequence
@@ -74,6 +76,19 @@ def pack_index(entries: Sequence[tuple[int, int, int]]) -> bytes:
     """(end, tags code, store timestamp) per record -> the index blob."""
     pack = INDEX_ENTRY.pack
     return b"".join([pack(end, tags, ts) for end, tags, ts in entries])
+
+
+def pack_run_index(ends: Sequence[int], tags_codes: Sequence[int], store_timestamp: int) -> bytes:
+    """The index blob of records that share a store timestamp (a batch): one pack for all of them."""
+    count = len(ends)
+    return _index_struct(count).pack(
+        *itertools.chain.from_iterable(zip(ends, tags_codes, itertools.repeat(store_timestamp, count), strict=True))
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _index_struct(count: int) -> struct.Struct:
+    return struct.Struct("<" + INDEX_ENTRY.format.lstrip("<") * count)
 
 
 def index_entry(length: int, tags_code: int, store_timestamp: int) -> bytes:

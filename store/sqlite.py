@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import pathlib
 import sqlite3
@@ -47,6 +48,7 @@ from store.chunks import (
     find_digest,
     key_digest,
     pack_index,
+    pack_run_index,
     pack_slots,
     unpack_slots,
 )
@@ -653,33 +655,31 @@ class SqliteStore:
     def _stage_run(run: RecordRun, offset: int, phys: int, staged: _Staged) -> None:
         """Patch a run's offsets in place and make its chunks (one, unless it is over CHUNK_MAX_BYTES)."""
         records, ends, tags, keys, timestamp = run.records, run.ends, run.tags_codes, run.keys, run.store_timestamp
-        pack_into, pack_entry = _OFFSETS.pack_into, INDEX_ENTRY.pack
+        pack_into, count = _OFFSETS.pack_into, len(ends)
         start = 0
         for i, end in enumerate(ends):
             pack_into(records, start + QUEUE_OFFSET_POS, offset + i, phys + start)
             start = end
         staged.patched_runs.append(run)
-        staged.messages += len(ends)
+        staged.messages += count
         first, first_byte = 0, 0
-        while first < len(ends):
+        while first < count:
             last = first + 1  # the chunk's records are [first, last)
-            while last < len(ends) and ends[last] - first_byte <= CHUNK_MAX_BYTES:
+            while last < count and ends[last] - first_byte <= CHUNK_MAX_BYTES:
                 last += 1
             end_byte = ends[last - 1]
-            entries = zip(ends[first:last], tags[first:last], strict=True)
-            index = b"".join([pack_entry(e - first_byte, t, timestamp) for e, t in entries])
-            whole = first == 0 and last == len(ends)
-            blob = records if whole else memoryview(records)[first_byte:end_byte]
+            if first == 0 and last == count:  # the whole run: the common case
+                blob, chunk_ends, chunk_tags, chunk_keys = records, ends, tags, keys
+            else:
+                blob = memoryview(records)[first_byte:end_byte]
+                chunk_ends = [e - first_byte for e in ends[first:last]]
+                chunk_tags, chunk_keys = tags[first:last], keys[first:last]
             chunk_phys = phys + first_byte
+            index = pack_run_index(chunk_ends, chunk_tags, timestamp)
             staged.chunk_rows.append((chunk_phys, run.topic, run.queue_id, offset + first, index, blob))
-            digests, slots = [], []
-            for i in range(first, last):
-                for key in keys[i]:
-                    if key:
-                        digests.append(key_digest(key))
-                        slots.append(i - first)
-            if digests:
-                staged.key_rows.append((run.topic, chunk_phys, b"".join(digests), pack_slots(slots)))
+            key_row = _key_row(chunk_keys)
+            if key_row is not None:
+                staged.key_rows.append((run.topic, chunk_phys, *key_row))
             first, first_byte = last, end_byte
 
     @staticmethod
@@ -1119,6 +1119,23 @@ def _add_chunk(
     staged.chunk_rows.append((first_phys, topic, queue_id, first_offset, pack_index(index), b"".join(records)))
     if digests:
         staged.key_rows.append((topic, first_phys, b"".join(digests), pack_slots(slots)))
+
+
+def _key_row(keys: Sequence[tuple[str, ...]]) -> tuple[bytes, bytes] | None:
+    """(digests, slots) of the keys of a chunk's records, or None when they have none. The common batch, one key
+    (its UNIQ_KEY) per record, is digested in one pass."""
+    flat = list(itertools.chain.from_iterable(keys))
+    if not flat:
+        return None
+    if list(map(len, keys)).count(1) == len(keys) and "" not in flat:
+        return b"".join(map(key_digest, flat)), pack_slots(range(len(keys)))
+    digests, slots = [], []
+    for i, record_keys in enumerate(keys):
+        for key in record_keys:
+            if key:
+                digests.append(key_digest(key))
+                slots.append(i)
+    return (b"".join(digests), pack_slots(slots)) if digests else None
 
 
 def _answer(batch: list[_Pending], answers: list[list[AppendResult]]) -> None:

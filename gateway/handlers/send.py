@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Any
 
-from codec.batch import batch_properties, encode_batch_records
+from codec.batch import encode_batch_records
+from codec.batch_facts import NotUtf8, batch_facts
 from codec.codes import (
     DLQ_GROUP_TOPIC_PREFIX,
     HALF_TOPIC,
-    MAX_PROPERTIES_SIZE,
     PROPERTY_CLUSTER,
     PROPERTY_DELAY,
     PROPERTY_MSG_REGION,
     PROPERTY_PRODUCER_GROUP,
     PROPERTY_REAL_QUEUE_ID,
     PROPERTY_REAL_TOPIC,
-    PROPERTY_TAGS,
     PROPERTY_TRACE_ON,
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
@@ -34,12 +34,11 @@ from codec.command import RemotingCommand
 from codec.compression import COMPRESSION_BITS, inflate_body
 from codec.errors import MessageFormatError
 from codec.headers import SendMessageRequestHeader, decode_send_header
-from codec.properties import append_properties, decode_properties, query_keys, remove_properties
+from codec.properties import append_properties, decode_properties, remove_properties
 from codec.record import RecordTemplate, StoredMessage
-from codec.tags import tags_code
 from gateway.context import BrokerContext, ipv4_of
 from gateway.delay import defer
-from gateway.messages import append_request, properties_too_large
+from gateway.messages import append_request
 from gateway.retry import dead_letter_for_resend, max_reconsume_times
 from gateway.topics import validate_topic
 from remoting.connection import Connection, Step, error_response
@@ -240,15 +239,13 @@ class SendHandler:
             base.sys_flag &= ~COMPRESSION_BITS
         # One template for the whole batch: every item shares topic, queue, hosts, timestamps and sysFlag.
         encoded = encode_batch_records(RecordTemplate(base), body)
-        tags_codes, keys = [], []
-        for i, raw in enumerate(encoded.properties):
-            props = decode_properties(batch_properties(raw, i))
-            if props.get(PROPERTY_DELAY, "0") not in ("", "0"):
-                raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support delay messages")
-            if len(raw) > MAX_PROPERTIES_SIZE:
-                raise RequestError(ResponseCode.MESSAGE_ILLEGAL, properties_too_large(len(raw)))
-            tags_codes.append(tags_code(props.get(PROPERTY_TAGS)))
-            keys.append(query_keys(props))
+        # Item properties are never over MAX_PROPERTIES_SIZE: their length is an int16 that split refuses negative.
+        try:
+            delayed, tags_codes, keys = batch_facts(encoded.properties)
+        except NotUtf8 as err:
+            raise MessageFormatError(str(err)) from None
+        if any(delayed):
+            raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support delay messages")
         return RecordRun(
             base.topic, base.queue_id, encoded.records, encoded.ends, tags_codes, keys, base.store_timestamp
         )
@@ -287,9 +284,8 @@ class SendHandler:
         if isinstance(requests, RecordRun):
             first: AppendResult = stored.result()
             self.ctx.waits.notify(requests.topic, requests.queue_id)
-            phys = first.phys_offset
-            ids = [msg_id(phys)] + [msg_id(phys + end) for end in requests.ends[:-1]]
-            msg_ids = ",".join(ids) if len(ids) > 1 else ids[0]
+            phys, ends = first.phys_offset, requests.ends
+            msg_ids = self.ctx.msg_ids.joined(itertools.chain((phys,), map(phys.__add__, ends[:-1])), len(ends))
         else:
             results: list[AppendResult] = stored.result()
             first = results[0]
