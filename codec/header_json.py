@@ -132,18 +132,31 @@ def decode_json_header(header: bytes, body: bytes) -> RemotingCommand:
                 break
     else:
         raise CodecError("extFields is not an object")
-    if "code" not in obj:
-        raise CodecError("JSON header has no code")
+    code, opaque, flag, version = obj.get("code"), obj.get("opaque", 0), obj.get("flag", 0), obj.get("version", 0)
+    if not (
+        type(code) is int
+        and type(opaque) is int
+        and type(flag) is int
+        and type(version) is int
+        and _INT_MIN <= code <= _INT_MAX
+        and _INT_MIN <= opaque <= _INT_MAX
+        and _INT_MIN <= flag <= _INT_MAX
+        and _INT_MIN <= version <= _INT_MAX
+    ):  # the usual header takes the checks above; anything else is read (or refused) field by field
+        if "code" not in obj:
+            raise CodecError("JSON header has no code")
+        code, opaque = _int_field(obj, "code"), _int_field(obj, "opaque")
+        flag, version = _int_field(obj, "flag"), _int_field(obj, "version")
     remark = obj.get("remark")
     return RemotingCommand(
-        code=_int_field(obj, "code"),
-        opaque=_int_field(obj, "opaque"),
-        flag=_int_field(obj, "flag"),
+        code=code,
+        opaque=opaque,
+        flag=flag,
         remark=remark if isinstance(remark, str) else None,
         ext_fields=ext,
         body=body,
         language=_language_name(obj.get("language")),
-        version=_int_field(obj, "version"),
+        version=version,
         serialize_type=SerializeType.JSON,
         invalid=invalid,
     )

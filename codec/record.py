@@ -290,8 +290,8 @@ def properties_of(record: bytes | bytearray | memoryview) -> str:
     view = memoryview(record)
     try:
         magic, sys_flag = _I32.unpack_from(view, 4)[0], _I32.unpack_from(view, _PREFIX.size - 4)[0]
-        born = 16 if sys_flag & MessageSysFlag.BORNHOST_V6 else 4
-        store = 16 if sys_flag & MessageSysFlag.STOREHOST_V6 else 4
+        born = 16 if sys_flag & _BORNHOST_V6 else 4
+        store = 16 if sys_flag & _STOREHOST_V6 else 4
         pos = _PREFIX.size + 8 + born + 4 + 8 + store + 4 + 4 + 8
         (body_len,) = _I32.unpack_from(view, pos)
         if body_len < 0:

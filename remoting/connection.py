@@ -76,6 +76,9 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: RemotingServer) -> None:
         self.id = next(self._ids)
         self.server = server
+        # Made by the server's protocol factory, on the loop. Kept: asyncio.get_running_loop() is a getpid()
+        # system call on CPython 3.11, once per request on the hot path.
+        self._loop = asyncio.get_running_loop()
         self.limits: ConnectionLimits = server.limits
         self.slots: ConnectionSlots = server.slots
         self.decoder = FrameDecoder(self.limits.max_frame_size)
@@ -209,7 +212,7 @@ class Connection(asyncio.Protocol):
         self._out_bytes += len(frame)
         if self._out is None:
             self._out = [frame]
-            asyncio.get_running_loop().call_soon(self._write_out)
+            self._loop.call_soon(self._write_out)
         else:
             self._out.append(frame)
 
@@ -244,7 +247,7 @@ class Connection(asyncio.Protocol):
     async def request(self, cmd: RemotingCommand, timeout: float) -> RemotingCommand:
         """Send a request to the client and wait for its response (TimeoutError after ``timeout``)."""
         cmd.opaque = next(self._opaque)
-        future: asyncio.Future[RemotingCommand] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[RemotingCommand] = self._loop.create_future()
         if self._closing:
             raise ConnectionError(f"connection to {self.peer_text} is closing")
         self._pending[cmd.opaque] = future
@@ -366,7 +369,7 @@ class Connection(asyncio.Protocol):
             self._pump()
 
     def _spawn(self, work: Coroutine[Any, Any, None], *, cancellable: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._scoped(work) if cancellable else self._guard(work))
+        task = self._loop.create_task(self._scoped(work) if cancellable else self._guard(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -449,7 +452,7 @@ class Connection(asyncio.Protocol):
         if self._in_flight == 0 and not self._busy:
             self._close_transport()
             return
-        asyncio.get_running_loop().call_later(DRAIN_ON_CLOSE_S, self._drain_expired)
+        self._loop.call_later(DRAIN_ON_CLOSE_S, self._drain_expired)
 
     def _drain_expired(self) -> None:
         if not self.closed.is_set():

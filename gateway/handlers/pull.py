@@ -21,6 +21,12 @@ from remoting.connection import Connection
 from remoting.errors import RequestError
 
 MessageFilter = TagFilter | SqlFilter
+# Plain ints for the per-pull checks: an int & IntFlag goes through enum's Python-level __rand__.
+_COMMIT_OFFSET = int(PullSysFlag.COMMIT_OFFSET)
+_SUSPEND = int(PullSysFlag.SUSPEND)
+_SUBSCRIPTION = int(PullSysFlag.SUBSCRIPTION)
+_READABLE = int(Perm.READ)
+
 MATCH_ALL = parse_tag_expression("*")
 POSTED_CACHE_SIZE = 256  # compiled expressions posted with pulls
 MAX_SCAN = 2048  # entries examined per pull before answering PULL_RETRY_IMMEDIATELY (maxFilterMessageCount-like)
@@ -57,12 +63,12 @@ class PullHandler:
         """Answered at once from the store (no task), or, when a suspended pull finds nothing, held."""
         h = decode_header(PullMessageRequestHeader, cmd.ext_fields)
         message_filter = self._filter(h)
-        if h.sys_flag & PullSysFlag.COMMIT_OFFSET:
+        if h.sys_flag & _COMMIT_OFFSET:
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         outcome = self.read(h, message_filter)
         if (
             outcome.code == ResponseCode.PULL_NOT_FOUND
-            and h.sys_flag & PullSysFlag.SUSPEND
+            and h.sys_flag & _SUSPEND
             and not self.ctx.waits.closing
         ):
             hold_ms = min(max(h.suspend_timeout_millis, 0), self.ctx.config.max_long_poll_ms)
@@ -74,7 +80,7 @@ class PullHandler:
         topic = self.ctx.topics.get(h.topic)
         if topic is None:
             raise RequestError(ResponseCode.TOPIC_NOT_EXIST, f"topic[{h.topic}] not exist, apply first please!")
-        if not topic.perm & Perm.READ:
+        if not topic.perm & _READABLE:
             raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{h.topic}] pulling message is forbidden")
         if not 0 <= h.queue_id < topic.read_queue_nums:
             raise RequestError(
@@ -82,7 +88,7 @@ class PullHandler:
                 f"queueId[{h.queue_id}] is illegal, topic:[{h.topic}] topicConfig.readQueueNums:"
                 f"[{topic.read_queue_nums}]",
             )
-        if h.sys_flag & PullSysFlag.SUBSCRIPTION:
+        if h.sys_flag & _SUBSCRIPTION:
             sub = self._posted_subscription(h)
         else:
             sub = self.ctx.clients.subscription(h.consumer_group, h.topic)

@@ -45,6 +45,10 @@ from remoting.connection import Connection, Step, error_response
 from remoting.errors import RequestError
 from store.api import AppendRequest, AppendResult, HalfMessage, RecordRun, TopicConfig
 
+# Plain ints for the per-message checks: an int & IntFlag goes through enum's Python-level __rand__.
+_WRITABLE = int(Perm.WRITE)
+_COMPRESSED = int(MessageSysFlag.COMPRESSED)
+
 V2_CODES = frozenset({RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2})
 
 
@@ -156,7 +160,7 @@ class SendHandler:
     ) -> PreparedSend:
         """Validate a send to an existing topic and encode what to store."""
         cfg = self.ctx.config
-        if not topic.perm & Perm.WRITE:
+        if not topic.perm & _WRITABLE:
             raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{header.topic}] sending message is forbidden")
         queue_nums = max(topic.read_queue_nums, topic.write_queue_nums)
         queue_id = header.queue_id
@@ -231,7 +235,7 @@ class SendHandler:
         if header.sys_flag & TRANSACTION_TYPE_MASK:
             raise RequestError(ResponseCode.MESSAGE_ILLEGAL, "batch request does not support transaction messages")
         body = cmd.body
-        if header.sys_flag & MessageSysFlag.COMPRESSED:
+        if header.sys_flag & _COMPRESSED:
             # The C++ client of PyPI rocketmq 0.4.4 compresses a batch body over 4 KiB like a single body (Java and
             # Go never compress batches). Split the inflated body, and store its messages uncompressed without the
             # compression bits, so that every consumer reads them as plain bodies.
@@ -260,7 +264,7 @@ class SendHandler:
             else self.ctx.store.append_nowait(requests)
         )
         self.in_flight += 1
-        answer: asyncio.Future[RemotingCommand] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[RemotingCommand] = stored.get_loop().create_future()
         stored.add_done_callback(functools.partial(self._stored, cmd, prepared, answer))
         return answer
 
