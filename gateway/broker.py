@@ -63,6 +63,8 @@ class Broker:
             on_open=self._opened,
             on_close=self._closed,
         )
+        # A group commit answers its sends from within itself; their answers are written as soon as it is done.
+        self.store.after_answers.append(self.server.flush_writes)
 
     def _topics_changed(self) -> None:
         self.registrar.trigger()

@@ -33,6 +33,7 @@ from codec.errors import CodecError
 from codec.frame import FrameDecoder, encode_frame
 from remoting.errors import RequestError
 from remoting.limits import ConnectionLimits, ConnectionSlots
+from runtime.completion import Completion
 from runtime.logs import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pocketmq.remoting")
 
-HandlerResult = RemotingCommand | None | Awaitable[RemotingCommand | None]
+HandlerResult = RemotingCommand | None | Awaitable[RemotingCommand | None] | Completion[RemotingCommand]
 
 
 @dataclass(slots=True, frozen=True)
@@ -212,11 +213,14 @@ class Connection(asyncio.Protocol):
         self._out_bytes += len(frame)
         if self._out is None:
             self._out = [frame]
-            self._loop.call_soon(self._write_out)
+            self.server.unflushed.add(self)  # written by flush_writes, or at the latest on the next round
+            self._loop.call_soon(self.write_pending)
         else:
             self._out.append(frame)
 
-    def _write_out(self) -> None:
+    def write_pending(self, *, pump: bool = True) -> None:
+        """Write this round's answers (``pump``: then take the requests that waited for them)."""
+        self.server.unflushed.discard(self)
         out, self._out = self._out, None
         self._out_bytes = 0
         transport = self.transport
@@ -228,14 +232,22 @@ class Connection(asyncio.Protocol):
             else:
                 transport.writelines(out)
             self.last_io = self._now()
-            if self.decoder.has_frame and not self._busy:
+            if pump and self.decoder.has_frame and not self._busy:
                 self._pump()  # it may have stopped for the answers of this round: they are written now
         except Exception as err:
             self._fail("internal error while writing", err)
 
+    def resume_after_flush(self) -> None:
+        """After ``write_pending(pump=False)``: take the requests that waited for the written answers."""
+        if self.decoder.has_frame and not self._busy and not self._closing:
+            try:
+                self._pump()
+            except Exception as err:
+                self._fail("internal error after writing", err)
+
     def _close_transport(self) -> None:
         """Close gracefully: what was answered is written first."""
-        self._write_out()
+        self.write_pending()
         if self.transport is not None:
             self.transport.close()
 
@@ -330,7 +342,7 @@ class Connection(asyncio.Protocol):
             self._answer(cmd, result)
             return
         self._in_flight += 1
-        if isinstance(result, asyncio.Future):
+        if isinstance(result, Completion | asyncio.Future):
             result.add_done_callback(functools.partial(self._future_done, cmd))
         else:
             self._spawn(self._complete(cmd, result), cancellable=True)
@@ -343,7 +355,9 @@ class Connection(asyncio.Protocol):
         self._answer(cmd, response)
         self._after_answer()
 
-    def _future_done(self, cmd: RemotingCommand, future: asyncio.Future[RemotingCommand | None]) -> None:
+    def _future_done(
+        self, cmd: RemotingCommand, future: asyncio.Future[RemotingCommand | None] | Completion[RemotingCommand]
+    ) -> None:
         self._in_flight -= 1
         try:
             if future.cancelled():

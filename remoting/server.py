@@ -77,6 +77,7 @@ class RemotingServer:
         self.on_close = on_close
         self.clock = clock
         self.connections: set[Connection] = set()
+        self.unflushed: set[Connection] = set()  # connections with answers not yet written
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -105,6 +106,15 @@ class RemotingServer:
             except Exception:  # a bug in one connection's bookkeeping must not stop the others' timers
                 log.exception("%s: checking the timers of the connection from %s failed", self.name, conn.peer_text)
                 conn.abort()
+
+    def flush_writes(self) -> None:
+        """Write every connection's pending answers now (after a group commit answered its sends), then let them
+        read on: all answers go out before any connection handles its next request."""
+        flushed, self.unflushed = self.unflushed, set()
+        for conn in flushed:
+            conn.write_pending(pump=False)
+        for conn in flushed:
+            conn.resume_after_flush()
 
     def stop_accepting(self) -> None:
         """Close the listening socket; established connections keep being served."""

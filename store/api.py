@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
+from runtime.completion import Completion
+
 
 @dataclass(slots=True)
 class AppendRequest:
@@ -132,6 +134,15 @@ class MessageStore(Protocol):
     def append_run_nowait(self, run: RecordRun) -> asyncio.Future[AppendResult]:
         """``append_nowait`` for a run of records: the future holds the offsets of its first record (the others
         follow it: queue offsets one apart, physical offsets at ``run.ends``)."""
+
+    def append_then(self, requests: Sequence[AppendRequest], done: Completion[list[AppendResult]]) -> None:
+        """``append_nowait`` that sets ``done`` from within the group commit (runtime.completion)."""
+
+    def append_run_then(self, run: RecordRun, done: Completion[AppendResult]) -> None:
+        """``append_run_nowait`` that sets ``done`` from within the group commit."""
+
+    after_answers: list[Callable[[], None]]
+    """Called after each group commit has set its appends' results (the broker writes the answers then)."""
 
     def max_offset(self, topic: str, queue_id: int) -> int:
         """Next queue offset to be written (0 for an unknown queue). In memory, no I/O."""

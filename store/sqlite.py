@@ -26,9 +26,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from codec.record import PHYS_OFFSET_POS, QUEUE_OFFSET_POS
+from runtime.completion import Completion
 from runtime.logs import RateLimitedLogs
 from store.api import (
     AppendRequest,
@@ -54,6 +55,8 @@ from store.chunks import (
 )
 from store.errors import AlreadyResolved, FlushFailed, StorageUnavailable, StoreClosed, StoreError, UnstorableValue
 from store.migrations import migrate
+
+_F = TypeVar("_F", asyncio.Future[Any], Completion[Any])
 
 _log = logging.getLogger(__name__)
 
@@ -208,7 +211,7 @@ def _check_keys(keys: object) -> None:
 @dataclass(slots=True)
 class _Pending:
     requests: Sequence[AppendRequest] | RecordRun
-    future: asyncio.Future[Any]  # list[AppendResult], or AppendResult for a RecordRun
+    future: asyncio.Future[Any] | Completion[Any]  # list[AppendResult], or AppendResult for a RecordRun
 
 
 @dataclass(slots=True)
@@ -243,6 +246,8 @@ class SqliteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._pending: list[_Pending] = []
+        # Called after each group commit has answered its appends: the broker writes the answers out then.
+        self.after_answers: list[Callable[[], None]] = []
         self._commit_scheduled = False
         self._held = False  # commits wait while the background thread lets the WAL start over
         self._unflushed = 0  # commits waiting for their WAL fsync (SYNC_FLUSH)
@@ -447,6 +452,23 @@ class SqliteStore:
     def append_nowait(self, requests: Sequence[AppendRequest]) -> asyncio.Future[list[AppendResult]]:
         """Queue messages for the next group commit; the future holds their offsets once it has committed (and,
         with SYNC_FLUSH, once the WAL is on disk). Raises at once for a request that cannot be stored."""
+        self._check_requests(requests)
+        if not requests:
+            assert self._loop is not None
+            done: asyncio.Future[list[AppendResult]] = self._loop.create_future()
+            done.set_result([])
+            return done
+        return self._enqueue(requests, self._new_future())
+
+    def append_then(self, requests: Sequence[AppendRequest], done: Completion[list[AppendResult]]) -> None:
+        """``append_nowait`` that sets ``done`` from within the commit instead of a future one round later
+        (runtime.completion says why). ``requests`` must not be empty."""
+        self._check_requests(requests)
+        if not requests:
+            raise ValueError("nothing to append")
+        self._enqueue(requests, done)
+
+    def _check_requests(self, requests: Sequence[AppendRequest]) -> None:
         self._require_open()
         checked_topic = None
         for request in requests:
@@ -460,16 +482,19 @@ class SqliteStore:
             if request.half is not None:
                 check_text("producer group", request.half.producer_group)
                 check_text("transaction id", request.half.transaction_id)
-        if not requests:
-            assert self._loop is not None
-            done: asyncio.Future[list[AppendResult]] = self._loop.create_future()
-            done.set_result([])
-            return done
-        return self._enqueue(requests)
 
     def append_run_nowait(self, run: RecordRun) -> asyncio.Future[AppendResult]:
         """Queue a run of records (a batch) for the next group commit; the future holds the offsets of its first
         record. Raises at once for a run that cannot be stored."""
+        self._check_run(run)
+        return self._enqueue(run, self._new_future())
+
+    def append_run_then(self, run: RecordRun, done: Completion[AppendResult]) -> None:
+        """``append_run_nowait`` that sets ``done`` from within the commit."""
+        self._check_run(run)
+        self._enqueue(run, done)
+
+    def _check_run(self, run: RecordRun) -> None:
         self._require_open()
         ends, count = run.ends, len(run.ends)
         if type(run.records) is not bytearray or not count or ends[-1] != len(run.records):
@@ -479,11 +504,13 @@ class SqliteStore:
         check_text("topic", run.topic)
         for keys in run.keys:
             _check_keys(keys)
-        return self._enqueue(run)
 
-    def _enqueue(self, requests: Sequence[AppendRequest] | RecordRun) -> asyncio.Future[Any]:
+    def _new_future(self) -> asyncio.Future[Any]:
         assert self._loop is not None
-        future: asyncio.Future[Any] = self._loop.create_future()
+        return self._loop.create_future()
+
+    def _enqueue(self, requests: Sequence[AppendRequest] | RecordRun, future: _F) -> _F:
+        assert self._loop is not None
         self._pending.append(_Pending(requests, future))
         if not self._commit_scheduled:
             self._commit_scheduled = True
@@ -540,6 +567,7 @@ class SqliteStore:
                     run.records[start + QUEUE_OFFSET_POS : start + PHYS_OFFSET_POS + 8] = _ZERO_OFFSETS
             for pending in batch:
                 _fail(pending.future, err)
+            self._answered()
             if not isinstance(err, StorageUnavailable):  # that one is logged where it is raised
                 self.warnings.warning(
                     f"append:{type(err).__name__}",
@@ -558,6 +586,14 @@ class SqliteStore:
             self._background.fsync_wal(lambda error: self._flush_done(batch, staged.answers, error))
         else:
             _answer(batch, staged.answers)
+            self._answered()
+
+    def _answered(self) -> None:
+        for listener in self.after_answers:
+            try:
+                listener()
+            except Exception:
+                _log.exception("a listener after a group commit failed: %r", listener)
 
     def _flush_done(
         self, batch: list[_Pending], answers: list[list[AppendResult]], error: BaseException | None
@@ -566,11 +602,13 @@ class SqliteStore:
         self._flushed.set()
         if error is None:
             _answer(batch, answers)
+            self._answered()
             return
         failure = FlushFailed(f"stored, but the fsync of {self.path.name}-wal failed: {error}")
         self.warnings.warning("fsync", "%s", failure)
         for pending in batch:
             _fail(pending.future, failure)
+        self._answered()
 
     def _stage(self, batch: list[_Pending], staged: _Staged) -> None:
         """Assign offsets, patch them into the records and build one chunk per queue; counters stay untouched."""
@@ -1144,7 +1182,7 @@ def _answer(batch: list[_Pending], answers: list[list[AppendResult]]) -> None:
             pending.future.set_result(results[0] if isinstance(pending.requests, RecordRun) else results)
 
 
-def _fail(future: asyncio.Future[Any], cause: BaseException) -> None:
+def _fail(future: asyncio.Future[Any] | Completion[Any], cause: BaseException) -> None:
     if future.done():
         return
     if isinstance(cause, StoreError) and not isinstance(cause, UnstorableValue):

@@ -66,11 +66,7 @@ class PullHandler:
         if h.sys_flag & _COMMIT_OFFSET:
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         outcome = self.read(h, message_filter)
-        if (
-            outcome.code == ResponseCode.PULL_NOT_FOUND
-            and h.sys_flag & _SUSPEND
-            and not self.ctx.waits.closing
-        ):
+        if outcome.code == ResponseCode.PULL_NOT_FOUND and h.sys_flag & _SUSPEND and not self.ctx.waits.closing:
             hold_ms = min(max(h.suspend_timeout_millis, 0), self.ctx.config.max_long_poll_ms)
             if hold_ms > 0:
                 return self._hold(cmd, h, message_filter, hold_ms)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import random
@@ -43,6 +42,7 @@ from gateway.retry import dead_letter_for_resend, max_reconsume_times
 from gateway.topics import validate_topic
 from remoting.connection import Connection, Step, error_response
 from remoting.errors import RequestError
+from runtime.completion import Completion
 from store.api import AppendRequest, AppendResult, HalfMessage, RecordRun, TopicConfig
 
 # Plain ints for the per-message checks: an int & IntFlag goes through enum's Python-level __rand__.
@@ -94,7 +94,7 @@ class SendHandler:
     def fail(self, cmd: RemotingCommand, code: ResponseCode, remark: str) -> RemotingCommand:
         return cmd.response(code, remark, ext_fields=dict(self._ext))
 
-    def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | asyncio.Future[Any] | Step:
+    def __call__(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand | Completion[RemotingCommand] | Step:
         try:
             header = decode_send_header(cmd.ext_fields, v2=cmd.code in V2_CODES)
             topic = self._topic_now(cmd, header)
@@ -141,7 +141,7 @@ class SendHandler:
 
     async def _send_after_creating_topic(
         self, cmd: RemotingCommand, header: SendMessageRequestHeader, conn: Connection
-    ) -> RemotingCommand | asyncio.Future[Any]:
+    ) -> RemotingCommand | Completion[RemotingCommand]:
         try:
             if header.topic.startswith(DLQ_GROUP_TOPIC_PREFIX):
                 topic = await self.ctx.topics.ensure_system_topic(header.topic)
@@ -254,44 +254,50 @@ class SendHandler:
             base.topic, base.queue_id, encoded.records, encoded.ends, tags_codes, keys, base.store_timestamp
         )
 
-    def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> asyncio.Future[RemotingCommand]:
-        """Queue the messages for the next group commit; the future answers the send once they are stored. A send
-        that was read is stored even if its connection closes meanwhile: the store commits it regardless."""
+    def _store(self, cmd: RemotingCommand, prepared: PreparedSend) -> Completion[RemotingCommand]:
+        """Queue the messages for the next group commit, which answers the send from within itself (a
+        ``Completion``, not a future a round later). A send that was read is stored even if its connection closes
+        meanwhile: the store commits it regardless."""
         requests = prepared.requests
-        stored: asyncio.Future[Any] = (
-            self.ctx.store.append_run_nowait(requests)
-            if isinstance(requests, RecordRun)
-            else self.ctx.store.append_nowait(requests)
-        )
-        self.in_flight += 1
-        answer: asyncio.Future[RemotingCommand] = stored.get_loop().create_future()
+        answer: Completion[RemotingCommand] = Completion()
+        stored: Completion[Any] = Completion()
         stored.add_done_callback(functools.partial(self._stored, cmd, prepared, answer))
+        if isinstance(requests, RecordRun):
+            self.ctx.store.append_run_then(requests, stored)
+        else:
+            self.ctx.store.append_then(requests, stored)
+        self.in_flight += 1
         return answer
 
     def _stored(
         self,
         cmd: RemotingCommand,
         prepared: PreparedSend,
-        answer: asyncio.Future[RemotingCommand],
-        stored: asyncio.Future[Any],  # list[AppendResult], or AppendResult for a batch
+        answer: Completion[RemotingCommand],
+        stored: Completion[Any],  # list[AppendResult], or AppendResult for a batch
     ) -> None:
         self.in_flight -= 1
-        if stored.cancelled():
-            answer.cancel()
-            return
         error = stored.exception()
         if error is not None:
             answer.set_exception(error)
             return
+        try:
+            answer.set_result(self._success(cmd, prepared, stored.result()))
+        except Exception as err:  # a bug here must still answer the send (the connection logs it)
+            if not answer.done():
+                answer.set_exception(err)
+
+    def _success(self, cmd: RemotingCommand, prepared: PreparedSend, stored: Any) -> RemotingCommand:
+        """The answer to a stored send; ``stored`` is list[AppendResult], or AppendResult for a batch."""
         requests = prepared.requests
         msg_id = self.ctx.msg_id
         if isinstance(requests, RecordRun):
-            first: AppendResult = stored.result()
+            first: AppendResult = stored
             self.ctx.waits.notify(requests.topic, requests.queue_id)
             phys, ends = first.phys_offset, requests.ends
             msg_ids = self.ctx.msg_ids.joined(itertools.chain((phys,), map(phys.__add__, ends[:-1])), len(ends))
         else:
-            results: list[AppendResult] = stored.result()
+            results: list[AppendResult] = stored
             first = results[0]
             due_ms = requests[0].due_ms
             if requests[0].half is not None:
@@ -309,4 +315,4 @@ class SendHandler:
         if prepared.uniq_key:
             ext["transactionId"] = prepared.uniq_key
         ext.update(self._ext)
-        answer.set_result(cmd.response(ResponseCode.SUCCESS, ext_fields=ext))
+        return cmd.response(ResponseCode.SUCCESS, ext_fields=ext)
