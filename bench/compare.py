@@ -68,6 +68,7 @@ from remoting.client import RemotingClient  # noqa: E402
 LOADGEN_DIR = Path(__file__).resolve().parent / "java-loadgen"
 LOADGEN_MAIN = "pocketmq.bench.LoadGen"
 PHASES = ("sync", "async", "batch", "fill", "drain")
+PYTHON_PACKAGES = ("pocketmq", "codec", "remoting", "nameserver", "gateway", "store", "runtime")  # pyproject.toml
 KINDS = ("apache", "pocketmq")
 LABEL = {"apache": "Apache", "pocketmq": "pocketmq"}
 PROBE_TOPIC = "BenchProbe"
@@ -408,6 +409,19 @@ class PocketmqServer(Server):
 
     def logs(self) -> str:
         return tail(self.log_path)
+
+
+def byte_compile(source_dir: Path) -> str:
+    """Compile the checkout's modules to bytecode first, as ``pip install`` does: an editable checkout run with
+    PYTHONDONTWRITEBYTECODE set (as on the development machine) otherwise compiles every module at every start,
+    which added about 60-80 ms to pocketmq's start-up."""
+    packages = [d for d in PYTHON_PACKAGES if (source_dir / d).is_dir()]
+    done = subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *packages], cwd=source_dir, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        return f"bytecode: compileall failed ({done.stderr.strip()[:200]}); modules compile at start-up"
+    return f"bytecode: {', '.join(packages)} compiled first (as pip install does)"
 
 
 # ---- the load generator -----------------------------------------------------------------------------------------
@@ -978,6 +992,7 @@ def main() -> None:
         drop_caches=not args.keep_page_cache and os.access(DROP_CACHES, os.W_OK),
     )  # fmt: skip
 
+    compiled = byte_compile(cfg.source_dir) if "pocketmq" in kinds else ""
     now = datetime.datetime.now().astimezone()
     print(f"pocketmq vs Apache RocketMQ {ROCKETMQ_VERSION}, side by side, {now:%Y-%m-%d %H:%M %Z}"
           f"{' (--quick)' if args.quick else ''}")  # fmt: skip
@@ -985,6 +1000,8 @@ def main() -> None:
     print(f"load:     load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min) at the start")
     print(f"code:     {code_revision(cfg.source_dir)}, pocketmq run from {cfg.source_dir}")
     print(f"pocketmq: {sys.executable} -m pocketmq up (defaults: ASYNC_FLUSH = SQLite WAL, synchronous=NORMAL)")
+    if compiled:
+        print(f"          {compiled}")
     print(f"apache:   namesrv JVM {' '.join(NAMESRV_JVM_FLAGS)}")
     print(f"          broker  JVM {' '.join(BROKER_JVM_FLAGS)}")
     print(f"          broker.conf {' '.join(f'{k}={v}' for k, v in BROKER_CONF.items())}, the rest Apache defaults")
