@@ -103,6 +103,17 @@ def encode_record(msg: StoredMessage) -> bytearray:
     store_ip = _ip_bytes(msg.store_host)
     if len(props) > MAX_RECORD_PROPERTIES:
         raise CodecError(f"properties are {len(props)} bytes, more than {MAX_RECORD_PROPERTIES}")
+    if len(born_ip) == 4 and len(store_ip) == 4 and len(topic) <= 127:  # the usual record: one pack and a join
+        body_len, topic_len, props_len = len(body), len(topic), len(props)
+        return bytearray().join((
+            _V4_FIXED.pack(
+                _V4_FIXED.size + body_len + 1 + topic_len + 2 + props_len, MAGIC_V1, zlib.crc32(body) & 0x7FFFFFFF,
+                msg.queue_id, msg.flag, msg.queue_offset, msg.phys_offset, msg.sys_flag & ~_HOST_BITS,
+                msg.born_timestamp, born_ip, msg.born_port, msg.store_timestamp, store_ip, msg.store_port,
+                msg.reconsume_times, msg.prepared_transaction_offset, body_len,
+            ),
+            body, _I8.pack(topic_len), topic, _I16.pack(props_len), props,
+        ))  # fmt: skip
     # Plain ints: inverting an IntFlag would also clear bits it has no member for (e.g. compression type).
     sys_flag = msg.sys_flag & ~_HOST_BITS
     if len(born_ip) == 16:

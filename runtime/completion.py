@@ -45,21 +45,23 @@ class Completion(Generic[T]):
         return self._value  # type: ignore[no-any-return]
 
     def exception(self) -> BaseException | None:
-        if not self.done():
+        if self._value is _PENDING and self._error is None:
             raise asyncio.InvalidStateError("the result is not set yet")
         return self._error
 
     def set_result(self, value: T) -> None:
-        if self.done():
+        if self._value is not _PENDING or self._error is not None:
             raise asyncio.InvalidStateError("the result is already set")
         self._value = value
-        self._run_callbacks()
+        if self._callbacks:
+            self._run_callbacks()
 
     def set_exception(self, error: BaseException) -> None:
-        if self.done():
+        if self._value is not _PENDING or self._error is not None:
             raise asyncio.InvalidStateError("the result is already set")
         self._error = error
-        self._run_callbacks()
+        if self._callbacks:
+            self._run_callbacks()
 
     def add_done_callback(self, callback: Callable[[Completion[T]], None]) -> None:
         if self.done():
