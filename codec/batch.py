@@ -32,9 +32,10 @@ class BatchItem:
     flag: int = 0
 
 
-def split_batch(body: bytes) -> list[tuple[bytes, bytes, int]]:
-    """The items of a batch body as (body, raw properties, flag): the per-message path, no object per item."""
-    items: list[tuple[bytes, bytes, int]] = []
+def item_spans(body: bytes) -> list[tuple[int, int, int, int]]:
+    """Where each item of a batch body lies, checked: (flag, body start, propertiesLength position, item end).
+    The one parser of the item layout; MessageFormatError names the first bad item."""
+    spans: list[tuple[int, int, int, int]] = []
     pos = 0
     size = len(body)
     unpack_head, unpack_i16 = _ITEM_HEAD.unpack_from, _I16.unpack_from
@@ -43,20 +44,26 @@ def split_batch(body: bytes) -> list[tuple[bytes, bytes, int]]:
             total, _magic, _crc, flag, body_len = unpack_head(body, pos)
             end = pos + total
             if total < ITEM_OVERHEAD or end > size or body_len < 0:
-                raise MessageFormatError(f"batch item {len(items)} has a bad size {total}")
+                raise MessageFormatError(f"batch item {len(spans)} has a bad size {total}")
             p = pos + _ITEM_HEAD.size
-            if p + body_len + 2 > end:
-                raise MessageFormatError(f"batch item {len(items)} body length {body_len} overruns the item")
-            (props_len,) = unpack_i16(body, p + body_len)
-            if props_len < 0 or p + body_len + 2 + props_len != end:
-                raise MessageFormatError(f"batch item {len(items)} properties length {props_len} is wrong")
-            items.append((body[p : p + body_len], body[end - props_len : end], flag))
+            props_at = p + body_len
+            if props_at + 2 > end:
+                raise MessageFormatError(f"batch item {len(spans)} body length {body_len} overruns the item")
+            (props_len,) = unpack_i16(body, props_at)
+            if props_len < 0 or props_at + 2 + props_len != end:
+                raise MessageFormatError(f"batch item {len(spans)} properties length {props_len} is wrong")
+            spans.append((flag, p, props_at, end))
             pos = end
     except struct.error as err:
-        raise MessageFormatError(f"batch body truncated in item {len(items)}") from err
-    if not items:
+        raise MessageFormatError(f"batch body truncated in item {len(spans)}") from err
+    if not spans:
         raise MessageFormatError("batch body holds no message")
-    return items
+    return spans
+
+
+def split_batch(body: bytes) -> list[tuple[bytes, bytes, int]]:
+    """The items of a batch body as (body, raw properties, flag)."""
+    return [(body[p:props_at], body[props_at + 2 : end], flag) for flag, p, props_at, end in item_spans(body)]
 
 
 class EncodedBatch(NamedTuple):
@@ -70,46 +77,28 @@ class EncodedBatch(NamedTuple):
 def encode_batch_records(template: RecordTemplate, body: bytes) -> EncodedBatch:
     """Split a batch body and encode every item with ``template`` into one buffer: one join for the whole batch,
     the items' bodies taken as views of ``body``. The bytes equal the items' ``template.encode`` concatenated
-    (tests/codec); a malformed body raises what ``split_batch`` raises."""
+    (tests/codec); a malformed body raises what ``item_spans`` raises."""
     view = memoryview(body)
     pieces: list[bytes | memoryview] = []
     ends: list[int] = []
     properties: list[bytes] = []
-    size = len(body)
-    unpack_head, unpack_i16 = _ITEM_HEAD.unpack_from, _I16.unpack_from
     pack, magic, queue_id, middle = template.start.pack, template.magic, template.queue_id, template.middle
     topic, fixed, crc32 = template.topic, template.fixed, zlib.crc32
-    pos = end = 0
-    try:
-        while pos < size:
-            total, _magic, _crc, flag, body_len = unpack_head(body, pos)
-            item_end = pos + total
-            if total < ITEM_OVERHEAD or item_end > size or body_len < 0:
-                raise MessageFormatError(f"batch item {len(ends)} has a bad size {total}")
-            p = pos + _ITEM_HEAD.size
-            props_at = p + body_len
-            if props_at + 2 > item_end:
-                raise MessageFormatError(f"batch item {len(ends)} body length {body_len} overruns the item")
-            (props_len,) = unpack_i16(body, props_at)
-            if props_len < 0 or props_at + 2 + props_len != item_end:
-                raise MessageFormatError(f"batch item {len(ends)} properties length {props_len} is wrong")
-            item_body = view[p:props_at]
-            record_size = fixed + body_len + props_len  # properties below 2**15 always fit a record
-            # The item's propertiesLength and properties are the record's: one slice for both.
-            pieces += (
-                pack(record_size, magic, crc32(item_body) & 0x7FFFFFFF, queue_id, flag, middle, body_len),
-                item_body,
-                topic,
-                view[props_at:item_end],
-            )
-            properties.append(body[item_end - props_len : item_end])
-            end += record_size
-            ends.append(end)
-            pos = item_end
-    except struct.error as err:
-        raise MessageFormatError(f"batch body truncated in item {len(ends)}") from err
-    if not ends:
-        raise MessageFormatError("batch body holds no message")
+    end = 0
+    for flag, p, props_at, item_end in item_spans(body):
+        item_body = view[p:props_at]
+        body_len, props_len = props_at - p, item_end - props_at - 2
+        record_size = fixed + body_len + props_len  # properties below 2**15 always fit a record
+        # The item's propertiesLength and properties are the record's: one slice for both.
+        pieces += (
+            pack(record_size, magic, crc32(item_body) & 0x7FFFFFFF, queue_id, flag, middle, body_len),
+            item_body,
+            topic,
+            view[props_at:item_end],
+        )
+        properties.append(body[props_at + 2 : item_end])
+        end += record_size
+        ends.append(end)
     return EncodedBatch(bytearray().join(pieces), ends, properties)
 
 

@@ -50,16 +50,15 @@ class Completion(Generic[T]):
         return self._error
 
     def set_result(self, value: T) -> None:
-        if self._value is not _PENDING or self._error is not None:
-            raise asyncio.InvalidStateError("the result is already set")
-        self._value = value
-        if self._callbacks:
-            self._run_callbacks()
+        self._settle(value, None)
 
     def set_exception(self, error: BaseException) -> None:
+        self._settle(_PENDING, error)
+
+    def _settle(self, value: Any, error: BaseException | None) -> None:
         if self._value is not _PENDING or self._error is not None:
             raise asyncio.InvalidStateError("the result is already set")
-        self._error = error
+        self._value, self._error = value, error
         if self._callbacks:
             self._run_callbacks()
 
