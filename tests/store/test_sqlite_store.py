@@ -530,6 +530,48 @@ async def test_the_wal_starts_over_under_a_steady_load(
         assert [store.max_offset("TopicA", q) for q in range(4)] == [len(offsets) // 4] * 4
 
 
+async def _write_under_load(store: SqliteStore, new_request, megabytes: int) -> None:
+    written = 0
+    while written < megabytes * 1024 * 1024:
+        batch = [new_request(queue_id=i % 4, body=os.urandom(2000)) for i in range(16)]
+        await store.append(batch)
+        written += sum(len(r.record) for r in batch)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(("force_at", "restarts"), [(1 << 40, 0), (512 * 1024, 1)])
+async def test_commits_are_held_only_once_the_checkpoints_caught_up_or_the_wal_is_far_too_big(
+    db_path: pathlib.Path, new_request, monkeypatch: pytest.MonkeyPatch, force_at: int, restarts: int
+) -> None:
+    """Holding the commits while a long checkpoint copies stalls every sender; when catching up fails (here it is
+    never tried), the restart waits for a later round, unless the WAL is past the forced limit."""
+    monkeypatch.setattr(background, "RESTART_WAL_BYTES", 256 * 1024)
+    monkeypatch.setattr(background, "FORCE_RESTART_WAL_BYTES", force_at)
+    monkeypatch.setattr(background, "CHECKPOINT_INTERVAL_S", 0.01)
+    monkeypatch.setattr(background, "CATCH_UP_ROUNDS", 0)
+    async with opened(db_path) as store:
+        assert store._background is not None
+        await _write_under_load(store, new_request, 4)
+        assert (store._background.restarts >= 1) == bool(restarts)
+
+
+async def test_catching_up_syncs_the_database_file_between_checkpoints(
+    db_path: pathlib.Path, new_request, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite syncs the database file only in a checkpoint that reaches the end of the WAL; the catching up does it
+    after each of its checkpoints so that the one under the hold has little left to write out."""
+    synced: list[pathlib.Path] = []
+    real_sync = background._sync_file
+    monkeypatch.setattr(background, "_sync_file", lambda path: (synced.append(path), real_sync(path)))
+    monkeypatch.setattr(background, "RESTART_WAL_BYTES", 256 * 1024)
+    monkeypatch.setattr(background, "CHECKPOINT_INTERVAL_S", 0.01)
+    async with opened(db_path) as store:
+        assert store._background is not None
+        await _write_under_load(store, new_request, 4)
+        assert store._background.restarts >= 1
+    assert synced and set(synced) == {db_path}
+
+
 def _size(path: pathlib.Path) -> int:
     return path.stat().st_size
 
