@@ -54,6 +54,13 @@ class PullOutcome:
     body: bytes = b""
 
 
+def _shutting_down() -> RequestError:
+    """The answer to a long poll that found nothing while the broker shuts down. PULL_NOT_FOUND would make the
+    client pull again at once, and a pull in flight when the connection closes can be left to its 30 s timeout (the
+    Java client fails a request early only when it closes the channel itself); an error makes it wait (3 s in Java)."""
+    return RequestError(ResponseCode.SYSTEM_BUSY, "the broker is shutting down; pull again later")
+
+
 class PullHandler:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
@@ -66,7 +73,9 @@ class PullHandler:
         if h.sys_flag & _COMMIT_OFFSET:
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         outcome = self.read(h, message_filter)
-        if outcome.code == ResponseCode.PULL_NOT_FOUND and h.sys_flag & _SUSPEND and not self.ctx.waits.closing:
+        if outcome.code == ResponseCode.PULL_NOT_FOUND and h.sys_flag & _SUSPEND:
+            if self.ctx.waits.closing:
+                raise _shutting_down()
             hold_ms = min(max(h.suspend_timeout_millis, 0), self.ctx.config.max_long_poll_ms)
             if hold_ms > 0:
                 return self._hold(cmd, h, message_filter, hold_ms)
@@ -163,5 +172,7 @@ class PullHandler:
                 # Only messages this subscription filters out arrived: skip them and keep holding, as Java does.
                 h.queue_offset = outcome.next_offset
                 continue
+            if outcome.code == ResponseCode.PULL_NOT_FOUND and self.ctx.waits.closing:
+                raise _shutting_down()
             if outcome.code != ResponseCode.PULL_NOT_FOUND or timed_out:
                 return self._respond(cmd, outcome)

@@ -7,7 +7,7 @@ import time
 import anyio
 import pytest
 
-from codec.codes import PullSysFlag, RequestCode
+from codec.codes import PullSysFlag, RequestCode, ResponseCode
 from codec.command import request
 from codec.frame import encode_frame
 from codec.properties import encode_properties
@@ -267,4 +267,14 @@ async def test_graceful_shutdown_answers_held_pulls_at_once(three):
         started = time.monotonic()
         await three.broker.drain(timeout=3)
     assert result["at"] - started < 1.0
-    assert result["response"].code == 19
+    # An error, not PULL_NOT_FOUND: the client waits before pulling again instead of sending a pull that may be
+    # in flight when the connection closes (the Java client then waits out its 30 s pull timeout).
+    assert result["response"].code == ResponseCode.SYSTEM_BUSY
+    assert result["response"].remark == "the broker is shutting down; pull again later"
+
+
+async def test_while_shutting_down_long_polls_are_refused_and_plain_pulls_answered(three):
+    await three.broker.drain(timeout=3)
+    refused = await three.pull("TopicP", 1, 0, sys_flag=PullSysFlag.SUSPEND, suspend_ms=20_000, timeout=5)
+    assert (refused.code, refused.remark) == (ResponseCode.SYSTEM_BUSY, "the broker is shutting down; pull again later")
+    assert (await three.pull("TopicP", 1, 0, sys_flag=0, timeout=5)).code == ResponseCode.PULL_NOT_FOUND
