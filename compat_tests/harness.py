@@ -29,6 +29,7 @@ class PocketMQ:
     data_dir: Path
     namesrv_port: int = field(default_factory=free_port)
     broker_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)  # the gRPC endpoint for 5.x clients
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
     log_path: Path | None = None
@@ -40,6 +41,10 @@ class PocketMQ:
     @property
     def broker_addr(self) -> str:
         return f"127.0.0.1:{self.broker_port}"
+
+    @property
+    def grpc_endpoints(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, timeout: float = 20.0) -> None:
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
@@ -53,6 +58,7 @@ class PocketMQ:
             "--host", "127.0.0.1",
             "--namesrv-port", str(self.namesrv_port),
             "--broker-port", str(self.broker_port),
+            "--grpc-port", str(self.grpc_port),
             *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
@@ -29,6 +31,9 @@ from remoting.limits import ConnectionSlots
 from remoting.server import DispatchTable, RemotingServer
 from runtime.supervise import supervised
 from store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from remoting.grpc_server import GrpcServer
 
 log = logging.getLogger("pocketmq.broker")
 
@@ -65,6 +70,38 @@ class Broker:
         )
         # A group commit answers its sends from within itself; their answers are written as soon as it is done.
         self.store.after_answers.append(self.server.flush_writes)
+        self.grpc_server: GrpcServer | None = None
+        self.grpc_port: int | None = None
+        self.grpc_settled = anyio.Event()  # the gRPC endpoint is listening, or will not be
+
+    @property
+    def grpc_host(self) -> str:
+        return self.config.advertise_host if self.config.host in ("0.0.0.0", "::", "") else self.config.host
+
+    async def _serve_grpc(self) -> None:
+        cfg = self.config
+        try:
+            if cfg.grpc_port is None:
+                return
+            # Imported off the loop: protobuf, h2 and the generated modules are not part of the remoting start-up.
+            endpoint = await anyio.to_thread.run_sync(importlib.import_module, "gateway.grpc.endpoint")
+            self.grpc_server, _service = endpoint.build(self)
+            async with anyio.create_task_group() as tg:
+                try:
+                    self.grpc_port = await tg.start(self.grpc_server.serve, cfg.host, cfg.grpc_port)
+                except OSError as err:
+                    if cfg.grpc_port_explicit:
+                        raise
+                    log.warning(
+                        "gRPC endpoint off: port %d is taken (%s); pass --grpc-port 0 for a free one",
+                        cfg.grpc_port,
+                        err,
+                    )
+                    return
+                log.info("gRPC endpoint listening on %s:%d", cfg.host, self.grpc_port)
+                self.grpc_settled.set()
+        finally:
+            self.grpc_settled.set()
 
     def _topics_changed(self) -> None:
         self.registrar.trigger()
@@ -129,6 +166,8 @@ class Broker:
     async def drain(self, timeout: float = 5.0) -> None:
         """Stop accepting connections, answer held pulls, and let accepted sends finish (graceful shutdown)."""
         self.server.stop_accepting()
+        if self.grpc_server is not None:
+            self.grpc_server.stop_accepting()
         self.ctx.waits.release_all()
         # Short polls, at shutdown only: first until every accepted send is stored and answered, then briefly
         # until the released pulls' answers are written (consumers may keep pulling, so this is bounded).
@@ -157,6 +196,7 @@ class Broker:
                 tg.start_soon(supervised, "client expiry", self._expire_clients)
                 tg.start_soon(supervised, "scheduled delivery", self.ctx.scheduler.run)
                 tg.start_soon(supervised, "transaction checks", self.ctx.transactions.run)
+                tg.start_soon(self._serve_grpc)
                 task_status.started(port)
         finally:
             with anyio.CancelScope(shield=True):

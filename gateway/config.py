@@ -23,6 +23,12 @@ class BrokerConfig:
     cluster: str = "DefaultCluster"
     host: str = "127.0.0.1"  # bind address
     port: int = 10911
+    # The gRPC endpoint for 5.x clients (the proxy's port): None turns it off, 0 takes a free port. When the port
+    # was not asked for explicitly and is taken, the broker runs without it and says so.
+    grpc_port: int | None = 8081
+    grpc_port_explicit: bool = False
+    grpc_tls_cert: Path | None = None  # PEM; None: a self-signed certificate in the data directory
+    grpc_tls_key: Path | None = None
     advertise_host: str = "127.0.0.1"  # the address put in routes, message ids and records
     namesrv_addrs: list[str] = field(default_factory=lambda: ["127.0.0.1:9876"])
     data_dir: Path = Path("pocketmq-data")

@@ -32,6 +32,9 @@ BROKER_OPTIONS = {
     "broker_name": ("BROKER_NAME", "broker name (default broker-a)"),
     "cluster": ("CLUSTER", "cluster name (default DefaultCluster)"),
     "config": ("CONFIG", "a RocketMQ broker.conf file (key=value)"),
+    "grpc_port": ("GRPC_PORT", "gRPC port for 5.x clients (default 8081; 0 picks a free one; -1 turns it off)"),
+    "grpc_tls_cert": ("GRPC_TLS_CERT", "PEM certificate for the gRPC port (default: self-signed, in the data dir)"),
+    "grpc_tls_key": ("GRPC_TLS_KEY", "PEM private key of that certificate"),
 }
 
 
@@ -72,6 +75,15 @@ def build_broker_config(args: argparse.Namespace, namesrv_addrs: list[str] | Non
         config.advertise_host = advertise
     elif not (config_file and "brokerIP1" in read_broker_conf(Path(config_file))):
         config.advertise_host = local_address() if config.host in ("0.0.0.0", "::", "") else config.host
+    if (v := _opt(args, "grpc_port", "GRPC_PORT")) is not None:
+        config.grpc_port = None if int(v) < 0 else int(v)
+        config.grpc_port_explicit = True
+    if (v := _opt(args, "grpc_tls_cert", "GRPC_TLS_CERT")) is not None:
+        config.grpc_tls_cert = Path(v)
+    if (v := _opt(args, "grpc_tls_key", "GRPC_TLS_KEY")) is not None:
+        config.grpc_tls_key = Path(v)
+    if (config.grpc_tls_cert is None) != (config.grpc_tls_key is None):
+        raise SystemExit("--grpc-tls-cert and --grpc-tls-key go together")
     config.max_frame_size = frame_limit()
     return config
 
@@ -146,7 +158,16 @@ async def run_up(args: argparse.Namespace) -> None:
         _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
                f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
         _print(f"namesrvAddr={ns_host}:{ns_port}")
+        tg.start_soon(_announce_grpc, broker)
         freeze_startup_objects()
+
+
+async def _announce_grpc(broker: Broker) -> None:
+    """The gRPC endpoint starts after the remoting one (its imports stay out of the start-up time)."""
+    await broker.grpc_settled.wait()
+    if broker.grpc_port is not None:
+        _print(f"pocketmq gRPC endpoint (TLS and plaintext) listening on {broker.config.host}:{broker.grpc_port}")
+        _print(f"grpcEndpoints={broker.grpc_host}:{broker.grpc_port}")
 
 
 async def run_namesrv(args: argparse.Namespace) -> None:
@@ -170,6 +191,7 @@ async def run_broker(args: argparse.Namespace) -> None:
         _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
                f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
         _print(f"namesrvAddr={';'.join(config.namesrv_addrs)}")
+        tg.start_soon(_announce_grpc, broker)
         freeze_startup_objects()
 
 

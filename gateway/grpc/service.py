@@ -1,0 +1,302 @@
+"""``apache.rocketmq.v2.MessagingService``: routes, client sessions and sends (the rest follows, docs/grpc.md).
+
+As the Apache proxy does (RouteActivity, ClientActivity, SendMessageActivity), a gRPC send becomes a remoting
+send inside the broker: the message's system properties turn into the same properties a 4.x client sends, and
+the remoting send path stores it (auto-created topics, delays and timers, half messages, dead letters). So a
+message sent over gRPC is the same record a remoting consumer pulls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from dataclasses import dataclass
+from typing import cast
+
+from google.protobuf.duration_pb2 import Duration
+
+from codec.codes import (
+    AUTO_CREATE_TOPIC,
+    KEY_SEPARATOR,
+    PROPERTY_BORN_HOST,
+    PROPERTY_BORN_TIMESTAMP,
+    PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS,
+    PROPERTY_KEYS,
+    PROPERTY_PRODUCER_GROUP,
+    PROPERTY_RECONSUME_TIME,
+    PROPERTY_SHARDING_KEY,
+    PROPERTY_TAGS,
+    PROPERTY_TIMER_DELIVER_MS,
+    PROPERTY_TRACE_CONTEXT,
+    PROPERTY_TRAN_MSG,
+    PROPERTY_UNIQ_KEY,
+    SYSTEM_PROPERTY_NAMES,
+    MessageSysFlag,
+    Perm,
+    RequestCode,
+    ResponseCode,
+)
+from codec.command import RemotingCommand, request
+from codec.grpc_frames import Status
+from codec.grpc_v2 import definition_pb2 as d
+from codec.grpc_v2 import service_pb2 as s
+from codec.properties import encode_properties
+from gateway.context import BrokerContext
+from gateway.grpc.sessions import CLIENT_ID, Sessions
+from gateway.handlers.send import SendHandler
+from remoting.connection import Connection
+from remoting.errors import RequestError
+from remoting.grpc_server import CallContext, GrpcError, Kind, Method
+
+log = logging.getLogger("pocketmq.grpc")
+
+SERVICE = "/apache.rocketmq.v2.MessagingService/"
+ALL_MESSAGE_TYPES = (d.NORMAL, d.FIFO, d.DELAY, d.TRANSACTION)
+# Apache's proxy defaults (ProxyConfig): producers retry 3 times, 10 ms doubling to 1 s; consumers get batches of
+# 32 and a 20 s long poll; a consumer group retries 16 times on the delay-level schedule from level 3 (10 s).
+PRODUCER_MAX_ATTEMPTS = 3
+CONSUMER_BATCH_SIZE = 32
+LONG_POLLING_TIMEOUT_S = 20
+CONSUMER_MAX_ATTEMPTS = 17
+RETRY_BACKOFF_S = (1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200)
+
+# Remoting send answers as v2 codes (the proxy's ResponseBuilder does the same for the codes a send can get).
+_SEND_CODES = {
+    ResponseCode.TOPIC_NOT_EXIST: d.TOPIC_NOT_FOUND,
+    ResponseCode.NO_PERMISSION: d.FORBIDDEN,
+    ResponseCode.MESSAGE_ILLEGAL: d.BAD_REQUEST,
+    ResponseCode.INVALID_PARAMETER: d.BAD_REQUEST,
+    ResponseCode.SYSTEM_BUSY: d.TOO_MANY_REQUESTS,
+}
+
+
+def status(code: int, message: str | None = None) -> d.Status:
+    return d.Status(code=code, message=message if message is not None else d.Code.Name(code))
+
+
+OK = status(d.OK)
+
+
+@dataclass(slots=True)
+class _Caller:
+    """What the remoting send path reads of a connection: the sender's address."""
+
+    peer: tuple[str, int]
+
+    @property
+    def peer_text(self) -> str:
+        return f"{self.peer[0]}:{self.peer[1]}"
+
+
+def _duration(seconds: float) -> Duration:
+    out = Duration()
+    out.FromMilliseconds(int(seconds * 1000))
+    return out
+
+
+class MessagingService:
+    def __init__(self, ctx: BrokerContext, send_handler: SendHandler) -> None:
+        self.ctx = ctx
+        self.send_handler = send_handler
+        self.sessions = Sessions()
+
+    def methods(self) -> dict[str, Method]:
+        return {
+            SERVICE + "QueryRoute": Method(Kind.UNARY, s.QueryRouteRequest, self.query_route),
+            SERVICE + "Heartbeat": Method(Kind.UNARY, s.HeartbeatRequest, self.heartbeat),
+            SERVICE + "SendMessage": Method(Kind.UNARY, s.SendMessageRequest, self.send_message),
+            SERVICE + "Telemetry": Method(Kind.BIDI, s.TelemetryCommand, self.telemetry),
+            SERVICE + "NotifyClientTermination": Method(
+                Kind.UNARY, s.NotifyClientTerminationRequest, self.notify_client_termination
+            ),
+        }
+
+    # ---- routes ---------------------------------------------------------------------------------------
+
+    async def query_route(self, req: s.QueryRouteRequest, call: CallContext) -> s.QueryRouteResponse:
+        name = req.topic.name
+        if not name:
+            return s.QueryRouteResponse(status=status(d.ILLEGAL_TOPIC, "the topic name is empty"))
+        topic = self.ctx.topics.get(name)
+        if topic is None:
+            try:  # auto-created as a producer's first send would (autoCreateTopicEnable)
+                topic = await self.ctx.topics.for_send(name, AUTO_CREATE_TOPIC, self.ctx.topics.default_queue_nums)
+            except RequestError as err:
+                return s.QueryRouteResponse(status=status(d.TOPIC_NOT_FOUND, err.remark))
+        endpoints = req.endpoints
+        if not endpoints.addresses:  # the address this client connected to (containers, port forwarding)
+            host, port = call.local
+            endpoints = d.Endpoints(scheme=d.IPv4, addresses=[d.Address(host=host, port=port)])
+        broker = d.Broker(name=self.ctx.config.broker_name, id=0, endpoints=endpoints)
+        readable, writable = bool(topic.perm & Perm.READ), bool(topic.perm & Perm.WRITE)
+        queues = []
+        for queue_id in range(max(topic.read_queue_nums, topic.write_queue_nums)):
+            read = readable and queue_id < topic.read_queue_nums
+            write = writable and queue_id < topic.write_queue_nums
+            permission = d.READ_WRITE if read and write else d.READ if read else d.WRITE if write else d.NONE
+            queues.append(
+                d.MessageQueue(
+                    topic=req.topic,
+                    id=queue_id,
+                    permission=permission,
+                    broker=broker,
+                    accept_message_types=ALL_MESSAGE_TYPES,
+                )
+            )
+        return s.QueryRouteResponse(status=OK, message_queues=queues)
+
+    # ---- clients --------------------------------------------------------------------------------------
+
+    async def telemetry(self, requests, send, call: CallContext) -> None:  # type: ignore[no-untyped-def]
+        client_id = call.metadata.get(CLIENT_ID, "")
+        try:
+            async for command in requests:
+                kind = command.WhichOneof("command")
+                if not client_id:
+                    await send(s.TelemetryCommand(status=status(d.CLIENT_ID_REQUIRED, f"{CLIENT_ID} is missing")))
+                elif kind == "settings":
+                    self.sessions.update(client_id, command.settings, call.connection_id, send)
+                    settings = self.server_settings(command.settings)
+                    await send(s.TelemetryCommand(status=OK, settings=settings))
+                elif kind in ("thread_stack_trace", "verify_message_result"):
+                    log.info("client %s answered a %s", client_id, kind)
+                else:
+                    await send(
+                        s.TelemetryCommand(status=status(d.BAD_REQUEST, f"a client does not send {kind or 'nothing'}"))
+                    )
+        finally:
+            if client_id:
+                self.sessions.stream_ended(client_id, send)
+
+    def server_settings(self, client: d.Settings) -> d.Settings:
+        """The client's settings with the server's parts filled in (GrpcClientSettingsManager)."""
+        out = d.Settings()
+        out.CopyFrom(client)
+        if client.HasField("publishing"):
+            policy = out.backoff_policy
+            policy.max_attempts = PRODUCER_MAX_ATTEMPTS
+            policy.exponential_backoff.initial.CopyFrom(_duration(0.01))
+            policy.exponential_backoff.max.CopyFrom(_duration(1.0))
+            policy.exponential_backoff.multiplier = 2
+            out.publishing.validate_message_type = True
+            out.publishing.max_body_size = self.ctx.config.max_message_size
+        elif client.HasField("subscription"):
+            out.subscription.receive_batch_size = CONSUMER_BATCH_SIZE
+            out.subscription.long_polling_timeout.CopyFrom(_duration(LONG_POLLING_TIMEOUT_S))
+            out.subscription.fifo = False
+            out.backoff_policy.max_attempts = CONSUMER_MAX_ATTEMPTS
+            out.backoff_policy.customized_backoff.next.extend(_duration(x) for x in RETRY_BACKOFF_S)
+        return out
+
+    async def heartbeat(self, req: s.HeartbeatRequest, call: CallContext) -> s.HeartbeatResponse:
+        session = self.sessions.get(call.metadata.get(CLIENT_ID, ""))
+        if session is None:
+            return s.HeartbeatResponse(
+                status=status(d.UNRECOGNIZED_CLIENT_TYPE, "cannot find client settings for this client")
+            )
+        return s.HeartbeatResponse(status=OK)
+
+    async def notify_client_termination(
+        self, req: s.NotifyClientTerminationRequest, call: CallContext
+    ) -> s.NotifyClientTerminationResponse:
+        self.sessions.terminated(call.metadata.get(CLIENT_ID, ""))
+        return s.NotifyClientTerminationResponse(status=OK)
+
+    # ---- sends ----------------------------------------------------------------------------------------
+
+    async def send_message(self, req: s.SendMessageRequest, call: CallContext) -> s.SendMessageResponse:
+        if not req.messages:
+            return s.SendMessageResponse(status=status(d.MESSAGE_CORRUPTED, "no message to send"))
+        try:
+            commands = [self._as_remoting_send(m, call) for m in req.messages]
+        except GrpcError:
+            raise
+        except _Refused as refused:
+            return s.SendMessageResponse(status=refused.status, entries=[s.SendResultEntry(status=refused.status)])
+        caller = cast(Connection, _Caller(call.peer))
+        answers = await asyncio.gather(*(self.send_handler.send(cmd, caller) for cmd in commands))
+        entries = [self._entry(cmd, answer) for cmd, answer in zip(commands, answers, strict=True)]
+        codes = {e.status.code for e in entries}
+        overall = status(d.MULTIPLE_RESULTS) if len(codes) > 1 else entries[0].status
+        return s.SendMessageResponse(status=overall, entries=entries)
+
+    def _as_remoting_send(self, message: d.Message, call: CallContext) -> RemotingCommand:
+        """SendMessageActivity.buildMessage / buildMessageProperty / buildSysFlag, as a SEND_MESSAGE request."""
+        topic, system = message.topic.name, message.system_properties
+        if not topic:
+            raise _Refused(status(d.ILLEGAL_TOPIC, "the topic name is empty"))
+        if not system.message_id:
+            raise _Refused(status(d.ILLEGAL_MESSAGE_ID, "message id cannot be empty"))
+        for key in message.user_properties:
+            if key in SYSTEM_PROPERTY_NAMES:
+                raise _Refused(status(d.ILLEGAL_MESSAGE_PROPERTY_KEY, f"property is used by system: {key}"))
+        props = dict(message.user_properties)
+        if system.tag:
+            props[PROPERTY_TAGS] = system.tag
+        if system.keys:
+            props[PROPERTY_KEYS] = KEY_SEPARATOR.join(system.keys)
+        props[PROPERTY_UNIQ_KEY] = system.message_id
+        sys_flag = 0
+        if system.body_encoding == d.GZIP:
+            sys_flag |= MessageSysFlag.COMPRESSED
+        if system.message_type == d.TRANSACTION:
+            sys_flag |= MessageSysFlag.TRANSACTION_PREPARED
+            props[PROPERTY_TRAN_MSG] = "true"
+            if system.HasField("orphaned_transaction_recovery_duration"):
+                props[PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS] = str(
+                    system.orphaned_transaction_recovery_duration.ToSeconds()
+                )
+        if system.HasField("delivery_timestamp"):
+            props[PROPERTY_TIMER_DELIVER_MS] = str(system.delivery_timestamp.ToMilliseconds())
+        props[PROPERTY_RECONSUME_TIME] = str(system.delivery_attempt)
+        props[PROPERTY_PRODUCER_GROUP] = topic  # as the proxy: the topic names the producers for back-checks
+        queue_id = -1
+        if system.message_group:
+            props[PROPERTY_SHARDING_KEY] = system.message_group
+            config = self.ctx.topics.get(topic)
+            if config is not None and config.write_queue_nums > 0:
+                # One queue per message group keeps its order; any stable hash does (Apache: Guava consistentHash).
+                queue_id = zlib.crc32(system.message_group.encode()) % config.write_queue_nums
+        if system.trace_context:
+            props[PROPERTY_TRACE_CONTEXT] = system.trace_context
+        props[PROPERTY_BORN_HOST] = system.born_host or f"{call.peer[0]}:{call.peer[1]}"
+        born_ms = system.born_timestamp.ToMilliseconds() if system.HasField("born_timestamp") else 0
+        if born_ms:
+            props[PROPERTY_BORN_TIMESTAMP] = str(born_ms)
+        header = {
+            "producerGroup": topic,
+            "topic": topic,
+            "defaultTopic": AUTO_CREATE_TOPIC,
+            "defaultTopicQueueNums": str(self.ctx.topics.default_queue_nums),
+            "queueId": str(queue_id),
+            "sysFlag": str(int(sys_flag)),
+            "bornTimestamp": str(born_ms),
+            "flag": "0",
+            "properties": encode_properties(props),
+            "reconsumeTimes": str(system.delivery_attempt),
+            "batch": "false",
+        }
+        return request(RequestCode.SEND_MESSAGE, header, message.body)
+
+    @staticmethod
+    def _entry(cmd: RemotingCommand, answer: RemotingCommand) -> s.SendResultEntry:
+        if answer.code != ResponseCode.SUCCESS:
+            code = _SEND_CODES.get(answer.code, d.INTERNAL_SERVER_ERROR)
+            return s.SendResultEntry(status=status(code, answer.remark or ""))
+        ext = answer.ext_fields
+        return s.SendResultEntry(
+            status=OK,
+            message_id=ext.get("transactionId") or "",
+            transaction_id=ext.get("transactionId") or "",
+            offset=int(ext.get("queueOffset", "0")),
+        )
+
+
+class _Refused(Exception):
+    def __init__(self, status: d.Status) -> None:
+        super().__init__(status.message)
+        self.status = status
+
+
+__all__ = ["MessagingService", "Status"]

@@ -1,0 +1,179 @@
+"""MessagingService over gRPC (grpcio's client, the transport the 5.x SDKs use): routes, settings over Telemetry,
+heartbeats, and sends that a remoting consumer pulls back intact."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from codec.codes import PROPERTY_KEYS, PROPERTY_SHARDING_KEY, PROPERTY_TAGS, PROPERTY_UNIQ_KEY
+from codec.grpc_v2 import definition_pb2 as d
+from codec.grpc_v2 import service_pb2 as s
+from codec.properties import decode_properties
+from codec.record import decode_records
+
+SERVICE = "/apache.rocketmq.v2.MessagingService/"
+pytestmark = pytest.mark.timeout(60)
+
+
+class Client:
+    """A blocking grpcio channel used from worker threads."""
+
+    def __init__(self, port: int, client_id: str = "test-client-1") -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.metadata = [("x-mq-client-id", client_id), ("x-mq-language", "PYTHON")]
+        self.port = port
+
+    def unary(self, method: str, request: Any, response_type: Any) -> Any:
+        call = self.channel.unary_unary(SERVICE + method, type(request).SerializeToString, response_type.FromString)
+        return call(request, metadata=self.metadata, timeout=5)
+
+    def telemetry(self, commands: list[s.TelemetryCommand], answers: int) -> list[s.TelemetryCommand]:
+        outgoing: queue.Queue[s.TelemetryCommand | None] = queue.Queue()
+        for c in commands:
+            outgoing.put(c)
+        call = self.channel.stream_stream(
+            SERVICE + "Telemetry", s.TelemetryCommand.SerializeToString, s.TelemetryCommand.FromString
+        )
+        responses = call(iter(outgoing.get, None), metadata=self.metadata, timeout=5)
+        received = [next(responses) for _ in range(answers)]
+        outgoing.put(None)
+        responses.cancel()
+        return received
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
+@pytest.fixture
+async def grpc_broker(cluster):  # type: ignore[no-untyped-def]
+    await cluster.start_namesrv()
+    broker = await cluster.start_broker(grpc_port=0)
+    with anyio.fail_after(10):
+        await broker.grpc_settled.wait()
+    assert broker.grpc_port
+    return broker
+
+
+def producer_settings(*topics: str) -> s.TelemetryCommand:
+    return s.TelemetryCommand(
+        settings=d.Settings(
+            client_type=d.PRODUCER,
+            publishing=d.Publishing(topics=[d.Resource(name=t) for t in topics]),
+        )
+    )
+
+
+async def test_query_route_answers_with_the_address_the_client_used(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port)
+    answer = await in_thread(
+        client.unary, "QueryRoute", s.QueryRouteRequest(topic=d.Resource(name="GrpcT")), s.QueryRouteResponse
+    )
+    assert answer.status.code == d.OK
+    assert [q.id for q in answer.message_queues] == [0, 1, 2, 3]
+    queue0 = answer.message_queues[0]
+    assert queue0.permission == d.READ_WRITE
+    assert [(a.host, a.port) for a in queue0.broker.endpoints.addresses] == [("127.0.0.1", grpc_broker.grpc_port)]
+    assert set(queue0.accept_message_types) == {d.NORMAL, d.FIFO, d.DELAY, d.TRANSACTION}
+    empty = await in_thread(client.unary, "QueryRoute", s.QueryRouteRequest(), s.QueryRouteResponse)
+    assert empty.status.code == d.ILLEGAL_TOPIC
+
+
+async def test_settings_over_telemetry_then_heartbeats(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port, "producer-7")
+    before = await in_thread(client.unary, "Heartbeat", s.HeartbeatRequest(client_type=d.PRODUCER), s.HeartbeatResponse)
+    assert before.status.code == d.UNRECOGNIZED_CLIENT_TYPE  # no settings yet: a clear status, not a crash
+    [answer] = await in_thread(client.telemetry, [producer_settings("GrpcT")], 1)
+    assert answer.status.code == d.OK
+    assert answer.settings.publishing.max_body_size == grpc_broker.config.max_message_size
+    assert answer.settings.backoff_policy.max_attempts == 3
+    assert [t.name for t in answer.settings.publishing.topics] == ["GrpcT"]
+    after = await in_thread(client.unary, "Heartbeat", s.HeartbeatRequest(client_type=d.PRODUCER), s.HeartbeatResponse)
+    assert after.status.code == d.OK
+
+
+def _message(topic: str, body: bytes, message_id: str, **system: Any) -> d.Message:
+    born = Timestamp()
+    born.FromMilliseconds(1_700_000_000_123)
+    return d.Message(
+        topic=d.Resource(name=topic),
+        body=body,
+        user_properties={"color": "blue", "n": "1"},
+        system_properties=d.SystemProperties(
+            message_id=message_id, born_timestamp=born, born_host="10.0.0.9", message_type=d.NORMAL, **system
+        ),
+    )
+
+
+async def test_a_grpc_send_is_pulled_intact_over_remoting(grpc_broker, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    client, bc = Client(grpc_broker.grpc_port), await open_broker_client(grpc_broker)
+    await in_thread(
+        client.unary, "QueryRoute", s.QueryRouteRequest(topic=d.Resource(name="GrpcT")), s.QueryRouteResponse
+    )
+    request = s.SendMessageRequest(
+        messages=[_message("GrpcT", b"hello over grpc", "01AABBCCDD0000000000000001", tag="TagA", keys=["k1", "k 2"])]
+    )
+    answer = await in_thread(client.unary, "SendMessage", request, s.SendMessageResponse)
+    assert answer.status.code == d.OK, answer
+    [entry] = answer.entries
+    assert entry.message_id == "01AABBCCDD0000000000000001"
+    found = []
+    for queue_id in range(4):
+        response = await bc.pull("GrpcT", queue_id, 0)
+        if response.code == 0:
+            found += decode_records(response.body)
+    [msg] = found
+    assert msg.body == b"hello over grpc"
+    props = decode_properties(msg.properties)
+    assert props[PROPERTY_TAGS] == "TagA"
+    assert props[PROPERTY_KEYS] == "k1 k 2"
+    assert props[PROPERTY_UNIQ_KEY] == "01AABBCCDD0000000000000001"
+    assert props["color"] == "blue" and props["n"] == "1"
+    assert msg.born_timestamp == 1_700_000_000_123
+    assert msg.queue_offset == entry.offset
+
+
+async def test_a_message_group_keeps_to_one_queue(grpc_broker, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    client, bc = Client(grpc_broker.grpc_port), await open_broker_client(grpc_broker)
+    await in_thread(
+        client.unary, "QueryRoute", s.QueryRouteRequest(topic=d.Resource(name="GrpcFifo")), s.QueryRouteResponse
+    )
+    for i in range(6):
+        message = _message("GrpcFifo", f"step {i}".encode(), f"01AABBCCDD00000000000000F{i}", message_group="order-42")
+        answer = await in_thread(
+            client.unary, "SendMessage", s.SendMessageRequest(messages=[message]), s.SendMessageResponse
+        )
+        assert answer.status.code == d.OK
+    offsets = [grpc_broker.store.max_offset("GrpcFifo", q) for q in range(4)]
+    assert sorted(offsets) == [0, 0, 0, 6]  # all six in one queue
+    messages = decode_records((await bc.pull("GrpcFifo", offsets.index(6), 0)).body)
+    assert [m.body for m in messages] == [f"step {i}".encode() for i in range(6)]
+    assert {decode_properties(m.properties)[PROPERTY_SHARDING_KEY] for m in messages} == {"order-42"}
+
+
+async def test_bad_sends_get_a_status_that_names_the_problem(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port)
+    no_id = await in_thread(
+        client.unary, "SendMessage", s.SendMessageRequest(messages=[_message("GrpcT", b"x", "")]), s.SendMessageResponse
+    )
+    assert (no_id.status.code, no_id.status.message) == (d.ILLEGAL_MESSAGE_ID, "message id cannot be empty")
+    system_key = _message("GrpcT", b"x", "01AA")
+    system_key.user_properties["UNIQ_KEY"] = "mine"
+    refused = await in_thread(
+        client.unary, "SendMessage", s.SendMessageRequest(messages=[system_key]), s.SendMessageResponse
+    )
+    assert refused.status.code == d.ILLEGAL_MESSAGE_PROPERTY_KEY
+    assert "UNIQ_KEY" in refused.status.message
+    empty = await in_thread(client.unary, "SendMessage", s.SendMessageRequest(), s.SendMessageResponse)
+    assert empty.status.code == d.MESSAGE_CORRUPTED
+    unknown = client.channel.unary_unary(SERVICE + "NoSuchMethod", lambda m: m, lambda b: b)
+    with pytest.raises(grpc.RpcError) as err:
+        await in_thread(lambda: unknown(b"", timeout=5))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
