@@ -24,6 +24,8 @@ from codec.codes import (
     PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS,
     PROPERTY_KEYS,
     PROPERTY_PRODUCER_GROUP,
+    PROPERTY_REAL_QUEUE_ID,
+    PROPERTY_REAL_TOPIC,
     PROPERTY_RECONSUME_TIME,
     PROPERTY_SHARDING_KEY,
     PROPERTY_TAGS,
@@ -32,6 +34,8 @@ from codec.codes import (
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
     SYSTEM_PROPERTY_NAMES,
+    TRANSACTION_COMMIT_TYPE,
+    TRANSACTION_ROLLBACK_TYPE,
     MessageSysFlag,
     Perm,
     RequestCode,
@@ -41,10 +45,13 @@ from codec.command import RemotingCommand, request
 from codec.grpc_frames import Status
 from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
-from codec.properties import encode_properties
+from codec.properties import decode_properties, encode_properties
+from codec.record import decode_record
 from gateway.context import BrokerContext
-from gateway.grpc.sessions import CLIENT_ID, Sessions
+from gateway.grpc.convert import to_v2_message
+from gateway.grpc.sessions import CLIENT_ID, Session, Sessions
 from gateway.handlers.send import SendHandler
+from gateway.handlers.transaction import EndTransactionHandler
 from remoting.connection import Connection
 from remoting.errors import RequestError
 from remoting.grpc_server import CallContext, GrpcError, Kind, Method
@@ -100,6 +107,11 @@ class MessagingService:
         self.ctx = ctx
         self.send_handler = send_handler
         self.sessions = Sessions()
+        self.end_transaction_handler = EndTransactionHandler(ctx)
+        # Transaction back-checks go to a remoting producer of the group, or else to a gRPC one (whose producer
+        # group is the topic, as the proxy names it) over its Telemetry stream.
+        remoting_producer = ctx.transactions.find_producer
+        ctx.transactions.find_producer = lambda group: remoting_producer(group) or self._check_target(group)
 
     def methods(self) -> dict[str, Method]:
         return {
@@ -110,6 +122,7 @@ class MessagingService:
             SERVICE + "NotifyClientTermination": Method(
                 Kind.UNARY, s.NotifyClientTerminationRequest, self.notify_client_termination
             ),
+            SERVICE + "EndTransaction": Method(Kind.UNARY, s.EndTransactionRequest, self.end_transaction),
         }
 
     # ---- routes ---------------------------------------------------------------------------------------
@@ -156,9 +169,11 @@ class MessagingService:
                 if not client_id:
                     await send(s.TelemetryCommand(status=status(d.CLIENT_ID_REQUIRED, f"{CLIENT_ID} is missing")))
                 elif kind == "settings":
-                    self.sessions.update(client_id, command.settings, call.connection_id, send)
+                    session = self.sessions.update(client_id, command.settings, call.connection_id, send)
                     settings = self.server_settings(command.settings)
                     await send(s.TelemetryCommand(status=OK, settings=settings))
+                    if session.topics:
+                        self.ctx.transactions.producer_online()
                 elif kind in ("thread_stack_trace", "verify_message_result"):
                     log.info("client %s answered a %s", client_id, kind)
                 else:
@@ -291,6 +306,81 @@ class MessagingService:
             transaction_id=ext.get("transactionId") or "",
             offset=int(ext.get("queueOffset", "0")),
         )
+
+    # ---- transactions ---------------------------------------------------------------------------------
+
+    async def end_transaction(self, req: s.EndTransactionRequest, call: CallContext) -> s.EndTransactionResponse:
+        """Commit or roll back a half message named by its transaction id (the proxy keeps the id's commit-log
+        offset from the send; the broker's pending half messages already carry it)."""
+        if req.resolution not in (d.COMMIT, d.ROLLBACK):
+            return s.EndTransactionResponse(
+                status=status(d.BAD_REQUEST, "the resolution is neither COMMIT nor ROLLBACK")
+            )
+        wanted = req.transaction_id or req.message_id
+        half = next((h for h in self.ctx.transactions.pending.values() if h.transaction_id == wanted), None)
+        record = await self.ctx.store.get_by_phys_offset(half.phys_offset) if half is not None else None
+        if half is None or record is None:
+            return s.EndTransactionResponse(
+                status=status(d.INVALID_TRANSACTION_ID, f"transaction {wanted} is not pending on this broker")
+            )
+        stored, _ = decode_record(record)
+        header = {
+            "producerGroup": half.producer_group,
+            "tranStateTableOffset": str(stored.queue_offset),
+            "commitLogOffset": str(half.phys_offset),
+            "commitOrRollback": str(
+                TRANSACTION_COMMIT_TYPE if req.resolution == d.COMMIT else TRANSACTION_ROLLBACK_TYPE
+            ),
+            "fromTransactionCheck": "true" if req.source == d.SOURCE_SERVER_CHECK else "false",
+            "msgId": req.message_id,
+            "transactionId": req.transaction_id,
+        }
+        cmd = request(RequestCode.END_TRANSACTION, header)
+        try:
+            answer = await self.end_transaction_handler(cmd, cast(Connection, _Caller(call.peer)))
+        except RequestError as err:
+            return s.EndTransactionResponse(status=status(d.BAD_REQUEST, err.remark))
+        if answer is None or answer.code != ResponseCode.SUCCESS:
+            remark = answer.remark if answer is not None else "not resolved"
+            return s.EndTransactionResponse(status=status(d.INTERNAL_SERVER_ERROR, remark or ""))
+        return s.EndTransactionResponse(status=OK)
+
+    def _check_target(self, group: str) -> _TelemetryCheck | None:
+        """A gRPC producer of ``group`` (= its topic) with a live Telemetry stream, as a back-check target."""
+        for session in self.sessions.by_client.values():
+            if session.send is not None and group in session.topics:
+                return _TelemetryCheck(self, session)
+        return None
+
+
+class _TelemetryCheck:
+    """What the transaction checker needs of a producer connection, for a gRPC producer: the remoting
+    CHECK_TRANSACTION_STATE it would send becomes a RecoverOrphanedTransactionCommand on the Telemetry stream."""
+
+    def __init__(self, service: MessagingService, session: Session) -> None:
+        self.service = service
+        self.session = session
+        self.peer_text = f"gRPC client {session.client_id}"
+
+    def send_oneway(self, cmd: RemotingCommand) -> None:
+        half, _ = decode_record(cmd.body)
+        props = decode_properties(half.properties)
+        half.topic = props.get(PROPERTY_REAL_TOPIC, half.topic)
+        half.queue_id = int(props.get(PROPERTY_REAL_QUEUE_ID, half.queue_id))
+        message = to_v2_message(half, cmd.ext_fields.get("offsetMsgId", ""), now_ms=self.service.ctx.clock.now_ms())
+        command = s.TelemetryCommand(
+            recover_orphaned_transaction_command=s.RecoverOrphanedTransactionCommand(
+                message=message, transaction_id=cmd.ext_fields.get("transactionId", "")
+            )
+        )
+        send = self.session.send
+        if send is not None:
+            task = asyncio.get_running_loop().create_task(send(command))
+            _pushes.add(task)
+            task.add_done_callback(_pushes.discard)
+
+
+_pushes: set[asyncio.Task[None]] = set()  # back-check pushes in flight (kept referenced until they finish)
 
 
 class _Refused(Exception):

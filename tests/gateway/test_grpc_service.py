@@ -177,3 +177,49 @@ async def test_bad_sends_get_a_status_that_names_the_problem(grpc_broker) -> Non
     with pytest.raises(grpc.RpcError) as err:
         await in_thread(lambda: unknown(b"", timeout=5))
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_end_transaction_names_what_is_wrong(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port)
+    unknown = await in_thread(
+        client.unary,
+        "EndTransaction",
+        s.EndTransactionRequest(
+            topic=d.Resource(name="GrpcTx"), message_id="01AB", transaction_id="01AB", resolution=d.COMMIT
+        ),
+        s.EndTransactionResponse,
+    )
+    assert (unknown.status.code, unknown.status.message) == (
+        d.INVALID_TRANSACTION_ID,
+        "transaction 01AB is not pending on this broker",
+    )
+    unresolved = await in_thread(
+        client.unary, "EndTransaction", s.EndTransactionRequest(transaction_id="01AB"), s.EndTransactionResponse
+    )
+    assert unresolved.status.code == d.BAD_REQUEST
+
+
+async def test_a_grpc_half_message_is_committed_by_end_transaction(grpc_broker, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    client, bc = Client(grpc_broker.grpc_port), await open_broker_client(grpc_broker)
+    await in_thread(
+        client.unary, "QueryRoute", s.QueryRouteRequest(topic=d.Resource(name="GrpcTx")), s.QueryRouteResponse
+    )
+    half = _message("GrpcTx", b"half", "01AABBCCDD00000000000000A1")
+    half.system_properties.message_type = d.TRANSACTION
+    sent = await in_thread(client.unary, "SendMessage", s.SendMessageRequest(messages=[half]), s.SendMessageResponse)
+    assert sent.status.code == d.OK
+    assert [grpc_broker.store.max_offset("GrpcTx", q) for q in range(4)] == [0, 0, 0, 0]  # invisible until committed
+    end = s.EndTransactionRequest(
+        topic=d.Resource(name="GrpcTx"),
+        message_id=sent.entries[0].message_id,
+        transaction_id=sent.entries[0].transaction_id,
+        resolution=d.COMMIT,
+        source=d.SOURCE_CLIENT,
+    )
+    answer = await in_thread(client.unary, "EndTransaction", end, s.EndTransactionResponse)
+    assert answer.status.code == d.OK, answer
+    again = await in_thread(client.unary, "EndTransaction", end, s.EndTransactionResponse)
+    assert again.status.code == d.INVALID_TRANSACTION_ID  # resolved: never delivered twice
+    [queue] = [q for q in range(4) if grpc_broker.store.max_offset("GrpcTx", q) == 1]
+    [msg] = decode_records((await bc.pull("GrpcTx", queue, 0)).body)
+    assert msg.body == b"half"
