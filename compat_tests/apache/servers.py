@@ -1,14 +1,18 @@
-"""The stock Apache RocketMQ name server and broker (Maven Central artifacts) and lone pocketmq processes, for
-compat_tests/test_apache_interop.py.
+"""The stock Apache RocketMQ name server, broker and gRPC proxy (Maven Central artifacts) and lone pocketmq
+processes, for compat_tests/test_apache_interop.py and the Apache baseline of the 5.x gRPC clients
+(compat_tests/test_python5_apache.py, through ``ApacheProxyStack``).
 
 ``build_classpath`` resolves the artifacts named in ``pom.xml`` beside this file and returns their runtime classpath;
 ``ApacheProcess`` runs ``NamesrvStartup`` or ``BrokerStartup`` from it with a generated config file, small heap and a
 private ``ROCKETMQ_HOME``/``user.home`` (logs land in ``<work_dir>/home/logs/rocketmqlogs``); ``PocketmqProcess`` runs
 ``python -m pocketmq namesrv|broker``. Every process listens on loopback ports picked free at start.
+``ApacheProxyStack`` is a name server + broker (timer wheel on, for 5.x delay messages) + ``ProxyStartup -pm cluster``
+(configured by a generated ``rmq-proxy.json``, its gRPC and remoting ports free loopback ports).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,12 +22,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
+
+from codec import jsonbody
+from codec.codes import RequestCode, ResponseCode
+from codec.command import request
 from compat_tests.harness import free_port
+from remoting.client import RemotingClient
 
 APACHE_DIR = Path(__file__).resolve().parent
 ROCKETMQ_VERSION = "5.3.3"  # the <rocketmq.version> in pom.xml; 4.9.8's server artifacts are not on Maven Central
 NAMESRV_MAIN = "org.apache.rocketmq.namesrv.NamesrvStartup"
 BROKER_MAIN = "org.apache.rocketmq.broker.BrokerStartup"
+PROXY_MAIN = "org.apache.rocketmq.proxy.ProxyStartup"
 
 # Small fixed heaps, serial GC and C1 only: two of these JVMs share two cores with pytest for under a minute.
 JVM_FLAGS = (
@@ -90,7 +101,8 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 @dataclass
 class ApacheProcess:
-    """One Apache name server or broker JVM, configured by a generated ``key=value`` file."""
+    """One Apache name server, broker or proxy JVM, configured by a generated file: ``key=value`` lines passed with
+    ``-c`` (name server, broker), or for the proxy JSON passed with ``-pc`` (plus ``-pm cluster``)."""
 
     java: str
     classpath: str
@@ -119,12 +131,20 @@ class ApacheProcess:
     def start(self, timeout: float = 60.0) -> None:
         """Start the JVM and wait until it accepts connections on its port."""
         self.home.mkdir(parents=True, exist_ok=True)
-        conf = self.work_dir / "server.conf"
-        conf.write_text("".join(f"{k}={v}\n" for k, v in self.config.items()))
+        if self.main_class == PROXY_MAIN:
+            conf = self.work_dir / "rmq-proxy.json"
+            conf.write_text(json.dumps(self.config, indent=2))
+            main_args = ["-pc", str(conf), "-pm", "cluster"]
+        else:
+            conf = self.work_dir / "server.conf"
+            conf.write_text("".join(f"{k}={v}\n" for k, v in self.config.items()))
+            main_args = ["-c", str(conf)]
         cmd = [
             self.java, *JVM_FLAGS,
             f"-Duser.home={self.home}", f"-Drocketmq.home.dir={self.home}",
-            "-cp", self.classpath, self.main_class, "-c", str(conf),
+            # netty's self-signed test certificates (TLS test mode) are written there, and left behind by kill -9.
+            f"-Djava.io.tmpdir={self.work_dir}",
+            "-cp", self.classpath, self.main_class, *main_args,
         ]  # fmt: skip
         env = {**os.environ, "ROCKETMQ_HOME": str(self.home)}
         with open(self.log_path, "ab") as log:
@@ -165,8 +185,18 @@ def apache_namesrv(java: str, classpath: str, work_dir: Path) -> ApacheProcess:
 
 
 def apache_broker(
-    java: str, classpath: str, work_dir: Path, namesrv_addr: str, broker_name: str, cluster: str
+    java: str,
+    classpath: str,
+    work_dir: Path,
+    namesrv_addr: str,
+    broker_name: str,
+    cluster: str,
+    *,
+    timer_wheel: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> ApacheProcess:
+    """A broker JVM; ``timer_wheel`` turns on 5.x timer (delay) messages, with a small timer log, and SQL92
+    filtering; ``extra`` adds or overrides broker config keys."""
     port = broker_port()
     store = work_dir / "store"
     config = {
@@ -187,11 +217,118 @@ def apache_broker(
         "mappedFileSizeConsumeQueue": str(1000 * 20),
         "maxHashSlotNum": "1000",
         "maxIndexNum": "4000",
-        # No timer wheel (5.x delay messages; it preallocates its own files).
+        # No timer wheel (5.x delay messages; it preallocates its own files) unless asked for.
         "timerWheelEnable": "false",
         "diskSpaceWarningLevelRatio": "99",
     }
+    if timer_wheel:
+        # A 4 MiB timer log instead of 100 MiB; SQL92 subscriptions need the property filter.
+        config |= {
+            "timerWheelEnable": "true", "mappedFileSizeTimerLog": str(4 * 1024 * 1024), "enablePropertyFilter": "true",
+        }  # fmt: skip
+    config |= extra or {}
     return ApacheProcess(java, classpath, BROKER_MAIN, work_dir, port, config)
+
+
+def apache_proxy(
+    java: str, classpath: str, work_dir: Path, namesrv_addr: str, cluster: str, extra: dict[str, str] | None = None
+) -> ApacheProcess:
+    """``ProxyStartup -pm cluster`` in front of the brokers of ``cluster``: gRPC (5.x clients) on a free port (the
+    process's ``port``), remoting on another. TLS is permissive (plaintext and TLS on the same port); without
+    ``extra`` keys ``tlsTestModeEnable=false`` + ``tlsCertPath``/``tlsKeyPath`` (PEM, PKCS#8 key) its certificate is
+    a self-signed one made at start-up."""
+    port = free_port()
+    config = {
+        "rocketMQClusterName": cluster,
+        "namesrvAddr": namesrv_addr,
+        "grpcServerPort": str(port),
+        "remotingListenPort": str(free_port()),
+        "localServeAddr": "127.0.0.1",
+        "proxyName": "pocketmq-compat-proxy",
+        # Fewer threads than the defaults (sized for many cores): this machine has two.
+        "grpcWorkerLoopNum": "2",
+        "grpcThreadPoolNums": "8",
+        "rocketmqMQClientNum": "2",
+        "transactionHeartbeatThreadPoolNums": "2",
+        # The proxy registers a transactional producer's group at the broker with this heartbeat (default 20 s):
+        # until then the broker has nobody to ask about an open transaction.
+        "transactionHeartbeatPeriodSecond": "2",
+    }
+    config |= extra or {}
+    return ApacheProcess(java, classpath, PROXY_MAIN, work_dir, port, config)
+
+
+def wait_registered(namesrv_addr: str, cluster: str, broker_name: str, timeout: float) -> None:
+    """Poll the name server's cluster info (GET_BROKER_CLUSTER_INFO) until ``cluster`` lists ``broker_name``."""
+
+    async def listed() -> bool:
+        host, _, port = namesrv_addr.rpartition(":")
+        client = await RemotingClient.connect(host, int(port))
+        try:
+            response = await client.invoke(request(RequestCode.GET_BROKER_CLUSTER_INFO), timeout=5)
+        finally:
+            await client.aclose()
+        if response.code != ResponseCode.SUCCESS:
+            return False
+        return broker_name in (jsonbody.loads(response.body).get("clusterAddrTable") or {}).get(cluster, [])
+
+    deadline = time.monotonic() + timeout
+    while not anyio.run(listed):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"broker {broker_name} not registered in {cluster} at {namesrv_addr} in {timeout} s")
+        time.sleep(0.2)
+
+
+@dataclass
+class ApacheProxyStack:
+    """An Apache name server, a broker (timer wheel on) and a cluster-mode proxy, each in ``work_dir/<role>``.
+    The broker checks unresolved transactions every second, once they are two seconds old (defaults: 30 s, 6 s)."""
+
+    java: str
+    classpath: str
+    work_dir: Path
+    broker_name: str = "apache-b"
+    cluster: str = "ApacheCluster"
+    broker_config: dict[str, str] = field(
+        default_factory=lambda: {"transactionCheckInterval": "1000", "transactionTimeOut": "2000"}
+    )
+    proxy_config: dict[str, str] = field(default_factory=dict)
+    namesrv: ApacheProcess | None = None
+    broker: ApacheProcess | None = None
+    proxy: ApacheProcess | None = None
+
+    @property
+    def endpoints(self) -> str:
+        """The proxy's gRPC ``host:port``, what a 5.x client is configured with."""
+        assert self.proxy is not None
+        return self.proxy.addr
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start the three JVMs in turn, each once the previous one listens; stop them all if one fails."""
+        try:
+            self.namesrv = apache_namesrv(self.java, self.classpath, self.work_dir / "namesrv")
+            self.namesrv.start(timeout)
+            self.broker = apache_broker(
+                self.java, self.classpath, self.work_dir / "broker", self.namesrv.addr, self.broker_name,
+                self.cluster, timer_wheel=True, extra=self.broker_config,
+            )  # fmt: skip
+            self.broker.start(timeout)
+            # The proxy creates its system topic on the cluster at start-up: it fails while the name server does
+            # not list the broker yet.
+            wait_registered(self.namesrv.addr, self.cluster, self.broker_name, timeout)
+            self.proxy = apache_proxy(
+                self.java, self.classpath, self.work_dir / "proxy", self.namesrv.addr, self.cluster, self.proxy_config
+            )
+            self.proxy.start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Kill the JVMs (proxy first): their state dies with the test's tmp directory."""
+        for server in (self.proxy, self.broker, self.namesrv):
+            if server is not None:
+                server.stop(graceful=False)
 
 
 @dataclass
