@@ -183,6 +183,7 @@ class GrpcConnection(asyncio.Protocol):
         self._window_open = asyncio.Event()
         self._counted = False
         self._closed = False
+        self._flush_scheduled = False
 
     # ---- transport ------------------------------------------------------------------------------------
 
@@ -271,6 +272,18 @@ class GrpcConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
+    def _flush_soon(self) -> None:
+        """Write what h2 has queued once this round of the loop is over: a unary call's headers, message and
+        trailers, and the window updates of the requests read meanwhile, leave in one write (a write per frame
+        group was an eighth of the CPU of a call)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
+
     def _flush(self) -> None:
         if self.h2 is None or (self.tls is not None and not self.tls.handshake_done):
             return  # h2 keeps its output (the server preface) until TLS is up
@@ -317,7 +330,7 @@ class GrpcConnection(asyncio.Protocol):
                 self._window_open.set()
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.close("sent GOAWAY")
-        self._flush()
+        self._flush_soon()
 
     def _on_request(self, stream_id: int, raw_headers: list[tuple[bytes, bytes]]) -> None:
         headers = {bytes(k).decode("latin-1"): bytes(v).decode("latin-1") for k, v in raw_headers}
@@ -457,7 +470,7 @@ class GrpcConnection(asyncio.Protocol):
                 continue
             self.h2.send_data(stream.stream_id, bytes(data[:window]))
             data = data[window:]
-        self._flush()
+        self._flush_soon()
 
     def _finish(self, stream: _Stream, status: Status, message: str) -> None:
         assert self.h2 is not None
@@ -472,7 +485,7 @@ class GrpcConnection(asyncio.Protocol):
                 self.h2.send_headers(stream.stream_id, trailers, end_stream=True)
         except h2.exceptions.StreamClosedError:
             return
-        self._flush()
+        self._flush_soon()
 
     def _fail_stream(self, stream: _Stream, status: Status, message: str) -> None:
         self.streams.pop(stream.stream_id, None)
