@@ -230,7 +230,10 @@ class MessagingService:
         except _Refused as refused:
             return s.SendMessageResponse(status=refused.status, entries=[s.SendResultEntry(status=refused.status)])
         caller = cast(Connection, _Caller(call.peer))
-        answers = await asyncio.gather(*(self.send_handler.send(cmd, caller) for cmd in commands))
+        if len(commands) == 1:  # the usual request: no gather (a task per message)
+            answers = [await self.send_handler.send(commands[0], caller)]
+        else:
+            answers = await asyncio.gather(*(self.send_handler.send(cmd, caller) for cmd in commands))
         entries = [self._entry(cmd, answer) for cmd, answer in zip(commands, answers, strict=True)]
         codes = {e.status.code for e in entries}
         overall = status(d.MULTIPLE_RESULTS) if len(codes) > 1 else entries[0].status
