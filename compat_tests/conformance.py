@@ -81,6 +81,8 @@ CLIENTS = [
     # The 5.x SDKs speak gRPC to pocketmq's MessagingService endpoint (issue 12; producer roles so far).
     Client("python5", "Python 5.x (gRPC)", "PyPI rocketmq-python-client", "compat_tests/python5/requirements.txt"),
     Client("java5", "Java 5.x (gRPC)", "Maven org.apache.rocketmq:rocketmq-client-java", "compat_tests/java5/pom.xml"),
+    Client("node5", "Node 5.x (gRPC)", "npm rocketmq-client-nodejs", "compat_tests/node5/package.json"),
+    Client("go5", "Go 5.x (gRPC)", "github.com/apache/rocketmq-clients/golang/v5", "compat_tests/go5/go.mod"),
 ]
 APACHE = Client(
     "apache-5.3.3", "Apache servers 5.3.3", "Apache RocketMQ name server + broker (Maven Central)", "", role="servers"
@@ -107,6 +109,8 @@ def pinned_version(client: Client) -> str:
         "rust": r"rocketmq-client-rust\s*=\s*\{[^}]*version\s*=\s*\"=?([\w.\-]+)\"",
         "python5": r"rocketmq-python-client==([\w.]+)",
         "java5": r"<rocketmq\.client\.java\.version>([\w.\-]+)<",
+        "go5": r"rocketmq-clients/golang/v5\s+(v[\w.\-]+)",
+        "node5": r"\"rocketmq-client-nodejs\"\s*:\s*\"[=^~]?([\w.\-]+)\"",
     }
     m = re.search(patterns[client.id], text)
     return m.group(1) if m else ""
@@ -263,6 +267,31 @@ CELLS: list[tuple[str, list[Cell]]] = [
                 [
                     ("test_sends_with_the_default_settings_tls_are_stored_intact", (*_GRPC_SENDS, "grpc-tls")),
                     ("test_plaintext_sends_are_stored_intact", _GRPC_SENDS),
+                    ("test_a_message_group_is_stored_in_one_queue_in_send_order", ("grpc-to-remoting",)),
+                    ("test_a_delivery_timestamp_holds_the_message_until_then", ("delivery-time",)),
+                    ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
+                    ("test_no_server_is_a_clean_error", ("no-server",)),
+                ],
+            ),
+            (
+                "test_go5.py",
+                "go5",
+                [
+                    ("test_sends_with_the_default_settings_tls_are_stored_intact", (*_GRPC_SENDS, "grpc-tls")),
+                    ("test_plaintext_sends_are_stored_intact", _GRPC_SENDS),
+                    ("test_a_message_group_is_stored_in_one_queue_in_send_order", ("grpc-to-remoting",)),
+                    ("test_a_delivery_timestamp_holds_the_message_until_then", ("delivery-time",)),
+                    ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
+                    ("test_no_server_is_a_clean_error", ("no-server",)),
+                ],
+            ),
+            (
+                "test_node5.py",
+                "node5",
+                [
+                    ("test_sends_with_the_default_settings_plaintext_are_stored_intact", _GRPC_SENDS),
+                    ("test_tls_sends_are_stored_intact", (*_GRPC_SENDS, "grpc-tls")),
+                    ("test_tls_without_trusting_the_self_signed_certificate_is_a_clean_error", ("grpc-tls",)),
                     ("test_a_message_group_is_stored_in_one_queue_in_send_order", ("grpc-to-remoting",)),
                     ("test_a_delivery_timestamp_holds_the_message_until_then", ("delivery-time",)),
                     ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
@@ -446,7 +475,7 @@ UNSUPPORTED.update(
     {
         (client.id, scenario): "a remoting client: gRPC is the 5.x SDKs' protocol"
         for client in CLIENTS
-        if client.id not in ("python5", "java5")
+        if client.id not in ("python5", "java5", "node5", "go5")
         for scenario in ("grpc-tls", "grpc-to-remoting")
     }
 )
