@@ -456,11 +456,17 @@ class GrpcConnection(asyncio.Protocol):
         if self._closed or stream.stream_id not in self.streams:
             raise asyncio.CancelledError
         if not stream.headers_sent:
-            self.h2.send_headers(stream.stream_id, [(b":status", b"200"), (b"content-type", CONTENT_TYPE)])
+            try:
+                self.h2.send_headers(stream.stream_id, [(b":status", b"200"), (b"content-type", CONTENT_TYPE)])
+            except h2.exceptions.ProtocolError:
+                raise asyncio.CancelledError from None
             stream.headers_sent = True
         data = memoryview(encode_message(response.SerializeToString()))
         while data:
-            window = min(self.h2.local_flow_control_window(stream.stream_id), self.h2.max_outbound_frame_size)
+            try:
+                window = min(self.h2.local_flow_control_window(stream.stream_id), self.h2.max_outbound_frame_size)
+            except h2.exceptions.ProtocolError:
+                raise asyncio.CancelledError from None
             if window <= 0:
                 self._flush()
                 self._window_open.clear()
@@ -468,7 +474,10 @@ class GrpcConnection(asyncio.Protocol):
                 if self._closed or stream.stream_id not in self.streams:
                     raise asyncio.CancelledError
                 continue
-            self.h2.send_data(stream.stream_id, bytes(data[:window]))
+            try:
+                self.h2.send_data(stream.stream_id, bytes(data[:window]))
+            except h2.exceptions.ProtocolError:  # reset, or the connection is going away
+                raise asyncio.CancelledError from None
             data = data[window:]
         self._flush_soon()
 
@@ -483,7 +492,7 @@ class GrpcConnection(asyncio.Protocol):
                 self.h2.send_headers(stream.stream_id, headers, end_stream=True)
             else:
                 self.h2.send_headers(stream.stream_id, trailers, end_stream=True)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:  # the stream was reset, or the client sent GOAWAY: nobody to answer
             return
         self._flush_soon()
 

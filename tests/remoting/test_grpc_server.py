@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
+import h2.config
+import h2.connection
 import pytest
 from google.protobuf.wrappers_pb2 import StringValue
 
-from codec.grpc_frames import Status
+from codec.grpc_frames import Status, encode_message
 from remoting.grpc_server import CallContext, GrpcError, GrpcLimits, GrpcServer, Kind, Method
 from remoting.grpc_tls import self_signed, server_context
 
@@ -169,4 +173,25 @@ def test_garbage_closes_only_that_connection(running: Running) -> None:
         while sock.recv(4096):
             pass
     with running.secure() as channel:
+        assert _unary(channel)(StringValue(value="after"), timeout=5).value.startswith("after|")
+
+
+def test_a_call_still_running_when_the_client_sends_goaway_ends_quietly(
+    running: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """h2 refuses to send anything once the client's GOAWAY arrived: the call's answer is dropped, not a crash.
+    The request and the GOAWAY arrive together, so the call runs before the connection is gone."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    headers = [(":method", "POST"), (":scheme", "http"), (":path", "/t.S/Echo"), (":authority", "x"),
+               ("content-type", "application/grpc"), ("te", "trailers")]  # fmt: skip
+    client.send_headers(1, headers)
+    client.send_data(1, encode_message(StringValue(value="x").SerializeToString()), end_stream=True)
+    client.close_connection()
+    with socket.create_connection(("127.0.0.1", running.server.port), timeout=5) as sock:
+        sock.sendall(client.data_to_send())
+        time.sleep(0.5)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+    with running.plain() as channel:
         assert _unary(channel)(StringValue(value="after"), timeout=5).value.startswith("after|")
