@@ -43,7 +43,7 @@ RESTART_WAL_BYTES = 64 * 1024 * 1024
 HOLD_TIMEOUT_S = 1.0  # how long to wait for the store to hold its commits before giving up this time
 SHORT_CHECKPOINT_S = 0.01  # a checkpoint this quick leaves about as little for the one under the hold
 CATCH_UP_ROUNDS = 10  # at most this many checkpoints before the hold (each copies what came during the last)
-FORCE_RESTART_WAL_BYTES = 4 * RESTART_WAL_BYTES  # past this, hold the commits even if the catching up failed
+FORCE_RESTART_FACTOR = 4  # past this many times RESTART_WAL_BYTES, hold the commits even if the catching up failed
 
 
 class CommitGate(Protocol):
@@ -144,7 +144,7 @@ class Background:
             return 0
 
     def _restart_wal(self, conn: sqlite3.Connection, wal_bytes: int) -> None:
-        if not self._caught_up(conn) and wal_bytes < FORCE_RESTART_WAL_BYTES:
+        if not self._caught_up(conn) and wal_bytes < FORCE_RESTART_FACTOR * RESTART_WAL_BYTES:
             return  # the writer outran the copying this time; try again after the next checkpoint
         held = threading.Event()
         try:

@@ -539,14 +539,14 @@ async def _write_under_load(store: SqliteStore, new_request, megabytes: int) -> 
         await asyncio.sleep(0)
 
 
-@pytest.mark.parametrize(("force_at", "restarts"), [(1 << 40, 0), (512 * 1024, 1)])
+@pytest.mark.parametrize(("force_factor", "restarts"), [(1 << 20, 0), (2, 1)])
 async def test_commits_are_held_only_once_the_checkpoints_caught_up_or_the_wal_is_far_too_big(
-    db_path: pathlib.Path, new_request, monkeypatch: pytest.MonkeyPatch, force_at: int, restarts: int
+    db_path: pathlib.Path, new_request, monkeypatch: pytest.MonkeyPatch, force_factor: int, restarts: int
 ) -> None:
     """Holding the commits while a long checkpoint copies stalls every sender; when catching up fails (here it is
     never tried), the restart waits for a later round, unless the WAL is past the forced limit."""
     monkeypatch.setattr(background, "RESTART_WAL_BYTES", 256 * 1024)
-    monkeypatch.setattr(background, "FORCE_RESTART_WAL_BYTES", force_at)
+    monkeypatch.setattr(background, "FORCE_RESTART_FACTOR", force_factor)
     monkeypatch.setattr(background, "CHECKPOINT_INTERVAL_S", 0.01)
     monkeypatch.setattr(background, "CATCH_UP_ROUNDS", 0)
     async with opened(db_path) as store:
