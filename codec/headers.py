@@ -303,6 +303,12 @@ class TopicRequestHeader:
     topic: str = wire("topic", required=True)
 
 
+@dataclass(slots=True)
+class DeleteSubscriptionGroupRequestHeader:
+    group_name: str = wire("groupName", required=True)
+    clean_offset: bool = wire("cleanOffset", default=False)
+
+
 # --- name server ----------------------------------------------------------------------------------
 
 

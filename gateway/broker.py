@@ -154,6 +154,9 @@ class Broker:
         t.register(RequestCode.UPDATE_AND_CREATE_TOPIC, a.create_topic)
         t.register(RequestCode.DELETE_TOPIC_IN_BROKER, a.delete_topic)
         t.register(RequestCode.GET_ALL_TOPIC_CONFIG, a.all_topic_config)
+        t.register(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, a.create_group)
+        t.register(RequestCode.DELETE_SUBSCRIPTIONGROUP, a.delete_group)
+        t.register(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG, a.all_group_config)
         t.register(RequestCode.GET_TOPIC_STATS_INFO, a.topic_stats)
         t.register(RequestCode.GET_CONSUME_STATS, a.consume_stats)
         t.register(RequestCode.GET_CONSUMER_CONNECTION_LIST, a.consumer_connections)
@@ -186,6 +189,7 @@ class Broker:
         await self.store.open()
         try:
             await self.topics.load()
+            await self.ctx.groups.load()
             await self.ctx.transactions.load()
             for group, topic, etype, expression, version in await self.store.load_subscriptions():
                 self.ctx.clients.remembered[(group, topic)] = make_subscription(topic, expression, etype, version)

@@ -14,6 +14,7 @@ from gateway.clients import ClientRegistry
 from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
 from gateway.delay import DelayPolicy, parse_delay_levels
+from gateway.groups import SubscriptionGroups
 from gateway.locks import QueueLockTable
 from gateway.long_poll import PullWaitTable
 from gateway.scheduler import DeliveryScheduler
@@ -57,8 +58,10 @@ class BrokerContext:
     connections: dict[int, Connection] = field(default_factory=dict)  # live client connections by id
     transaction_policy: CheckPolicy = field(init=False)
     transactions: TransactionChecker = field(init=False)
+    groups: SubscriptionGroups = field(init=False)
 
     def __post_init__(self) -> None:
+        self.groups = SubscriptionGroups(self.store)
         self.locks = QueueLockTable(self.config.rebalance_lock_max_live_ms)
         self.delays = DelayPolicy(parse_delay_levels(self.config.message_delay_level), self.config.timer_max_delay_ms)
         self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify)

@@ -31,6 +31,17 @@ class PullWaitTable:
             if not waiters:
                 del self._waiters[(topic, queue_id)]
 
+    def park_all(self, topic: str, queue_ids: range) -> anyio.Event:
+        """One event set by a message landing in any of the queues (a POP receive waits on a whole topic)."""
+        event = anyio.Event()
+        for queue_id in queue_ids:
+            self._waiters.setdefault((topic, queue_id), set()).add(event)
+        return event
+
+    def cancel_all(self, topic: str, queue_ids: range, event: anyio.Event) -> None:
+        for queue_id in queue_ids:
+            self.cancel(topic, queue_id, event)
+
     def notify(self, topic: str, queue_id: int) -> None:
         for event in self._waiters.pop((topic, queue_id), ()):
             event.set()

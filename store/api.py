@@ -100,6 +100,17 @@ class ScheduledEntry:
 
 
 @dataclass(slots=True)
+class InFlight:
+    """A message a POP consumer group was handed (or that waits for its message group's turn), per queue."""
+
+    queue_offset: int
+    visible_ms: int  # invisible to the group until then (ms); 0: never handed out, waiting for its FIFO turn
+    attempt: int  # deliveries so far
+    generation: int  # names the current delivery: a receipt handle with another one is out of date
+    message_group: str | None = None  # FIFO consumer groups only
+
+
+@dataclass(slots=True)
 class TopicConfig:
     """A topic's configuration, as Apache's TopicConfig (perm bits from PermName)."""
 
@@ -225,6 +236,34 @@ class MessageStore(Protocol):
 
     async def load_subscriptions(self) -> list[tuple[str, str, str, str, int]]:
         """Every remembered subscription: (group, topic, expression type, expression, subVersion)."""
+
+    async def pop_offset(self, group: str, topic: str, queue_id: int) -> int | None:
+        """The next offset of the queue a POP group has not looked at yet; None before its first receive."""
+
+    async def in_flight(self, group: str, topic: str, queue_id: int, limit: int) -> list[InFlight]:
+        """The group's in-flight (and waiting) messages of the queue, lowest offset first."""
+
+    async def save_pop(
+        self, group: str, topic: str, queue_id: int, pop_offset: int | None, rows: Sequence[InFlight]
+    ) -> None:
+        """One receive, durable before it is answered: insert or replace ``rows`` and move the pop offset (None:
+        unchanged)."""
+
+    async def settle_pop(self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int) -> bool:
+        """Ack (or dead-letter): forget the in-flight message if ``generation`` is still its current one."""
+
+    async def move_pop(
+        self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int, new_generation: int,
+        visible_ms: int,
+    ) -> bool:  # fmt: skip
+        """Change the invisible time of an in-flight message whose current generation is ``generation``."""
+
+    async def subscription_groups(self) -> dict[str, str]:
+        """Every saved subscription group config (JSON), by group name."""
+
+    async def save_subscription_group(self, group: str, config_json: str) -> None: ...
+
+    async def delete_subscription_group(self, group: str) -> None: ...
 
     async def load_topics(self) -> list[TopicConfig]:
         """Every persisted topic config."""

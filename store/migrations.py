@@ -121,6 +121,31 @@ MIGRATIONS: list[Step] = [
         PRIMARY KEY (topic, first_phys)
     ) WITHOUT ROWID;
     """,
+    # 7: POP consumption (gRPC receive / ack / change invisible duration) and subscription group configs.
+    """
+    CREATE TABLE pop_offsets (
+        consumer_group TEXT    NOT NULL,
+        topic          TEXT    NOT NULL,
+        queue_id       INTEGER NOT NULL,
+        pop_offset     INTEGER NOT NULL,  -- the next message of the queue not yet looked at by this group
+        PRIMARY KEY (consumer_group, topic, queue_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE pop_in_flight (
+        consumer_group TEXT    NOT NULL,
+        topic          TEXT    NOT NULL,
+        queue_id       INTEGER NOT NULL,
+        queue_offset   INTEGER NOT NULL,
+        visible_ms     INTEGER NOT NULL,  -- invisible until then; 0: waiting for its message group's turn
+        attempt        INTEGER NOT NULL,  -- deliveries so far
+        generation     INTEGER NOT NULL,  -- names the current delivery in its receipt handle
+        message_group  TEXT,              -- FIFO groups: the message's group, delivered one at a time
+        PRIMARY KEY (consumer_group, topic, queue_id, queue_offset)
+    ) WITHOUT ROWID;
+    CREATE TABLE subscription_groups (
+        group_name TEXT PRIMARY KEY,
+        config     TEXT NOT NULL  -- SubscriptionGroupConfig as JSON
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

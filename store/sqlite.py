@@ -35,6 +35,7 @@ from store.api import (
     AppendRequest,
     AppendResult,
     HalfMessage,
+    InFlight,
     PulledRecords,
     RecordRun,
     ScheduledEntry,
@@ -111,6 +112,21 @@ SAVE_TOPIC = (
     "INSERT OR REPLACE INTO topics (topic_name, read_queue_nums, write_queue_nums, perm, topic_filter_type,"
     " topic_sys_flag, is_order) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+POP_OFFSET = "SELECT pop_offset FROM pop_offsets WHERE consumer_group = ? AND topic = ? AND queue_id = ?"
+UPSERT_POP_OFFSET = (
+    "INSERT OR REPLACE INTO pop_offsets (consumer_group, topic, queue_id, pop_offset) VALUES (?, ?, ?, ?)"
+)
+IN_FLIGHT = (
+    "SELECT queue_offset, visible_ms, attempt, generation, message_group FROM pop_in_flight"
+    " WHERE consumer_group = ? AND topic = ? AND queue_id = ? ORDER BY queue_offset LIMIT ?"
+)
+UPSERT_IN_FLIGHT = (
+    "INSERT OR REPLACE INTO pop_in_flight (consumer_group, topic, queue_id, queue_offset, visible_ms, attempt,"
+    " generation, message_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_IN_FLIGHT_KEY = "consumer_group = ? AND topic = ? AND queue_id = ? AND queue_offset = ? AND generation = ?"
+SETTLE_IN_FLIGHT = f"DELETE FROM pop_in_flight WHERE {_IN_FLIGHT_KEY}"
+MOVE_IN_FLIGHT = f"UPDATE pop_in_flight SET visible_ms = ?, generation = ? WHERE {_IN_FLIGHT_KEY}"
 
 # Per-request reads: each is an index range scan or point lookup (tests/store checks the query plans).
 # The chunks of a queue from the one holding ?3 on, in offset order.
@@ -145,6 +161,8 @@ PER_REQUEST_READS = (
     QUERY_BY_KEY,
     DUE_SCHEDULED,
     NEXT_DUE,
+    POP_OFFSET,
+    IN_FLIGHT,
 )
 
 # Only at open: every queue's lowest and next offset, in O(queues) index seeks rather than one pass over every
@@ -1093,6 +1111,68 @@ class SqliteStore:
                     del per_group[(topic, queue_id)]
                     self._dirty.discard((group, topic, queue_id))
 
+    # ---- POP consumption ---------------------------------------------------------------------------
+
+    async def pop_offset(self, group: str, topic: str, queue_id: int) -> int | None:
+        self._require_open()
+        row = self._read_one(POP_OFFSET, (group, topic, queue_id))
+        return None if row is None else int(row[0])
+
+    async def in_flight(self, group: str, topic: str, queue_id: int, limit: int) -> list[InFlight]:
+        self._require_open()
+        return [InFlight(*row) for row in self._read(IN_FLIGHT, (group, topic, queue_id, limit))]
+
+    async def save_pop(
+        self, group: str, topic: str, queue_id: int, pop_offset: int | None, rows: Sequence[InFlight]
+    ) -> None:
+        self._require_open()
+        for name, value in (("consumer group", group), ("topic", topic)):
+            check_text(name, value)
+        key = (group, topic, queue_id)
+        self._transact("pop", [
+            (UPSERT_IN_FLIGHT, [
+                (*key, r.queue_offset, r.visible_ms, r.attempt, r.generation, r.message_group) for r in rows
+            ]),
+            (UPSERT_POP_OFFSET, [] if pop_offset is None else [(*key, pop_offset)]),
+        ])  # fmt: skip
+
+    async def settle_pop(self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int) -> bool:
+        self._require_open()
+        [changed] = self._transact("pop", [(SETTLE_IN_FLIGHT, [(group, topic, queue_id, queue_offset, generation)])])
+        return changed == 1
+
+    async def move_pop(
+        self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int, new_generation: int,
+        visible_ms: int,
+    ) -> bool:  # fmt: skip
+        self._require_open()
+        row = (visible_ms, new_generation, group, topic, queue_id, queue_offset, generation)
+        [changed] = self._transact("pop", [(MOVE_IN_FLIGHT, [row])])
+        return changed == 1
+
+    # ---- subscription groups ---------------------------------------------------------------------
+
+    async def subscription_groups(self) -> dict[str, str]:
+        self._require_open()
+        return dict(self._read("SELECT group_name, config FROM subscription_groups"))
+
+    async def save_subscription_group(self, group: str, config_json: str) -> None:
+        self._require_open()
+        check_text("consumer group", group)
+        check_text("subscription group config", config_json)
+        self._transact(
+            "subscription group",
+            [("INSERT OR REPLACE INTO subscription_groups (group_name, config) VALUES (?, ?)", [(group, config_json)])],
+        )
+
+    async def delete_subscription_group(self, group: str) -> None:
+        self._require_open()
+        self._transact("subscription group", [
+            ("DELETE FROM subscription_groups WHERE group_name = ?", [(group,)]),
+            ("DELETE FROM pop_in_flight WHERE consumer_group = ?", [(group,)]),
+            ("DELETE FROM pop_offsets WHERE consumer_group = ?", [(group,)]),
+        ])  # fmt: skip
+
     # ---- topics ----------------------------------------------------------------------------------
 
     async def load_topics(self) -> list[TopicConfig]:
@@ -1130,6 +1210,8 @@ class SqliteStore:
             ("DELETE FROM message_keys WHERE topic = ?", [(topic,)]),
             ("DELETE FROM chunk_keys WHERE topic = ?", [(topic,)]),
             ("DELETE FROM consumer_offsets WHERE topic = ?", [(topic,)]),
+            ("DELETE FROM pop_offsets WHERE topic = ?", [(topic,)]),
+            ("DELETE FROM pop_in_flight WHERE topic = ?", [(topic,)]),
             # The deleted messages may have been the newest; keep physical offsets increasing anyway.
             (SET_META, [("next_phys_offset", self._next_phys)]),
         ])  # fmt: skip

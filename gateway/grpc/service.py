@@ -48,8 +48,10 @@ from codec.grpc_v2 import service_pb2 as s
 from codec.properties import decode_properties, encode_properties
 from codec.record import decode_record
 from gateway.context import BrokerContext
+from gateway.grpc.consumer import ConsumerMethods
 from gateway.grpc.convert import to_v2_message
 from gateway.grpc.sessions import CLIENT_ID, Session, Sessions
+from gateway.grpc.status import OK, status
 from gateway.handlers.send import SendHandler
 from gateway.handlers.transaction import EndTransactionHandler
 from remoting.connection import Connection
@@ -61,11 +63,10 @@ log = logging.getLogger("pocketmq.grpc")
 SERVICE = "/apache.rocketmq.v2.MessagingService/"
 ALL_MESSAGE_TYPES = (d.NORMAL, d.FIFO, d.DELAY, d.TRANSACTION)
 # Apache's proxy defaults (ProxyConfig): producers retry 3 times, 10 ms doubling to 1 s; consumers get batches of
-# 32 and a 20 s long poll; a consumer group retries 16 times on the delay-level schedule from level 3 (10 s).
+# 32 and a 20 s long poll; a consumer group's retries (retryMaxTimes) follow the delay-level schedule from level 3.
 PRODUCER_MAX_ATTEMPTS = 3
 CONSUMER_BATCH_SIZE = 32
 LONG_POLLING_TIMEOUT_S = 20
-CONSUMER_MAX_ATTEMPTS = 17
 RETRY_BACKOFF_S = (1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200)
 
 # Remoting send answers as v2 codes (the proxy's ResponseBuilder does the same for the codes a send can get).
@@ -76,13 +77,6 @@ _SEND_CODES = {
     ResponseCode.INVALID_PARAMETER: d.BAD_REQUEST,
     ResponseCode.SYSTEM_BUSY: d.TOO_MANY_REQUESTS,
 }
-
-
-def status(code: int, message: str | None = None) -> d.Status:
-    return d.Status(code=code, message=message if message is not None else d.Code.Name(code))
-
-
-OK = status(d.OK)
 
 
 @dataclass(slots=True)
@@ -108,12 +102,14 @@ class MessagingService:
         self.send_handler = send_handler
         self.sessions = Sessions()
         self.end_transaction_handler = EndTransactionHandler(ctx)
+        self.consumer = ConsumerMethods(ctx)
         # Transaction back-checks go to a remoting producer of the group, or else to a gRPC one (whose producer
         # group is the topic, as the proxy names it) over its Telemetry stream.
         remoting_producer = ctx.transactions.find_producer
         ctx.transactions.find_producer = lambda group: remoting_producer(group) or self._check_target(group)
 
     def methods(self) -> dict[str, Method]:
+        c = self.consumer
         return {
             SERVICE + "QueryRoute": Method(Kind.UNARY, s.QueryRouteRequest, self.query_route),
             SERVICE + "Heartbeat": Method(Kind.UNARY, s.HeartbeatRequest, self.heartbeat),
@@ -123,6 +119,15 @@ class MessagingService:
                 Kind.UNARY, s.NotifyClientTerminationRequest, self.notify_client_termination
             ),
             SERVICE + "EndTransaction": Method(Kind.UNARY, s.EndTransactionRequest, self.end_transaction),
+            SERVICE + "QueryAssignment": Method(Kind.UNARY, s.QueryAssignmentRequest, c.query_assignment),
+            SERVICE + "ReceiveMessage": Method(Kind.SERVER_STREAM, s.ReceiveMessageRequest, c.receive_message),
+            SERVICE + "AckMessage": Method(Kind.UNARY, s.AckMessageRequest, c.ack_message),
+            SERVICE + "ChangeInvisibleDuration": Method(
+                Kind.UNARY, s.ChangeInvisibleDurationRequest, c.change_invisible_duration
+            ),
+            SERVICE + "ForwardMessageToDeadLetterQueue": Method(
+                Kind.UNARY, s.ForwardMessageToDeadLetterQueueRequest, c.forward_to_dead_letter_queue
+            ),
         }
 
     # ---- routes ---------------------------------------------------------------------------------------
@@ -199,8 +204,9 @@ class MessagingService:
         elif client.HasField("subscription"):
             out.subscription.receive_batch_size = CONSUMER_BATCH_SIZE
             out.subscription.long_polling_timeout.CopyFrom(_duration(LONG_POLLING_TIMEOUT_S))
-            out.subscription.fifo = False
-            out.backoff_policy.max_attempts = CONSUMER_MAX_ATTEMPTS
+            group = self.ctx.groups.get(client.subscription.group.name)
+            out.subscription.fifo = group.orderly
+            out.backoff_policy.max_attempts = group.max_attempts
             out.backoff_policy.customized_backoff.next.extend(_duration(x) for x in RETRY_BACKOFF_S)
         return out
 

@@ -9,9 +9,16 @@ from typing import Any
 from codec import jsonbody
 from codec.codes import ResponseCode
 from codec.command import RemotingCommand
-from codec.headers import ConsumerGroupRequestHeader, CreateTopicRequestHeader, TopicRequestHeader, decode_header
+from codec.headers import (
+    ConsumerGroupRequestHeader,
+    CreateTopicRequestHeader,
+    DeleteSubscriptionGroupRequestHeader,
+    TopicRequestHeader,
+    decode_header,
+)
 from codec.record import decode_record
 from gateway.context import BrokerContext
+from gateway.groups import InvalidGroupConfig, parse_group_config
 from gateway.topics import validate_topic_name
 from remoting.connection import Connection
 from remoting.errors import RequestError
@@ -77,6 +84,27 @@ class AdminHandlers:
         self.ctx.topics.refuse_system_topic(h.topic)
         await self.ctx.topics.delete(h.topic)
         return cmd.response(ResponseCode.SUCCESS)
+
+    async def create_group(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """UPDATE_AND_CREATE_SUBSCRIPTIONGROUP: the body is a SubscriptionGroupConfig."""
+        try:
+            config = parse_group_config(cmd.body or b"")
+        except InvalidGroupConfig as err:
+            raise RequestError(ResponseCode.INVALID_PARAMETER, str(err)) from None
+        validate_topic_name(config.name)  # a group name follows the topic name rules (characters, length)
+        await self.ctx.groups.upsert(config)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    async def delete_group(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        h = decode_header(DeleteSubscriptionGroupRequestHeader, cmd.ext_fields)
+        await self.ctx.groups.delete(h.group_name)
+        return cmd.response(ResponseCode.SUCCESS)
+
+    async def all_group_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_ALL_SUBSCRIPTIONGROUP_CONFIG: the configured groups (SubscriptionGroupWrapper)."""
+        table = {name: c.to_json() for name, c in sorted(self.ctx.groups.configured.items())}
+        body = {"subscriptionGroupTable": table, "dataVersion": self.data_version()}
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(body))
 
     async def all_topic_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         return cmd.response(

@@ -48,47 +48,8 @@ class SendBackHandler:
         )
         queue_nums = 1  # retryQueueNums / DLQ_NUMS_PER_GROUP
         await self.ctx.topics.ensure_system_topic(decision.topic, queue_nums)
-        request = self._retry_request(original, decision.topic, decision.delay_level, h.origin_msg_id)
+        request = resend_request(self.ctx, original, decision.topic, decision.delay_level, h.origin_msg_id)
         return self._store(cmd, request)
-
-    def _retry_request(
-        self, original: StoredMessage, topic: str, delay_level: int, origin_msg_id: str | None
-    ) -> AppendRequest:
-        now = self.ctx.clock.now_ms()
-        props = decode_properties(original.properties)
-        extra = {}
-        if PROPERTY_RETRY_TOPIC not in props:
-            extra[PROPERTY_RETRY_TOPIC] = original.topic
-        origin = (
-            props.get(PROPERTY_ORIGIN_MESSAGE_ID)
-            or origin_msg_id
-            or encode_offset_msg_id(original.store_host, original.store_port, original.phys_offset)
-        )
-        extra[PROPERTY_ORIGIN_MESSAGE_ID] = origin
-        extra[PROPERTY_WAIT] = "false"
-        if delay_level > 0:
-            extra[PROPERTY_DELAY] = str(delay_level)
-        properties = append_properties(remove_properties(original.properties, _REPLACED), extra)
-        msg = StoredMessage(
-            topic=topic,
-            queue_id=0,
-            body=original.body,
-            properties=properties,
-            flag=original.flag,
-            sys_flag=original.sys_flag,
-            born_timestamp=original.born_timestamp,
-            born_host=original.born_host,
-            born_port=original.born_port,
-            store_timestamp=now,
-            store_host=self.ctx.store_host,
-            store_port=self.ctx.config.port,
-            reconsume_times=original.reconsume_times + 1,
-        )
-        new_props = decode_properties(properties)
-        deferral = self.ctx.delays.plan(new_props, now) if delay_level > 0 else None
-        if deferral is not None:
-            defer(msg, deferral)
-        return append_request(msg, new_props, due_ms=deferral.due_ms if deferral is not None else None)
 
     async def _store(self, cmd: RemotingCommand, request: AppendRequest) -> RemotingCommand:
         with anyio.CancelScope(shield=True):  # stored even if the consumer's connection closes meanwhile
@@ -98,3 +59,50 @@ class SendBackHandler:
         else:
             self.ctx.waits.notify(request.topic, request.queue_id)
         return cmd.response(ResponseCode.SUCCESS)
+
+
+def resend_request(
+    ctx: BrokerContext,
+    original: StoredMessage,
+    topic: str,
+    delay_level: int,
+    origin_msg_id: str | None,
+    reconsume_times: int | None = None,
+) -> AppendRequest:
+    """``original`` stored again in its group's retry topic (after ``delay_level``) or dead-letter topic, with the
+    properties that lead back to it; ``reconsume_times`` defaults to one more than the original's."""
+    now = ctx.clock.now_ms()
+    props = decode_properties(original.properties)
+    extra = {}
+    if PROPERTY_RETRY_TOPIC not in props:
+        extra[PROPERTY_RETRY_TOPIC] = original.topic
+    origin = (
+        props.get(PROPERTY_ORIGIN_MESSAGE_ID)
+        or origin_msg_id
+        or encode_offset_msg_id(original.store_host, original.store_port, original.phys_offset)
+    )
+    extra[PROPERTY_ORIGIN_MESSAGE_ID] = origin
+    extra[PROPERTY_WAIT] = "false"
+    if delay_level > 0:
+        extra[PROPERTY_DELAY] = str(delay_level)
+    properties = append_properties(remove_properties(original.properties, _REPLACED), extra)
+    msg = StoredMessage(
+        topic=topic,
+        queue_id=0,
+        body=original.body,
+        properties=properties,
+        flag=original.flag,
+        sys_flag=original.sys_flag,
+        born_timestamp=original.born_timestamp,
+        born_host=original.born_host,
+        born_port=original.born_port,
+        store_timestamp=now,
+        store_host=ctx.store_host,
+        store_port=ctx.config.port,
+        reconsume_times=original.reconsume_times + 1 if reconsume_times is None else reconsume_times,
+    )
+    new_props = decode_properties(properties)
+    deferral = ctx.delays.plan(new_props, now) if delay_level > 0 else None
+    if deferral is not None:
+        defer(msg, deferral)
+    return append_request(msg, new_props, due_ms=deferral.due_ms if deferral is not None else None)

@@ -10,9 +10,11 @@ from typing import Any
 import anyio
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from codec.codes import PROPERTY_KEYS, PROPERTY_SHARDING_KEY, PROPERTY_TAGS, PROPERTY_UNIQ_KEY
+from codec import jsonbody
+from codec.codes import PROPERTY_KEYS, PROPERTY_SHARDING_KEY, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RequestCode
 from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
 from codec.properties import decode_properties
@@ -33,6 +35,12 @@ class Client:
     def unary(self, method: str, request: Any, response_type: Any) -> Any:
         call = self.channel.unary_unary(SERVICE + method, type(request).SerializeToString, response_type.FromString)
         return call(request, metadata=self.metadata, timeout=5)
+
+    def receive(self, request: s.ReceiveMessageRequest, timeout: float = 30) -> list[s.ReceiveMessageResponse]:
+        call = self.channel.unary_stream(
+            SERVICE + "ReceiveMessage", s.ReceiveMessageRequest.SerializeToString, s.ReceiveMessageResponse.FromString
+        )
+        return list(call(request, metadata=self.metadata, timeout=timeout))
 
     def telemetry(self, commands: list[s.TelemetryCommand], answers: int) -> list[s.TelemetryCommand]:
         outgoing: queue.Queue[s.TelemetryCommand | None] = queue.Queue()
@@ -223,3 +231,114 @@ async def test_a_grpc_half_message_is_committed_by_end_transaction(grpc_broker, 
     [queue] = [q for q in range(4) if grpc_broker.store.max_offset("GrpcTx", q) == 1]
     [msg] = decode_records((await bc.pull("GrpcTx", queue, 0)).body)
     assert msg.body == b"half"
+
+
+# ---- consumers (POP) --------------------------------------------------------------------------------------
+
+
+def _receive_request(
+    topic: str, group: str, *, invisible_s: int = 30, poll_s: int = 5, **kw: Any
+) -> s.ReceiveMessageRequest:
+    return s.ReceiveMessageRequest(
+        group=d.Resource(name=group),
+        message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=-1),
+        filter_expression=kw.pop("filter_expression", d.FilterExpression(type=d.TAG, expression="*")),
+        batch_size=kw.pop("batch_size", 32),
+        invisible_duration=Duration(seconds=invisible_s),
+        long_polling_timeout=Duration(seconds=poll_s),
+        **kw,
+    )
+
+
+async def _send(client: Client, topic: str, *bodies: bytes, **system: Any) -> None:
+    for i, body in enumerate(bodies):
+        message = _message(topic, body, f"01AABBCCDD{i:016X}", **system)
+        answer = await in_thread(
+            client.unary, "SendMessage", s.SendMessageRequest(messages=[message]), s.SendMessageResponse
+        )
+        assert answer.status.code == d.OK, answer
+
+
+async def test_receive_ack_and_change_invisible_duration(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port)
+    await _send(client, "GrpcPop", b"one", b"two", tag="TagA", keys=["k1"])
+    responses = await in_thread(client.receive, _receive_request("GrpcPop", "pop-g"))
+    assert responses[0].status.code == d.OK
+    messages = [r.message for r in responses[1:]]
+    assert sorted(m.body for m in messages) == [b"one", b"two"]
+    for m in messages:
+        system = m.system_properties
+        assert system.tag == "TagA" and list(system.keys) == ["k1"] and system.delivery_attempt == 1
+        assert system.receipt_handle and system.invisible_duration.seconds == 30
+        assert m.user_properties == {"color": "blue", "n": "1"}
+    one, two = sorted(messages, key=lambda m: m.body)
+    ack = s.AckMessageRequest(
+        group=d.Resource(name="pop-g"), topic=d.Resource(name="GrpcPop"),
+        entries=[s.AckMessageEntry(message_id=one.system_properties.message_id,
+                                   receipt_handle=one.system_properties.receipt_handle)],
+    )  # fmt: skip
+    acked = await in_thread(client.unary, "AckMessage", ack, s.AckMessageResponse)
+    assert acked.status.code == d.OK and [e.status.code for e in acked.entries] == [d.OK]
+    again = await in_thread(client.unary, "AckMessage", ack, s.AckMessageResponse)
+    assert again.entries[0].status.code == d.INVALID_RECEIPT_HANDLE
+    nack = s.ChangeInvisibleDurationRequest(
+        group=d.Resource(name="pop-g"), topic=d.Resource(name="GrpcPop"),
+        receipt_handle=two.system_properties.receipt_handle, invisible_duration=Duration(seconds=0),
+        message_id=two.system_properties.message_id,
+    )  # fmt: skip
+    changed = await in_thread(client.unary, "ChangeInvisibleDuration", nack, s.ChangeInvisibleDurationResponse)
+    assert changed.status.code == d.OK and changed.receipt_handle != two.system_properties.receipt_handle
+    redelivered = await in_thread(client.receive, _receive_request("GrpcPop", "pop-g"))
+    assert [r.message.body for r in redelivered[1:]] == [b"two"]
+    assert redelivered[1].message.system_properties.delivery_attempt == 2
+
+
+async def test_receive_refusals_name_the_problem(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port)
+    await _send(client, "GrpcPopBad", b"x")
+    short = await in_thread(client.receive, _receive_request("GrpcPopBad", "g", invisible_s=1))
+    assert [r.status.code for r in short] == [d.ILLEGAL_INVISIBLE_TIME] and "10000" in short[0].status.message
+    sql = d.FilterExpression(type=d.SQL, expression="a >")
+    bad_filter = await in_thread(client.receive, _receive_request("GrpcPopBad", "g", filter_expression=sql))
+    assert [r.status.code for r in bad_filter] == [d.ILLEGAL_FILTER_EXPRESSION]
+    missing = await in_thread(client.receive, _receive_request("NoSuchTopic", "g"))
+    assert [r.status.code for r in missing] == [d.TOPIC_NOT_FOUND]
+    ack = s.AckMessageRequest(
+        group=d.Resource(name="g"), topic=d.Resource(name="GrpcPopBad"),
+        entries=[s.AckMessageEntry(message_id="x", receipt_handle="not a handle")],
+    )  # fmt: skip
+    answer = await in_thread(client.unary, "AckMessage", ack, s.AckMessageResponse)
+    assert (
+        answer.entries[0].status.code == d.INVALID_RECEIPT_HANDLE and "not issued" in answer.entries[0].status.message
+    )
+
+
+async def test_an_empty_receive_waits_out_its_long_poll(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port)
+    await _send(client, "GrpcPopEmpty", b"x")
+    await in_thread(client.receive, _receive_request("GrpcPopEmpty", "g"))
+    started = anyio.current_time()
+    [answer] = await in_thread(client.receive, _receive_request("GrpcPopEmpty", "g", poll_s=5))
+    assert answer.status.code == d.MESSAGE_NOT_FOUND
+    assert 4.5 <= anyio.current_time() - started < 8
+
+
+async def test_group_config_reaches_settings_and_assignments(grpc_broker, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    bc = await open_broker_client(grpc_broker)
+    config = {"groupName": "fifo-g", "consumeMessageOrderly": True, "retryMaxTimes": 2}
+    assert (await bc.invoke(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, jsonbody.dumps(config))).code == 0
+    client = Client(grpc_broker.grpc_port, "consumer-1")
+    settings = s.TelemetryCommand(settings=d.Settings(
+        client_type=d.SIMPLE_CONSUMER,
+        subscription=d.Subscription(group=d.Resource(name="fifo-g")),
+    ))  # fmt: skip
+    [answer] = await in_thread(client.telemetry, [settings], 1)
+    assert answer.settings.subscription.fifo is True and answer.settings.backoff_policy.max_attempts == 3
+    await _send(client, "GrpcPopFifo", b"x")
+    query = s.QueryAssignmentRequest(topic=d.Resource(name="GrpcPopFifo"), group=d.Resource(name="fifo-g"))
+    fifo = await in_thread(client.unary, "QueryAssignment", query, s.QueryAssignmentResponse)
+    assert [a.message_queue.id for a in fifo.assignments] == [0, 1, 2, 3]
+    query.group.name = "plain-g"
+    plain = await in_thread(client.unary, "QueryAssignment", query, s.QueryAssignmentResponse)
+    assert [a.message_queue.id for a in plain.assignments] == [-1]
+    assert plain.assignments[0].message_queue.broker.endpoints.addresses[0].port == grpc_broker.grpc_port
