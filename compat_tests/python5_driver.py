@@ -398,6 +398,7 @@ class Python5Client(DriverClient):
         invisible_s: int | None = None,
         no_ack: bool = False,
         fail_first: bool = False,
+        fail_always: bool = False,
     ) -> DriverRun:
         """A SimpleConsumer (or with ``push`` a PushConsumer) process that stops after ``expect`` messages (plus
         ``linger`` seconds) or ``timeout`` seconds."""
@@ -415,6 +416,8 @@ class Python5Client(DriverClient):
             args.append("--no-ack")
         if fail_first:
             args.append("--fail-first")
+        if fail_always:
+            args.append("--fail-always")
         return self._start(f"{'push' if push else 'simple'}-{group}", args)
 
     def consume(

@@ -291,6 +291,7 @@ class PopService:
             raise OutOfDate(f"the message of receipt handle {handle!r} was acked or delivered again since")
         key = (group, topic)
         self._next_visible[key] = min(self._next_visible.get(key, visible), visible)
+        self.ctx.waits.notify(topic, receipt.queue_id)  # a receive waiting meanwhile looks again, or waits until then
         return new
 
     async def forward_to_dead_letter(self, group: str, topic: str, handle: str, attempt: int) -> None:

@@ -17,7 +17,7 @@ of the main environment. A JSON-lines CLI; stdout carries only JSON lines, the c
     simple-consume --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
                    [--invisible-s 15] [--await-s 5] [--batch 16] [--linger S] [--no-ack]
     push-consume   --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
-                   [--fail-first] [--threads 4] [--linger S]
+                   [--fail-first | --fail-always] [--threads 4] [--linger S]
         Print {"ready": true} once the client started, then one line per delivery {"message_id", "topic",
         "body_b64", "tag", "keys" (sorted), "properties", "message_group", "delivery_attempt",
         "delivery_timestamp_ms" (0: none), "born_host", "born_timestamp_ms", "store_timestamp_ms", "message_type",
@@ -371,18 +371,19 @@ def cmd_push_consume(args: argparse.Namespace) -> None:
     enough = threading.Event()
 
     class Listener(rmq.MessageListener):
-        """Prints every delivery; with --fail-first answers FAILURE the first time each message comes."""
+        """Prints every delivery; with --fail-first answers FAILURE the first time each message comes, with
+        --fail-always every time."""
 
         def consume(self, message: Any) -> Any:
             line = _delivery(message)
             with lock:
-                fail = args.fail_first and message.message_id not in state["failed_ids"]
+                fail = args.fail_always or (args.fail_first and message.message_id not in state["failed_ids"])
                 if fail:
                     state["failed_ids"].add(message.message_id)
                 else:
                     state["ok"] += 1
                 state["deliveries"] += 1
-                if state["ok"] >= args.expect:
+                if (state["deliveries"] if args.fail_always else state["ok"]) >= args.expect:
                     enough.set()
             line["result"] = "FAILURE" if fail else "SUCCESS"
             emit(line)
@@ -466,7 +467,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
     push = sub.add_parser("push-consume", help="consume with a PushConsumer")
     _consumer(push)
-    push.add_argument("--fail-first", action="store_true", help="answer FAILURE to each message's first delivery")
+    failing = push.add_mutually_exclusive_group()
+    failing.add_argument("--fail-first", action="store_true", help="answer FAILURE to each message's first delivery")
+    failing.add_argument(
+        "--fail-always", action="store_true", help="answer FAILURE to every delivery (--expect counts deliveries)"
+    )
     push.add_argument("--threads", type=int, default=4, help="consumption_thread_count")
     args = parser.parse_args(argv)
     if args.command == "produce" and args.kind == "transaction" and args.send_async:

@@ -88,6 +88,17 @@ class ConsumerMethods:
     async def receive_message(
         self, req: s.ReceiveMessageRequest, call: CallContext
     ) -> AsyncIterator[s.ReceiveMessageResponse]:
+        """A status, the messages if any, then the time of delivery (the 5.x clients time their receive latency from
+        it; ReceiveMessageResponseStreamWriter ends every answer so)."""
+        async for response in self._receive(req, call):
+            yield response
+        stamp = s.ReceiveMessageResponse()
+        stamp.delivery_timestamp.FromMilliseconds(self.ctx.clock.now_ms())
+        yield stamp
+
+    async def _receive(
+        self, req: s.ReceiveMessageRequest, call: CallContext
+    ) -> AsyncIterator[s.ReceiveMessageResponse]:
         topic, group = req.message_queue.topic.name, req.group.name
         refused = self._topic_and_group(topic, group) or self._batch_refused(req.batch_size)
         if refused is not None:

@@ -19,6 +19,7 @@ from codec.codes import (
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
     SYSTEM_PROPERTY_NAMES,
+    TRANSACTION_TYPE_MASK,
     MessageSysFlag,
 )
 from codec.grpc_v2 import definition_pb2 as d
@@ -32,8 +33,11 @@ def _timestamp(ms: int) -> Timestamp:
     return out
 
 
-def message_type(props: dict[str, str]) -> int:
-    if props.get(PROPERTY_TRAN_MSG) == "true":
+def message_type(props: dict[str, str], sys_flag: int = 0) -> int:
+    """GrpcConverter's rule. A committed transaction message keeps TRAN_MSG in Apache (EndTransactionProcessor
+    clears it after it built the stored property string); pocketmq drops it and keeps the commit type in sysFlag."""
+    committed = sys_flag & TRANSACTION_TYPE_MASK == MessageSysFlag.TRANSACTION_COMMIT
+    if committed or props.get(PROPERTY_TRAN_MSG) == "true":
         return d.TRANSACTION
     if PROPERTY_DELAY in props or PROPERTY_TIMER_DELIVER_MS in props or PROPERTY_TIMER_DELAY_SEC in props:
         return d.DELAY
@@ -53,7 +57,7 @@ def to_v2_message(
         message_id=props.get(PROPERTY_UNIQ_KEY) or offset_msg_id,
         body_digest=d.Digest(type=d.MD5, checksum=hashlib.md5(msg.body).hexdigest().upper()),
         body_encoding=d.GZIP if msg.sys_flag & MessageSysFlag.COMPRESSED else d.IDENTITY,
-        message_type=message_type(props),
+        message_type=message_type(props, msg.sys_flag),
         born_timestamp=_timestamp(msg.born_timestamp),
         born_host=props.get(PROPERTY_BORN_HOST) or msg.born_host,
         store_timestamp=_timestamp(msg.store_timestamp),

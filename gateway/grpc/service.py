@@ -193,6 +193,7 @@ class MessagingService:
         """The client's settings with the server's parts filled in (GrpcClientSettingsManager)."""
         out = d.Settings()
         out.CopyFrom(client)
+        out.metric.on = False  # no metric collector (the proxy's default metricCollectorMode OFF)
         if client.HasField("publishing"):
             policy = out.backoff_policy
             policy.max_attempts = PRODUCER_MAX_ATTEMPTS

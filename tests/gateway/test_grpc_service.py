@@ -264,7 +264,8 @@ async def test_receive_ack_and_change_invisible_duration(grpc_broker) -> None:  
     await _send(client, "GrpcPop", b"one", b"two", tag="TagA", keys=["k1"])
     responses = await in_thread(client.receive, _receive_request("GrpcPop", "pop-g"))
     assert responses[0].status.code == d.OK
-    messages = [r.message for r in responses[1:]]
+    assert responses[-1].HasField("delivery_timestamp"), "every receive ends with the time of delivery"
+    messages = [r.message for r in responses[1:-1]]
     assert sorted(m.body for m in messages) == [b"one", b"two"]
     for m in messages:
         system = m.system_properties
@@ -289,7 +290,7 @@ async def test_receive_ack_and_change_invisible_duration(grpc_broker) -> None:  
     changed = await in_thread(client.unary, "ChangeInvisibleDuration", nack, s.ChangeInvisibleDurationResponse)
     assert changed.status.code == d.OK and changed.receipt_handle != two.system_properties.receipt_handle
     redelivered = await in_thread(client.receive, _receive_request("GrpcPop", "pop-g"))
-    assert [r.message.body for r in redelivered[1:]] == [b"two"]
+    assert [r.message.body for r in redelivered[1:-1]] == [b"two"]
     assert redelivered[1].message.system_properties.delivery_attempt == 2
 
 
@@ -297,12 +298,12 @@ async def test_receive_refusals_name_the_problem(grpc_broker) -> None:  # type: 
     client = Client(grpc_broker.grpc_port)
     await _send(client, "GrpcPopBad", b"x")
     short = await in_thread(client.receive, _receive_request("GrpcPopBad", "g", invisible_s=1))
-    assert [r.status.code for r in short] == [d.ILLEGAL_INVISIBLE_TIME] and "10000" in short[0].status.message
+    assert [r.status.code for r in short[:-1]] == [d.ILLEGAL_INVISIBLE_TIME] and "10000" in short[0].status.message
     sql = d.FilterExpression(type=d.SQL, expression="a >")
     bad_filter = await in_thread(client.receive, _receive_request("GrpcPopBad", "g", filter_expression=sql))
-    assert [r.status.code for r in bad_filter] == [d.ILLEGAL_FILTER_EXPRESSION]
+    assert [r.status.code for r in bad_filter[:-1]] == [d.ILLEGAL_FILTER_EXPRESSION]
     missing = await in_thread(client.receive, _receive_request("NoSuchTopic", "g"))
-    assert [r.status.code for r in missing] == [d.TOPIC_NOT_FOUND]
+    assert [r.status.code for r in missing[:-1]] == [d.TOPIC_NOT_FOUND]
     ack = s.AckMessageRequest(
         group=d.Resource(name="g"), topic=d.Resource(name="GrpcPopBad"),
         entries=[s.AckMessageEntry(message_id="x", receipt_handle="not a handle")],
@@ -318,7 +319,8 @@ async def test_an_empty_receive_waits_out_its_long_poll(grpc_broker) -> None:  #
     await _send(client, "GrpcPopEmpty", b"x")
     await in_thread(client.receive, _receive_request("GrpcPopEmpty", "g"))
     started = anyio.current_time()
-    [answer] = await in_thread(client.receive, _receive_request("GrpcPopEmpty", "g", poll_s=5))
+    answer, stamp = await in_thread(client.receive, _receive_request("GrpcPopEmpty", "g", poll_s=5))
+    assert stamp.HasField("delivery_timestamp")
     assert answer.status.code == d.MESSAGE_NOT_FOUND
     assert 4.5 <= anyio.current_time() - started < 8
 
