@@ -5,10 +5,12 @@ The driver (``compat_tests/go5/main.go``) is built once per test session with ``
 ``go.mod`` pins (modules from the Go module proxy, checked against the committed ``go.sum``; read-only module mode).
 Every producer is one driver process speaking gRPC to pocketmq's MessagingService endpoint with the client's
 defaults: TLS on with an ``InsecureSkipVerify`` tls.Config, so it takes the self-signed certificate pocketmq made
-(``plaintext`` sets the client's package switch ``EnableSsl = false``). Its CLI mirrors the ``produce`` command of
-compat_tests/python5/driver.py and of the Java 5.x driver: JSON messages on stdin, one JSON object per line on
-stdout; its stderr goes to a per-test file, and the client's own log (which defaults to ``$HOME/logs/rocketmq``) to
-``work_dir/client-logs`` (its ``rocketmq.client.logRoot``).
+(``plaintext`` sets the client's package switch ``EnableSsl = false``). Its CLI mirrors the ``produce``,
+``simple-consume`` and ``push-consume`` commands of compat_tests/python5/driver.py and of the Java 5.x driver: JSON
+messages on stdin, one JSON object per line on stdout; its stderr goes to a per-test file, and the client's own log
+(which defaults to ``$HOME/logs/rocketmq``) to ``work_dir/client-logs`` (its ``rocketmq.client.logRoot``). The
+client's MessageView has neither a message type nor a store timestamp: a delivery's ``message_type`` is derived from
+its message group / delivery timestamp (a TRANSACTION message shows as NORMAL), its ``store_timestamp_ms`` is None.
 """
 
 from __future__ import annotations
@@ -25,9 +27,20 @@ from typing import Any
 from compat_tests import harness
 from compat_tests.driver_process import DriverClient
 from compat_tests.go_driver import find_go
-from compat_tests.python5_driver import CHECK_PROPERTY, DriverRun, Message, ProduceResult
+from compat_tests.python5_driver import (
+    CHECK_PROPERTY,
+    ConsumeResult,
+    Delivery,
+    DriverRun,
+    Message,
+    ProduceResult,
+    Python5Client,
+)
 
-__all__ = ["CHECK_PROPERTY", "Build", "BuildError", "Go5Client", "Message", "ProduceResult", "build_or_skip"]
+__all__ = [
+    "CHECK_PROPERTY", "Build", "BuildError", "ConsumeResult", "Delivery", "Go5Client", "Message", "ProduceResult",
+    "build_or_skip",
+]  # fmt: skip
 
 GO5_DIR = Path(__file__).resolve().parent / "go5"
 BINARY = GO5_DIR / "bin" / "driver"
@@ -149,3 +162,53 @@ class Go5Client(DriverClient):
         if check:
             assert not result.errors() and len(sends) == len(messages), f"send errors\n{proc.describe()}"
         return result
+
+    def start_consume(
+        self,
+        endpoints: str,
+        topic: str,
+        group: str,
+        *,
+        expect: int,
+        timeout: float,
+        push: bool = False,
+        tag_expression: str | None = None,
+        sql: str | None = None,
+        linger: float = 0.0,
+        invisible_s: int | None = None,
+        no_ack: bool = False,
+        fail_first: bool = False,
+    ) -> DriverRun:
+        """A SimpleConsumer (or with ``push`` a PushConsumer) process that stops after ``expect`` messages (plus
+        ``linger`` seconds) or ``timeout`` seconds."""
+        base = self._next(f"{'push' if push else 'simple'}-{group}")
+        args = [
+            "push-consume" if push else "simple-consume", "--endpoints", endpoints, "--topic", topic, "--group",
+            group, "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
+            "--log-dir", str(self.work_dir / "client-logs"),
+        ]  # fmt: skip
+        if tag_expression is not None:
+            args += ["--tag-expression", tag_expression]
+        if sql is not None:
+            args += ["--sql", sql]
+        if invisible_s is not None:
+            args += ["--invisible-s", str(invisible_s)]
+        if no_ack:
+            args.append("--no-ack")
+        if fail_first:
+            args.append("--fail-first")
+        args.append("--plaintext" if self.plaintext else "--tls")
+        cmd = [str(self.build.binary), *args]
+        return self._track(DriverRun(cmd, base.with_suffix(".stderr"), cwd=GO5_DIR))
+
+    def consume(
+        self, endpoints: str, topic: str, group: str, *, expect: int, timeout: float = 60, **kw: Any
+    ) -> ConsumeResult:
+        """Run a consumer process to its end (the wrapper waits ``timeout`` + the long-poll and shutdown slack)."""
+        proc = self.start_consume(endpoints, topic, group, expect=expect, timeout=timeout, **kw)
+        return self.collect(proc, timeout + 60)
+
+    @staticmethod
+    def collect(proc: DriverRun, timeout: float) -> ConsumeResult:
+        """Wait for a consumer process's exit and done line; its deliveries, count and error lines."""
+        return Python5Client.collect(proc, timeout)

@@ -9,9 +9,12 @@ MessagingService endpoint with the client's defaults: ``sslEnabled`` false, i.e.
 to TLS). ``tls`` sets ``sslEnabled: true``; the client then verifies the server certificate against gRPC's default
 roots (no option of the client changes them), so with ``ca_file`` the driver points grpc-js'
 ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` at that PEM (pocketmq's self-signed ``<data_dir>/grpc-tls-cert.pem``). Its CLI
-mirrors the ``produce`` command of compat_tests/python5/driver.py: JSON messages on stdin, one JSON object per line on
-stdout; its stderr (the client's log, which the driver hands a stderr logger instead of the default
-``~/logs/rocketmq`` file) goes to a per-test file.
+mirrors the ``produce``, ``simple-consume`` and ``push-consume`` commands of compat_tests/python5/driver.py: JSON
+messages on stdin, one JSON object per line on stdout; its stderr (the client's log, which the driver hands a stderr
+logger instead of the default ``~/logs/rocketmq`` file) goes to a per-test file. The client's MessageView has neither
+a message type nor a store timestamp: a delivery's ``message_type`` is derived from its message group / delivery
+timestamp (a TRANSACTION message shows as NORMAL), its ``store_timestamp_ms`` is None; its PushConsumer has no
+consumption thread count.
 """
 
 from __future__ import annotations
@@ -25,9 +28,20 @@ from typing import Any
 
 from compat_tests import harness
 from compat_tests.driver_process import DriverClient
-from compat_tests.python5_driver import CHECK_PROPERTY, DriverRun, Message, ProduceResult
+from compat_tests.python5_driver import (
+    CHECK_PROPERTY,
+    ConsumeResult,
+    Delivery,
+    DriverRun,
+    Message,
+    ProduceResult,
+    Python5Client,
+)
 
-__all__ = ["CHECK_PROPERTY", "Install", "InstallError", "Message", "Node5Client", "ProduceResult", "install_or_skip"]
+__all__ = [
+    "CHECK_PROPERTY", "ConsumeResult", "Delivery", "Install", "InstallError", "Message", "Node5Client",
+    "ProduceResult", "install_or_skip",
+]  # fmt: skip
 
 NODE5_DIR = Path(__file__).resolve().parent / "node5"
 DRIVER = NODE5_DIR / "driver.js"
@@ -127,6 +141,16 @@ class Node5Client(DriverClient):
     tls: bool = False
     ca_file: Path | None = None
 
+    def _connection_args(self) -> list[str]:
+        """--tls / --ca-file as configured, and the driver's HOME fence."""
+        args = ["--tls"] if self.tls else []
+        home = self.work_dir / "driver-home"  # a fence: the client's default logger would write ~/logs/rocketmq/
+        home.mkdir(parents=True, exist_ok=True)
+        args += ["--client-home", str(home)]
+        if self.ca_file is not None:
+            args += ["--ca-file", str(self.ca_file)]
+        return args
+
     def start_produce(
         self,
         endpoints: str,
@@ -143,16 +167,9 @@ class Node5Client(DriverClient):
         args = ["produce", "--endpoints", endpoints, "--topic", topic, "--kind", kind, "--linger", str(linger)]
         if end is not None:
             args.append({"commit": "--commit", "rollback": "--rollback", "none": "--no-end"}[end])
-        if self.tls:
-            args.append("--tls")
         if request_timeout_ms is not None:
             args += ["--request-timeout-ms", str(request_timeout_ms)]
-        home = self.work_dir / "driver-home"  # a fence: the client's default logger would write ~/logs/rocketmq/
-        home.mkdir(parents=True, exist_ok=True)
-        args += ["--client-home", str(home)]
-        if self.ca_file is not None:
-            args += ["--ca-file", str(self.ca_file)]
-        cmd = [self.install.node, str(DRIVER), *args]
+        cmd = [self.install.node, str(DRIVER), *args, *self._connection_args()]
         lines = "".join(json.dumps(m.to_spec(), ensure_ascii=False) + "\n" for m in messages)
         base.with_suffix(".stdin.jsonl").write_text(lines, encoding="utf-8")
         proc = DriverRun(cmd, base.with_suffix(".stderr"), cwd=NODE5_DIR, stdin=True)
@@ -173,3 +190,51 @@ class Node5Client(DriverClient):
         if check:
             assert not result.errors() and len(sends) == len(messages), f"send errors\n{proc.describe()}"
         return result
+
+    def start_consume(
+        self,
+        endpoints: str,
+        topic: str,
+        group: str,
+        *,
+        expect: int,
+        timeout: float,
+        push: bool = False,
+        tag_expression: str | None = None,
+        sql: str | None = None,
+        linger: float = 0.0,
+        invisible_s: int | None = None,
+        no_ack: bool = False,
+        fail_first: bool = False,
+    ) -> DriverRun:
+        """A SimpleConsumer (or with ``push`` a PushConsumer) process that stops after ``expect`` messages (plus
+        ``linger`` seconds) or ``timeout`` seconds."""
+        base = self._next(f"{'push' if push else 'simple'}-{group}")
+        args = [
+            "push-consume" if push else "simple-consume", "--endpoints", endpoints, "--topic", topic, "--group",
+            group, "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
+        ]  # fmt: skip
+        if tag_expression is not None:
+            args += ["--tag-expression", tag_expression]
+        if sql is not None:
+            args += ["--sql", sql]
+        if invisible_s is not None:
+            args += ["--invisible-s", str(invisible_s)]
+        if no_ack:
+            args.append("--no-ack")
+        if fail_first:
+            args.append("--fail-first")
+        cmd = [self.install.node, str(DRIVER), *args, *self._connection_args()]
+        return self._track(DriverRun(cmd, base.with_suffix(".stderr"), cwd=NODE5_DIR))
+
+    def consume(
+        self, endpoints: str, topic: str, group: str, *, expect: int, timeout: float = 60, **kw: Any
+    ) -> ConsumeResult:
+        """Run a consumer process to its end (the wrapper waits ``timeout`` + the long-poll and shutdown slack)."""
+        proc = self.start_consume(endpoints, topic, group, expect=expect, timeout=timeout, **kw)
+        return self.collect(proc, timeout + 60)
+
+    @staticmethod
+    def collect(proc: DriverRun, timeout: float) -> ConsumeResult:
+        """Wait for a consumer process's exit and done line; its deliveries, count and error lines."""
+        return Python5Client.collect(proc, timeout)

@@ -1,6 +1,7 @@
 package pocketmq.compat5;
 
 import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -9,18 +10,29 @@ import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Collections;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.rocketmq.client.apis.ClientConfiguration;
 import org.apache.rocketmq.client.apis.ClientConfigurationBuilder;
 import org.apache.rocketmq.client.apis.ClientServiceProvider;
+import org.apache.rocketmq.client.apis.consumer.ConsumeResult;
+import org.apache.rocketmq.client.apis.consumer.FilterExpression;
+import org.apache.rocketmq.client.apis.consumer.FilterExpressionType;
+import org.apache.rocketmq.client.apis.consumer.PushConsumer;
+import org.apache.rocketmq.client.apis.consumer.SimpleConsumer;
 import org.apache.rocketmq.client.apis.message.Message;
 import org.apache.rocketmq.client.apis.message.MessageBuilder;
 import org.apache.rocketmq.client.apis.message.MessageView;
@@ -31,27 +43,48 @@ import org.apache.rocketmq.client.apis.producer.Transaction;
 import org.apache.rocketmq.client.apis.producer.TransactionChecker;
 import org.apache.rocketmq.client.apis.producer.TransactionResolution;
 import org.apache.rocketmq.client.java.impl.producer.SendReceiptImpl;
+import org.apache.rocketmq.client.java.message.MessageViewImpl;
 
 /**
  * Scenario driver for the official RocketMQ 5.x Java client (Maven rocketmq-client-java, gRPC). A JSON-lines CLI:
  * stdout carries only JSON lines (System.out is pointed at stderr, where the client's console log goes too).
  *
  * <pre>
- * produce --endpoints HOST:PORT --topic T [--kind normal|fifo|delay|transaction] [--commit|--rollback|--no-end]
- *         [--linger S] [--plaintext] [--request-timeout-ms MS] [--log-dir DIR]
+ * produce        --endpoints HOST:PORT --topic T [--kind normal|fifo|delay|transaction] [--commit|--rollback|--no-end]
+ *                [--linger S]
+ * simple-consume --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
+ *                [--invisible-s 15] [--await-s 5] [--batch 16] [--linger S] [--no-ack]
+ * push-consume   --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
+ *                [--fail-first] [--threads 4] [--linger S]
+ * every command: [--plaintext] [--request-timeout-ms MS] [--log-dir DIR]
  * </pre>
  *
- * One JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...}, "message_group",
- * "delivery_timestamp_ms" | "delivery_delay_ms" (relative to the send), "end": "commit"|"rollback"|"none"}. Prints
- * per message, in input order, {"ok": true, "index", "message_id", "sent_at_ms", "queue", "queue_id", "offset",
- * ["transaction_id"], ["recall_handle"], ["delivery_timestamp_ms"], ["end"]} or {"ok": false, "index", ["stage":
- * "startup"], "error"}; per transaction check {"check": true, "message_id", "resolution", "at_ms"}; then {"done":
- * true, "sent", "failed"}. The client's defaults are kept: TLS on (trusting any certificate); --plaintext sets
- * enableSsl(false). The transaction checker answers from the user property pmqCheck (COMMIT, ROLLBACK, else UNKNOWN).
+ * produce: one JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...},
+ * "message_group", "delivery_timestamp_ms" | "delivery_delay_ms" (relative to the send), "end":
+ * "commit"|"rollback"|"none"}. Prints per message, in input order, {"ok": true, "index", "message_id", "sent_at_ms",
+ * "queue", "queue_id", "offset", ["transaction_id"], ["recall_handle"], ["delivery_timestamp_ms"], ["end"]} or
+ * {"ok": false, "index", ["stage": "startup"], "error"}; per transaction check {"check": true, "message_id",
+ * "resolution", "at_ms"}; then {"done": true, "sent", "failed"}. The transaction checker answers from the user
+ * property pmqCheck (COMMIT, ROLLBACK, else UNKNOWN).
+ *
+ * simple-consume / push-consume (SimpleConsumer receive + ack / PushConsumer with a MessageListener), as the
+ * commands of compat_tests/python5/driver.py: {"ready": true, "at_ms"} once the client is built (started), then one
+ * line per delivery {"message_id", "topic", "body_b64", "tag", "keys" (sorted), "properties" (the client's user
+ * properties), "message_group", "delivery_attempt", "delivery_timestamp_ms" (null: none), "born_host",
+ * "born_timestamp_ms", "store_timestamp_ms" (always null: the client does not expose it), "message_type",
+ * "corrupted", "received_at_ms", and "acked" (simple; "ack_error" when the ack failed) or "result":
+ * SUCCESS|FAILURE (push)}; {"ok": false, "stage": "startup"|"receive", "error"} on errors (a failed receive is
+ * retried after 1 s); stop at N deliveries (plus --linger seconds), at the timeout or on SIGTERM; then {"done":
+ * true, "received": n, "errors": e} (push: "received" counts SUCCESS answers, "deliveries" all of them). The client's
+ * MessageView has no message type: "message_type" is derived from what it has (a message group: FIFO, a delivery
+ * timestamp: DELAY, else NORMAL), so a TRANSACTION message shows as NORMAL. --fail-first answers FAILURE to each
+ * message's first delivery.
+ *
+ * The client's defaults are kept: TLS on (trusting any certificate); --plaintext sets enableSsl(false).
  */
 public final class Driver {
     static final String CHECK_PROPERTY = "pmqCheck";
-    static final Gson GSON = new Gson();
+    static final Gson GSON = new GsonBuilder().serializeNulls().create(); // consumer lines carry explicit nulls
     static PrintStream out;
 
     private Driver() {
@@ -70,17 +103,25 @@ public final class Driver {
         return m;
     }
 
+    /** "Class: message", with the causes' the same way (a failed start-up hides the reason in its cause). */
     static String errorText(Throwable t) {
-        return t.getClass().getSimpleName() + ": " + t.getMessage();
+        String text = t.getClass().getSimpleName() + ": " + t.getMessage();
+        Throwable cause = t.getCause();
+        for (int depth = 0; cause != null && cause != t && depth < 5; depth++, cause = cause.getCause()) {
+            text += " (cause: " + cause.getClass().getSimpleName() + ": " + cause.getMessage() + ")";
+        }
+        return text;
     }
 
     static void finish(int code) {
+        STOPPED.countDown();
         out.flush();
         System.err.flush();
         Runtime.getRuntime().halt(code); // the client's threads are not all daemons
     }
 
     static final class Args {
+        String command;
         String endpoints;
         String topic;
         String kind = "normal";
@@ -89,15 +130,38 @@ public final class Driver {
         boolean plaintext;
         long requestTimeoutMs = 3000;
         String logDir;
+        // consumers
+        String group;
+        String tagExpression;
+        String sql;
+        Integer expect;
+        Double timeout;
+        int invisibleS = 15;
+        int awaitS = 5;
+        int batch = 16;
+        boolean noAck;
+        boolean failFirst;
+        int threads = 4;
     }
 
+    static final Set<String> COMMANDS = new HashSet<>(java.util.Arrays.asList("produce", "simple-consume",
+        "push-consume"));
+
     static Args parse(String[] argv) {
-        if (argv.length == 0 || !"produce".equals(argv[0])) {
-            throw new IllegalArgumentException("usage: produce --endpoints HOST:PORT --topic T ...");
+        if (argv.length == 0 || !COMMANDS.contains(argv[0])) {
+            throw new IllegalArgumentException("usage: produce|simple-consume|push-consume --endpoints HOST:PORT "
+                + "--topic T ...");
         }
         Args a = new Args();
+        a.command = argv[0];
+        boolean consumer = !"produce".equals(a.command);
         for (int i = 1; i < argv.length; i++) {
             String arg = argv[i];
+            if (!consumer && CONSUMER_ONLY.contains(arg) || consumer && PRODUCER_ONLY.contains(arg)
+                || "simple-consume".equals(a.command) && PUSH_ONLY.contains(arg)
+                || "push-consume".equals(a.command) && SIMPLE_ONLY.contains(arg)) {
+                throw new IllegalArgumentException(arg + " does not apply to " + a.command);
+            }
             switch (arg) {
                 case "--endpoints": a.endpoints = argv[++i]; break;
                 case "--topic": a.topic = argv[++i]; break;
@@ -109,14 +173,40 @@ public final class Driver {
                 case "--plaintext": a.plaintext = true; break;
                 case "--request-timeout-ms": a.requestTimeoutMs = Long.parseLong(argv[++i]); break;
                 case "--log-dir": a.logDir = argv[++i]; break;
+                case "--group": a.group = argv[++i]; break;
+                case "--tag-expression": a.tagExpression = argv[++i]; break;
+                case "--sql": a.sql = argv[++i]; break;
+                case "--expect": a.expect = Integer.parseInt(argv[++i]); break;
+                case "--timeout": a.timeout = Double.parseDouble(argv[++i]); break;
+                case "--invisible-s": a.invisibleS = Integer.parseInt(argv[++i]); break;
+                case "--await-s": a.awaitS = Integer.parseInt(argv[++i]); break;
+                case "--batch": a.batch = Integer.parseInt(argv[++i]); break;
+                case "--no-ack": a.noAck = true; break;
+                case "--fail-first": a.failFirst = true; break;
+                case "--threads": a.threads = Integer.parseInt(argv[++i]); break;
                 default: throw new IllegalArgumentException("unknown argument " + arg);
             }
         }
         if (a.endpoints == null || a.topic == null) {
             throw new IllegalArgumentException("--endpoints and --topic are required");
         }
+        if (consumer && (a.group == null || a.expect == null || a.timeout == null)) {
+            throw new IllegalArgumentException("--group, --expect and --timeout are required");
+        }
+        if (a.tagExpression != null && a.sql != null) {
+            throw new IllegalArgumentException("--tag-expression and --sql exclude each other");
+        }
         return a;
     }
+
+    static final Set<String> PRODUCER_ONLY = new HashSet<>(java.util.Arrays.asList("--kind", "--commit",
+        "--rollback", "--no-end"));
+    static final Set<String> CONSUMER_ONLY = new HashSet<>(java.util.Arrays.asList("--group", "--tag-expression",
+        "--sql", "--expect", "--timeout", "--invisible-s", "--await-s", "--batch", "--no-ack", "--fail-first",
+        "--threads"));
+    static final Set<String> SIMPLE_ONLY = new HashSet<>(java.util.Arrays.asList("--invisible-s", "--await-s",
+        "--batch", "--no-ack"));
+    static final Set<String> PUSH_ONLY = new HashSet<>(java.util.Arrays.asList("--fail-first", "--threads"));
 
     public static void main(String[] argv) throws Exception {
         out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8");
@@ -126,7 +216,11 @@ public final class Driver {
             System.setProperty("rocketmq.log.root", args.logDir); // read when the client's logback starts
         }
         System.setProperty("mq.consoleAppender.enabled", "true"); // the client's log on stderr too
-        produce(args);
+        switch (args.command) {
+            case "simple-consume": simpleConsume(args); break;
+            case "push-consume": pushConsume(args); break;
+            default: produce(args); break;
+        }
     }
 
     static List<JsonObject> readSpecs() throws Exception {
@@ -212,15 +306,19 @@ public final class Driver {
         return m;
     }
 
-    static void produce(Args args) throws Exception {
-        List<JsonObject> specs = readSpecs();
-        ClientServiceProvider provider = ClientServiceProvider.loadService();
+    static ClientConfiguration config(Args args) {
         ClientConfigurationBuilder cb = ClientConfiguration.newBuilder().setEndpoints(args.endpoints)
             .setRequestTimeout(Duration.ofMillis(args.requestTimeoutMs));
         if (args.plaintext) {
             cb.enableSsl(false);
         }
-        ProducerBuilder pb = provider.newProducerBuilder().setClientConfiguration(cb.build()).setTopics(args.topic);
+        return cb.build();
+    }
+
+    static void produce(Args args) throws Exception {
+        List<JsonObject> specs = readSpecs();
+        ClientServiceProvider provider = ClientServiceProvider.loadService();
+        ProducerBuilder pb = provider.newProducerBuilder().setClientConfiguration(config(args)).setTopics(args.topic);
         final Set<String> answered = new HashSet<>();
         if ("transaction".equals(args.kind)) {
             pb.setTransactionChecker(new TransactionChecker() {
@@ -312,10 +410,11 @@ public final class Driver {
         }
     }
 
-    static void shutdown(Producer producer, long timeoutMs) throws InterruptedException {
+    /** close() in a thread: a stuck close must not keep the driver from printing its done line. */
+    static void shutdown(java.io.Closeable client, long timeoutMs) throws InterruptedException {
         Thread worker = new Thread(() -> {
             try {
-                producer.close();
+                client.close();
             } catch (Throwable t) {
                 System.err.println("driver: close failed: " + errorText(t));
             }
@@ -326,5 +425,168 @@ public final class Driver {
         if (worker.isAlive()) {
             System.err.println("driver: close did not finish within " + timeoutMs + " ms");
         }
+    }
+
+    // ------------------------------------------------------------------------------------------------ consumers
+
+    static final AtomicBoolean STOP = new AtomicBoolean();
+    static final CountDownLatch STOPPED = new CountDownLatch(1);
+
+    /**
+     * SIGTERM starts the JVM's shutdown: the hook asks the consumer loop to stop and holds the JVM until that loop
+     * closed the client and printed its done line ({@link #finish} halts the JVM, so the hook never outlives it).
+     */
+    static void stopOnSigterm() {
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            STOP.set(true);
+            try {
+                STOPPED.await(60, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "sigterm"));
+    }
+
+    static long nowMs() {
+        return System.currentTimeMillis();
+    }
+
+    static FilterExpression filter(Args args) {
+        if (args.sql != null) {
+            return new FilterExpression(args.sql, FilterExpressionType.SQL92);
+        }
+        return new FilterExpression(args.tagExpression == null ? "*" : args.tagExpression, FilterExpressionType.TAG);
+    }
+
+    /** One delivery line; the client's MessageView has no message type, so it is derived from its other fields. */
+    static Map<String, Object> delivery(MessageView view) {
+        ByteBuffer body = view.getBody().duplicate();
+        byte[] bytes = new byte[body.remaining()];
+        body.get(bytes);
+        List<String> keys = new ArrayList<>(view.getKeys());
+        Collections.sort(keys);
+        String group = view.getMessageGroup().orElse(null);
+        Long due = view.getDeliveryTimestamp().orElse(null);
+        String type = group != null ? "FIFO" : due != null ? "DELAY" : "NORMAL";
+        Boolean corrupted = view instanceof MessageViewImpl ? ((MessageViewImpl) view).isCorrupted() : null;
+        return line("message_id", view.getMessageId().toString(), "topic", view.getTopic(),
+            "body_b64", Base64.getEncoder().encodeToString(bytes), "tag", view.getTag().orElse(null), "keys", keys,
+            "properties", new HashMap<>(view.getProperties()), "message_group", group,
+            "delivery_attempt", view.getDeliveryAttempt(), "delivery_timestamp_ms", due,
+            "born_host", view.getBornHost(), "born_timestamp_ms", view.getBornTimestamp(),
+            "store_timestamp_ms", null, "message_type", type, "corrupted", corrupted, "received_at_ms", nowMs());
+    }
+
+    static void simpleConsume(Args args) throws Exception {
+        stopOnSigterm();
+        SimpleConsumer consumer;
+        try {
+            consumer = ClientServiceProvider.loadService().newSimpleConsumerBuilder()
+                .setClientConfiguration(config(args)).setConsumerGroup(args.group)
+                .setSubscriptionExpressions(Collections.singletonMap(args.topic, filter(args)))
+                .setAwaitDuration(Duration.ofSeconds(args.awaitS)).build();
+        } catch (Throwable t) {
+            emit(line("ok", false, "stage", "startup", "error", errorText(t)));
+            emit(line("done", true, "received", 0, "errors", 1));
+            finish(0);
+            return;
+        }
+        emit(line("ready", true, "at_ms", nowMs()));
+        long deadline = System.nanoTime() + (long) (args.timeout * 1e9);
+        Long lingerUntil = null;
+        int received = 0;
+        int errors = 0;
+        while (!STOP.get()) {
+            long now = System.nanoTime();
+            if (now >= deadline || lingerUntil != null && now >= lingerUntil) {
+                break;
+            }
+            List<MessageView> messages;
+            try {
+                messages = consumer.receive(args.batch, Duration.ofSeconds(args.invisibleS));
+            } catch (Throwable t) {
+                if (STOP.get()) {
+                    break; // the client's own shutdown hook may have closed it
+                }
+                errors++;
+                emit(line("ok", false, "stage", "receive", "error", errorText(t), "at_ms", nowMs()));
+                Thread.sleep(1000);
+                continue;
+            }
+            for (MessageView view : messages) {
+                Map<String, Object> m = delivery(view);
+                m.put("acked", false);
+                if (!args.noAck) {
+                    try {
+                        consumer.ack(view);
+                        m.put("acked", true);
+                    } catch (Throwable t) {
+                        m.put("ack_error", errorText(t));
+                    }
+                }
+                emit(m);
+                received++;
+            }
+            if (received >= args.expect && lingerUntil == null) {
+                lingerUntil = System.nanoTime() + (long) (args.linger * 1e9);
+            }
+        }
+        shutdown(consumer, 15_000);
+        emit(line("done", true, "received", received, "errors", errors));
+        finish(0);
+    }
+
+    static void pushConsume(Args args) throws Exception {
+        stopOnSigterm();
+        final Object lock = new Object();
+        final int[] counts = {0, 0}; // SUCCESS answers, all deliveries
+        final Set<String> failedOnce = new HashSet<>();
+        final CountDownLatch enough = new CountDownLatch(1);
+        PushConsumer consumer;
+        try {
+            consumer = ClientServiceProvider.loadService().newPushConsumerBuilder()
+                .setClientConfiguration(config(args)).setConsumerGroup(args.group)
+                .setSubscriptionExpressions(Collections.singletonMap(args.topic, filter(args)))
+                .setConsumptionThreadCount(args.threads)
+                .setMessageListener(view -> {
+                    Map<String, Object> m = delivery(view);
+                    boolean fail;
+                    synchronized (lock) {
+                        fail = args.failFirst && failedOnce.add(view.getMessageId().toString());
+                        if (!fail) {
+                            counts[0]++;
+                        }
+                        counts[1]++;
+                        if (counts[0] >= args.expect) {
+                            enough.countDown();
+                        }
+                    }
+                    m.put("result", fail ? "FAILURE" : "SUCCESS");
+                    emit(m);
+                    return fail ? ConsumeResult.FAILURE : ConsumeResult.SUCCESS;
+                })
+                .build();
+        } catch (Throwable t) {
+            emit(line("ok", false, "stage", "startup", "error", errorText(t)));
+            emit(line("done", true, "received", 0, "deliveries", 0));
+            finish(0);
+            return;
+        }
+        emit(line("ready", true, "at_ms", nowMs()));
+        long deadline = System.nanoTime() + (long) (args.timeout * 1e9);
+        while (!STOP.get() && enough.getCount() > 0 && System.nanoTime() < deadline) {
+            enough.await(200, TimeUnit.MILLISECONDS);
+        }
+        if (enough.getCount() == 0) {
+            long lingerUntil = System.nanoTime() + (long) (args.linger * 1e9);
+            while (!STOP.get() && System.nanoTime() < lingerUntil) {
+                Thread.sleep(100);
+            }
+        }
+        shutdown(consumer, 15_000);
+        synchronized (lock) {
+            emit(line("done", true, "received", counts[0], "deliveries", counts[1]));
+        }
+        finish(0);
     }
 }
