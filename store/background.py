@@ -144,7 +144,8 @@ class Background:
             return 0
 
     def _restart_wal(self, conn: sqlite3.Connection, wal_bytes: int) -> None:
-        if not self._caught_up(conn) and wal_bytes < FORCE_RESTART_FACTOR * RESTART_WAL_BYTES:
+        forced = wal_bytes >= FORCE_RESTART_FACTOR * RESTART_WAL_BYTES  # then no catching up first: it grows meanwhile
+        if not forced and not self._caught_up(conn):
             return  # the writer outran the copying this time; try again after the next checkpoint
         held = threading.Event()
         try:
