@@ -154,6 +154,9 @@ SCENARIOS = [
     Scenario("no-server", "Fails cleanly without a server", "extra"),
     Scenario("grpc-tls", "gRPC over TLS (the port also takes plaintext)", "extra"),
     Scenario("grpc-to-remoting", "Sent over gRPC, read back intact over remoting", "extra"),
+    Scenario("remoting-to-grpc", "Sent over remoting, received intact over gRPC", "extra"),
+    Scenario("grpc-simple-consumer", "5.x SimpleConsumer: receive, ack, redelivery when not acked", "extra"),
+    Scenario("grpc-push-consumer", "5.x PushConsumer: listener results, retries", "extra"),
     # Interoperation of pocketmq's servers with Apache's (column APACHE).
     Scenario("interop-broker", "pocketmq broker registered with an Apache name server", "interop"),
     Scenario("interop-namesrv", "Apache broker registered with the pocketmq name server", "interop"),
@@ -243,7 +246,25 @@ def _java_cells() -> list[tuple[str, list[Cell]]]:
 
 # Patterns: "<module file>::<test name>[<param id>]"; "*" is the only wildcard. Matched against the node id without
 # its directory. A pattern whose module is not in compat_tests/ (yet) is inert: its cells say "no test yet".
-_GRPC_SENDS = ("sync-send", "grpc-to-remoting")  # 5.x sends are read back by a remoting pull until POP exists
+_GRPC_SENDS = ("sync-send", "grpc-to-remoting")  # 5.x sends read back by a remoting pull
+# compat_tests/grpc_consumer.py's scenarios, run by each 5.x module as test_consumer_scenario[<name>].
+_GRPC_CONSUMER_SCENARIOS = {
+    "simple_round_trip": ("sync-send", "grpc-simple-consumer"),
+    "tag_and_sql_filters": ("tag-filter", "sql92-filter"),
+    "fifo_group_in_order": ("orderly",),
+    "delay_not_before_due": ("delivery-time",),
+    "transactions_commit_rollback": ("tx-commit", "tx-rollback", "tx-check"),
+    "push_retries_after_failure": ("retry", "grpc-push-consumer"),
+    "push_dead_letter_after_max_attempts": ("dlq", "grpc-push-consumer"),
+    "redelivered_when_not_acked": ("grpc-simple-consumer",),
+    "remoting_send_received_over_grpc": ("remoting-to-grpc",),
+}
+
+
+def _grpc_consumer_tests() -> list[tuple[str, tuple[str, ...]]]:
+    return [(f"test_consumer_scenario[{name}]", cells) for name, cells in _GRPC_CONSUMER_SCENARIOS.items()]
+
+
 CELLS: list[tuple[str, list[Cell]]] = [
     *_java_cells(),
     *[
@@ -259,6 +280,7 @@ CELLS: list[tuple[str, list[Cell]]] = [
                     ("test_a_delivery_time_holds_the_message_until_then", ("delivery-time",)),
                     ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
                     ("test_no_server_is_a_clean_error", ("no-server",)),
+                    *_grpc_consumer_tests(),
                 ],
             ),
             (
@@ -271,6 +293,7 @@ CELLS: list[tuple[str, list[Cell]]] = [
                     ("test_a_delivery_timestamp_holds_the_message_until_then", ("delivery-time",)),
                     ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
                     ("test_no_server_is_a_clean_error", ("no-server",)),
+                    *_grpc_consumer_tests(),
                 ],
             ),
             (
@@ -283,6 +306,7 @@ CELLS: list[tuple[str, list[Cell]]] = [
                     ("test_a_delivery_timestamp_holds_the_message_until_then", ("delivery-time",)),
                     ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
                     ("test_no_server_is_a_clean_error", ("no-server",)),
+                    *_grpc_consumer_tests(),
                 ],
             ),
             (
@@ -296,6 +320,7 @@ CELLS: list[tuple[str, list[Cell]]] = [
                     ("test_a_delivery_timestamp_holds_the_message_until_then", ("delivery-time",)),
                     ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
                     ("test_no_server_is_a_clean_error", ("no-server",)),
+                    *_grpc_consumer_tests(),
                 ],
             ),
         )
@@ -471,12 +496,13 @@ UNSUPPORTED: dict[Cell, str] = {
     ),
 }
 # The remoting clients do not speak gRPC (the 5.x SDKs below do).
+_GRPC_ONLY = ("grpc-tls", "grpc-to-remoting", "remoting-to-grpc", "grpc-simple-consumer", "grpc-push-consumer")
 UNSUPPORTED.update(
     {
         (client.id, scenario): "a remoting client: gRPC is the 5.x SDKs' protocol"
         for client in CLIENTS
         if client.id not in ("python5", "java5", "node5", "go5")
-        for scenario in ("grpc-tls", "grpc-to-remoting")
+        for scenario in _GRPC_ONLY
     }
 )
 
@@ -531,7 +557,7 @@ def cells_for(nodeid: str) -> list[Cell]:
 
 # Tests of a client against Apache's own servers (the baseline of a differential run), not of pocketmq: they
 # prove a driver and pin down what Apache does, and belong to no cell of pocketmq's matrix.
-APACHE_BASELINE_MODULES = frozenset({"test_python5_apache.py"})
+APACHE_BASELINE_MODULES = frozenset({"test_python5_vs_apache.py"})
 
 
 def is_compat_test(nodeid: str) -> bool:

@@ -11,6 +11,7 @@ client does not expose a message's type: the Java, Go and Node drivers derive it
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -244,20 +245,24 @@ def push_retries_after_failure(target: GrpcTarget, client: Client) -> Outcome:
 
 
 def push_dead_letter_after_max_attempts(target: GrpcTarget, client: Client) -> Outcome:
-    """A group with retryMaxTimes 1 whose listener always fails: the message is delivered twice (attempts 1 and 2,
-    1 s apart by the back-off), then lands in %DLQ%<group> with its body, and is not delivered again."""
+    """A group with retryMaxTimes 1 whose listener always fails: the message is delivered twice (attempts 1 and 2),
+    then lands in %DLQ%<group> with its body, and is not delivered again. The consumer keeps receiving meanwhile:
+    both servers move a message to the dead-letter queue when a receive finds it past its attempts."""
     topic = target.topic("G5Dlq")
     group = target.group("g5-dlq", retry_max_times=1)
     sent = client.produce(target.endpoints, topic, [Message(body=b"poison", tag="P", properties={"k": "v"})])
-    got = client.consume(target.endpoints, topic, group, expect=2, timeout=60, linger=12, push=True, fail_always=True)
-    assert [(d.delivery_attempt, d.result) for d in got.deliveries] == [(1, "FAILURE"), (2, "FAILURE")]
+    consumer = client.start_consume(target.endpoints, topic, group, expect=3, timeout=120, push=True, fail_always=True)
     dead: list[StoredMessage] = []
-    deadline = time.monotonic() + 30
-    while not dead and time.monotonic() < deadline:
+    deadline = time.monotonic() + 110
+    while not dead and time.monotonic() < deadline and consumer.proc.poll() is None:
+        time.sleep(1)
         dead = pulled(target, f"%DLQ%{group}", queues=1)
-        time.sleep(0.5)
-    assert [m.body for m in dead] == [b"poison"], dead
-    assert sent.sends[0]["message_id"] in {d.message_id for d in got.deliveries}
+    time.sleep(3)  # a further delivery would come now
+    consumer.stop()
+    got = client.collect(consumer, 60)
+    assert [m.body for m in dead] == [b"poison"], (dead, got.deliveries)
+    assert [(d.delivery_attempt, d.result) for d in got.deliveries] == [(1, "FAILURE"), (2, "FAILURE")]
+    assert {d.message_id for d in got.deliveries} == {sent.sends[0]["message_id"]}
     return {"attempts": [d.delivery_attempt for d in got.deliveries], "dead_letters": [m.body.decode() for m in dead]}
 
 
@@ -301,3 +306,23 @@ SCENARIOS = {
     "redelivered_when_not_acked": redelivered_when_not_acked,
     "remoting_send_received_over_grpc": remoting_send_received_over_grpc,
 }
+
+
+def run_concurrently(
+    jobs: list[tuple[GrpcTarget, str]], client: Client, workers: int = 5
+) -> dict[tuple[str, str], Outcome | BaseException]:
+    """Run (target, scenario) jobs side by side; (target name, scenario) -> its outcome, or what it raised.
+
+    The scenarios mostly wait (long polls, back-offs, delays, client shutdowns), each on its own topics and groups,
+    so running them together takes about as long as the longest one."""
+    with ThreadPoolExecutor(workers, thread_name_prefix="scenario") as pool:
+        futures = {(t.name, name): pool.submit(SCENARIOS[name], t, client) for t, name in jobs}
+    return {key: future.exception() or future.result() for key, future in futures.items()}
+
+
+def outcome_of(results: dict[tuple[str, str], Outcome | BaseException], target: str, scenario: str) -> Outcome:
+    """The scenario's outcome, or its failure raised again (with its traceback)."""
+    result = results[(target, scenario)]
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -3,19 +3,21 @@
 The client runs unmodified, with its defaults (plaintext), or with TLS trusting the certificate pocketmq made in its
 data directory. What it sent is read back over remoting (PULL_MESSAGE), so these tests also prove one store for
 both protocols: bodies, tags, keys, user properties, message ids, a FIFO group's queue and order, a delivery time.
-SimpleConsumer and PushConsumer need POP consumption, which is not built yet (docs/grpc.md).
+The consumer scenarios of compat_tests/grpc_consumer.py (SimpleConsumer and PushConsumer over POP) run as
+``test_consumer_scenario[<name>]``; the same scenarios run side by side against Apache in test_python5_vs_apache.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from codec.codes import PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY
 from codec.properties import decode_properties
-from compat_tests import grpc_producer, harness, python5_driver
+from compat_tests import grpc_consumer, grpc_producer, harness, python5_driver
 from compat_tests.python5_driver import Message, Python5Client
 
 pytestmark = [pytest.mark.compat]
@@ -88,3 +90,21 @@ def test_no_server_is_a_clean_error(client: Python5Client) -> None:
 
 def test_transactions_commit_rollback_and_back_check(server: harness.PocketMQ, client: Python5Client) -> None:
     grpc_producer.transactions_commit_rollback_and_back_check(server, client, "Py5Tx")
+
+
+@pytest.fixture(scope="module")
+def consumer_results(
+    install: python5_driver.Install, server: harness.PocketMQ, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[tuple[str, str], Any]]:
+    """Every consumer scenario, run side by side once for the module."""
+    client = Python5Client(python=install.python, work_dir=tmp_path_factory.mktemp("python5-consumers"))
+    target = grpc_consumer.pocketmq_target(server)
+    try:
+        yield grpc_consumer.run_concurrently([(target, name) for name in grpc_consumer.SCENARIOS], client)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("scenario", list(grpc_consumer.SCENARIOS))
+def test_consumer_scenario(consumer_results: dict[tuple[str, str], Any], scenario: str) -> None:
+    grpc_consumer.outcome_of(consumer_results, "pocketmq", scenario)

@@ -211,8 +211,9 @@ class MessageStore(Protocol):
     async def next_due_ms(self) -> int | None:
         """Due time of the earliest scheduled message, or None when nothing is scheduled."""
 
-    async def unschedule(self, phys_offset: int) -> None:
-        """Remove a message from the schedule without delivering it (it stays stored under its schedule topic)."""
+    async def unschedule(self, phys_offset: int) -> bool:
+        """Remove a message from the schedule without delivering it (it stays stored under its schedule topic);
+        False when it was not (or no longer) scheduled."""
 
     async def scheduled_count(self) -> int:
         """How many messages wait in the schedule."""

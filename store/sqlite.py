@@ -975,9 +975,10 @@ class SqliteStore:
         row = self._read_one(NEXT_DUE)
         return row[0] if row and row[0] is not None else None
 
-    async def unschedule(self, phys_offset: int) -> None:
+    async def unschedule(self, phys_offset: int) -> bool:
         self._require_open()
-        self._transact("schedule", [(DELETE_SCHEDULE, [(phys_offset,)])])
+        [changed] = self._transact("schedule", [(DELETE_SCHEDULE, [(phys_offset,)])])
+        return changed == 1
 
     async def scheduled_count(self) -> int:
         self._require_open()

@@ -1,6 +1,6 @@
 """The stock Apache RocketMQ name server, broker and gRPC proxy (Maven Central artifacts) and lone pocketmq
 processes, for compat_tests/test_apache_interop.py and the Apache baseline of the 5.x gRPC clients
-(compat_tests/test_python5_apache.py, through ``ApacheProxyStack``).
+(compat_tests/test_python5_vs_apache.py, through ``ApacheProxyStack``).
 
 ``build_classpath`` resolves the artifacts named in ``pom.xml`` beside this file and returns their runtime classpath;
 ``ApacheProcess`` runs ``NamesrvStartup`` or ``BrokerStartup`` from it with a generated config file, small heap and a

@@ -21,6 +21,7 @@ from gateway.pop import (
     MAX_BATCH,
     MAX_INVISIBLE_MS,
     MIN_RECEIVE_INVISIBLE_MS,
+    Accept,
     InvalidReceipt,
     OutOfDate,
     Popped,
@@ -35,8 +36,22 @@ AUTO_RENEW_INVISIBLE_MS = 60_000  # defaultInvisibleTimeMills: what a push consu
 REQUEST_TIMEOUT_MS = 3_000  # what a client's settings ask when they say nothing
 
 
-def _ms(duration: Duration) -> int:
+def duration_ms(duration: Duration) -> int:
     return duration.seconds * 1000 + duration.nanos // 1_000_000
+
+
+def accept_for(topic: str, expression: d.FilterExpression) -> Accept:
+    """What a receive checks per message for a filter expression; ValueError names what is wrong with it."""
+    etype = "SQL92" if expression.type == d.SQL else "TAG"
+    try:
+        sub = make_subscription(topic, expression.expression or "*", etype, 0)
+    except CodecError as err:
+        raise ValueError(str(err)) from None
+    if sub.error is not None:
+        raise ValueError(sub.error)
+    if sub.sql is not None:
+        return None if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else acceptor(sub.sql)
+    return acceptor(sub.tag_filter)
 
 
 class ConsumerMethods:
@@ -107,7 +122,7 @@ class ConsumerMethods:
         if req.auto_renew and not req.HasField("invisible_duration"):
             invisible_ms = AUTO_RENEW_INVISIBLE_MS
         else:
-            invisible_ms = _ms(req.invisible_duration)
+            invisible_ms = duration_ms(req.invisible_duration)
             if not MIN_RECEIVE_INVISIBLE_MS <= invisible_ms <= MAX_INVISIBLE_MS:
                 yield s.ReceiveMessageResponse(status=status(
                     d.ILLEGAL_INVISIBLE_TIME,
@@ -123,7 +138,7 @@ class ConsumerMethods:
             ))  # fmt: skip
             return
         try:
-            accept = self._accept(topic, req.filter_expression)
+            accept = accept_for(topic, req.filter_expression)
         except ValueError as err:
             yield s.ReceiveMessageResponse(status=status(d.ILLEGAL_FILTER_EXPRESSION, str(err)))
             return
@@ -151,7 +166,7 @@ class ConsumerMethods:
         5-20 s and to the deadline; None when the deadline leaves less than the minimum."""
         remaining = None if call.deadline is None else int((call.deadline - anyio.current_time()) * 1000)
         if req.HasField("long_polling_timeout"):
-            poll = _ms(req.long_polling_timeout)
+            poll = duration_ms(req.long_polling_timeout)
         else:
             poll = (remaining if remaining is not None else MAX_LONG_POLLING_MS) - REQUEST_TIMEOUT_MS // 2
         poll = min(max(poll, MIN_LONG_POLLING_MS), MAX_LONG_POLLING_MS)
@@ -160,18 +175,6 @@ class ConsumerMethods:
                 return None
             poll = remaining
         return poll
-
-    def _accept(self, topic: str, expression: d.FilterExpression):  # type: ignore[no-untyped-def]
-        etype = "SQL92" if expression.type == d.SQL else "TAG"
-        try:
-            sub = make_subscription(topic, expression.expression or "*", etype, 0)
-        except CodecError as err:
-            raise ValueError(str(err)) from None
-        if sub.error is not None:
-            raise ValueError(sub.error)
-        if sub.sql is not None:
-            return None if topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else acceptor(sub.sql)
-        return acceptor(sub.tag_filter)
 
     def _message(self, p: Popped, now_ms: int) -> d.Message:
         message = to_v2_message(p.message, p.offset_msg_id, receipt_handle=p.receipt.encode(), now_ms=now_ms)
@@ -217,7 +220,7 @@ class ConsumerMethods:
         refused = self._names_refused(req.topic.name, req.group.name)
         if refused is not None:
             return s.ChangeInvisibleDurationResponse(status=refused)
-        invisible_ms = _ms(req.invisible_duration)
+        invisible_ms = duration_ms(req.invisible_duration)
         if not 0 <= invisible_ms <= MAX_INVISIBLE_MS:
             problem = f"the invisible duration {invisible_ms} ms is not within [0, {MAX_INVISIBLE_MS}] ms"
             return s.ChangeInvisibleDurationResponse(status=status(d.ILLEGAL_INVISIBLE_TIME, problem))

@@ -9,6 +9,7 @@ message sent over gRPC is the same record a remoting consumer pulls.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import zlib
 from dataclasses import dataclass
@@ -42,14 +43,17 @@ from codec.codes import (
     ResponseCode,
 )
 from codec.command import RemotingCommand, request
+from codec.errors import CodecError
 from codec.grpc_frames import Status
 from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
+from codec.message_id import decode_offset_msg_id
 from codec.properties import decode_properties, encode_properties
 from codec.record import decode_record
 from gateway.context import BrokerContext
 from gateway.grpc.consumer import ConsumerMethods
 from gateway.grpc.convert import to_v2_message
+from gateway.grpc.pull import PullMethods
 from gateway.grpc.sessions import CLIENT_ID, Session, Sessions
 from gateway.grpc.status import OK, status
 from gateway.handlers.send import SendHandler
@@ -103,13 +107,14 @@ class MessagingService:
         self.sessions = Sessions()
         self.end_transaction_handler = EndTransactionHandler(ctx)
         self.consumer = ConsumerMethods(ctx)
+        self.pull = PullMethods(ctx)
         # Transaction back-checks go to a remoting producer of the group, or else to a gRPC one (whose producer
         # group is the topic, as the proxy names it) over its Telemetry stream.
         remoting_producer = ctx.transactions.find_producer
         ctx.transactions.find_producer = lambda group: remoting_producer(group) or self._check_target(group)
 
     def methods(self) -> dict[str, Method]:
-        c = self.consumer
+        c, p = self.consumer, self.pull
         return {
             SERVICE + "QueryRoute": Method(Kind.UNARY, s.QueryRouteRequest, self.query_route),
             SERVICE + "Heartbeat": Method(Kind.UNARY, s.HeartbeatRequest, self.heartbeat),
@@ -128,6 +133,11 @@ class MessagingService:
             SERVICE + "ForwardMessageToDeadLetterQueue": Method(
                 Kind.UNARY, s.ForwardMessageToDeadLetterQueueRequest, c.forward_to_dead_letter_queue
             ),
+            SERVICE + "PullMessage": Method(Kind.SERVER_STREAM, s.PullMessageRequest, p.pull_message),
+            SERVICE + "UpdateOffset": Method(Kind.UNARY, s.UpdateOffsetRequest, p.update_offset),
+            SERVICE + "GetOffset": Method(Kind.UNARY, s.GetOffsetRequest, p.get_offset),
+            SERVICE + "QueryOffset": Method(Kind.UNARY, s.QueryOffsetRequest, p.query_offset),
+            SERVICE + "RecallMessage": Method(Kind.UNARY, s.RecallMessageRequest, self.recall_message),
         }
 
     # ---- routes ---------------------------------------------------------------------------------------
@@ -241,7 +251,7 @@ class MessagingService:
             answers = [await self.send_handler.send(commands[0], caller)]
         else:
             answers = await asyncio.gather(*(self.send_handler.send(cmd, caller) for cmd in commands))
-        entries = [self._entry(cmd, answer) for cmd, answer in zip(commands, answers, strict=True)]
+        entries = [self._entry(cmd, answer, m) for cmd, answer, m in zip(commands, answers, req.messages, strict=True)]
         codes = {e.status.code for e in entries}
         overall = status(d.MULTIPLE_RESULTS) if len(codes) > 1 else entries[0].status
         return s.SendMessageResponse(status=overall, entries=entries)
@@ -305,17 +315,43 @@ class MessagingService:
         return request(RequestCode.SEND_MESSAGE, header, message.body)
 
     @staticmethod
-    def _entry(cmd: RemotingCommand, answer: RemotingCommand) -> s.SendResultEntry:
+    def _entry(cmd: RemotingCommand, answer: RemotingCommand, message: d.Message) -> s.SendResultEntry:
         if answer.code != ResponseCode.SUCCESS:
             code = _SEND_CODES.get(answer.code, d.INTERNAL_SERVER_ERROR)
             return s.SendResultEntry(status=status(code, answer.remark or ""))
         ext = answer.ext_fields
+        recall = ""
+        if message.system_properties.HasField("delivery_timestamp") and ext.get("msgId"):
+            recall = recall_handle(message.topic.name, ext["msgId"])
         return s.SendResultEntry(
             status=OK,
             message_id=ext.get("transactionId") or "",
             transaction_id=ext.get("transactionId") or "",
             offset=int(ext.get("queueOffset", "0")),
+            recall_handle=recall,
         )
+
+    async def recall_message(self, req: s.RecallMessageRequest, call: CallContext) -> s.RecallMessageResponse:
+        """Take a timed message out of the schedule before its delivery time (RecallMessageProcessor): it is then
+        never delivered. The handle is the one its send answered with."""
+        topic = req.topic.name
+        if not topic:
+            return s.RecallMessageResponse(status=status(d.ILLEGAL_TOPIC, "the topic name is empty"))
+        try:
+            handle_topic, phys_offset = parse_recall_handle(req.recall_handle)
+        except ValueError as err:
+            return s.RecallMessageResponse(status=status(d.BAD_REQUEST, str(err)))
+        if handle_topic != topic:
+            problem = f"the recall handle is for topic {handle_topic}, not {topic}"
+            return s.RecallMessageResponse(status=status(d.BAD_REQUEST, problem))
+        record = await self.ctx.store.get_by_phys_offset(phys_offset)
+        if record is None or not await self.ctx.store.unschedule(phys_offset):
+            problem = "the message was already delivered or recalled, or is not stored on this broker"
+            return s.RecallMessageResponse(status=status(d.MESSAGE_NOT_FOUND, problem))
+        stored, _ = decode_record(record)
+        message_id = decode_properties(stored.properties).get(PROPERTY_UNIQ_KEY, "")
+        log.info("recalled timed message %s of topic %s", message_id, topic)
+        return s.RecallMessageResponse(status=OK, message_id=message_id)
 
     # ---- transactions ---------------------------------------------------------------------------------
 
@@ -361,6 +397,26 @@ class MessagingService:
             if session.send is not None and group in session.topics:
                 return _TelemetryCheck(self, session)
         return None
+
+
+_RECALL_PREFIX = "pmq1"
+
+
+def recall_handle(topic: str, offset_msg_id: str) -> str:
+    """Opaque to clients: the topic and the scheduled record's offset message id, URL-safe base64."""
+    return base64.urlsafe_b64encode(f"{_RECALL_PREFIX} {topic} {offset_msg_id}".encode()).decode()
+
+
+def parse_recall_handle(handle: str) -> tuple[str, int]:
+    """(topic, physical offset) of a handle ``recall_handle`` made; ValueError names what is wrong."""
+    try:
+        prefix, topic, msg_id = base64.urlsafe_b64decode(handle.encode()).decode().split(" ")
+        if prefix != _RECALL_PREFIX:
+            raise ValueError
+        _host, _port, phys_offset = decode_offset_msg_id(msg_id)
+    except (ValueError, CodecError, UnicodeError):
+        raise ValueError(f"recall handle {handle[:80]!r} was not issued by this broker") from None
+    return topic, phys_offset
 
 
 class _TelemetryCheck:

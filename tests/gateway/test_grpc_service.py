@@ -344,3 +344,80 @@ async def test_group_config_reaches_settings_and_assignments(grpc_broker, open_b
     plain = await in_thread(client.unary, "QueryAssignment", query, s.QueryAssignmentResponse)
     assert [a.message_queue.id for a in plain.assignments] == [-1]
     assert plain.assignments[0].message_queue.broker.endpoints.addresses[0].port == grpc_broker.grpc_port
+
+
+# ---- recall, pull-style methods -------------------------------------------------------------------------------
+
+
+async def test_a_timed_message_can_be_recalled_before_its_time(grpc_broker) -> None:  # type: ignore[no-untyped-def]
+    client = Client(grpc_broker.grpc_port)
+    due = Timestamp()
+    due.FromMilliseconds(grpc_broker.ctx.clock.now_ms() + 60_000)
+    message = _message("GrpcRecall", b"never", "01AABBCCDD00000000000000AA", delivery_timestamp=due)
+    message.system_properties.message_type = d.DELAY
+    sent = await in_thread(client.unary, "SendMessage", s.SendMessageRequest(messages=[message]), s.SendMessageResponse)
+    [entry] = sent.entries
+    assert entry.recall_handle
+    assert await grpc_broker.ctx.store.scheduled_count() == 1
+
+    def recall(topic: str, handle: str) -> s.RecallMessageResponse:
+        request = s.RecallMessageRequest(topic=d.Resource(name=topic), recall_handle=handle)
+        return client.unary("RecallMessage", request, s.RecallMessageResponse)
+
+    wrong_topic = await in_thread(recall, "OtherTopic", entry.recall_handle)
+    assert wrong_topic.status.code == d.BAD_REQUEST and "GrpcRecall" in wrong_topic.status.message
+    garbage = await in_thread(recall, "GrpcRecall", "bm90IGEgaGFuZGxl")
+    assert garbage.status.code == d.BAD_REQUEST and "not issued" in garbage.status.message
+    recalled = await in_thread(recall, "GrpcRecall", entry.recall_handle)
+    assert recalled.status.code == d.OK and recalled.message_id == "01AABBCCDD00000000000000AA"
+    assert await grpc_broker.ctx.store.scheduled_count() == 0, "never delivered"
+    again = await in_thread(recall, "GrpcRecall", entry.recall_handle)
+    assert again.status.code == d.MESSAGE_NOT_FOUND
+
+
+async def test_pull_style_methods_read_queues_and_offsets(grpc_broker, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    bc = await open_broker_client(grpc_broker)
+    for i, tag in enumerate(["A", "B", "A"]):
+        await bc.send_ok("GrpcPull", f"m{i}".encode(), properties={PROPERTY_TAGS: tag})
+    client = Client(grpc_broker.grpc_port)
+    queue = d.MessageQueue(topic=d.Resource(name="GrpcPull"), id=0)
+    group = d.Resource(name="pull-g")
+
+    def query(policy: int) -> int:
+        request = s.QueryOffsetRequest(message_queue=queue, query_offset_policy=policy)
+        return client.unary("QueryOffset", request, s.QueryOffsetResponse).offset
+
+    assert await in_thread(query, d.BEGINNING) == 0 and await in_thread(query, d.END) == 3
+
+    def pull(offset: int, expression: str = "*", wait_s: int = 0) -> list[s.PullMessageResponse]:
+        request = s.PullMessageRequest(
+            group=group, message_queue=queue, offset=offset, batch_size=2,
+            filter_expression=d.FilterExpression(type=d.TAG, expression=expression),
+            long_polling_timeout=Duration(seconds=wait_s),
+        )  # fmt: skip
+        call = client.channel.unary_stream(
+            SERVICE + "PullMessage", s.PullMessageRequest.SerializeToString, s.PullMessageResponse.FromString
+        )
+        return list(call(request, metadata=client.metadata, timeout=10))
+
+    first = await in_thread(pull, 0)
+    assert first[0].status.code == d.OK
+    assert [r.message.body for r in first[1:-1]] == [b"m0", b"m1"] and first[-1].next_offset == 2
+    only_a = await in_thread(pull, 1, "A")
+    assert [r.message.body for r in only_a[1:-1]] == [b"m2"] and only_a[-1].next_offset == 3
+    started = anyio.current_time()
+    at_end = await in_thread(pull, 3, "*", 1)
+    assert at_end[0].status.code == d.MESSAGE_NOT_FOUND and at_end[-1].next_offset == 3
+    assert anyio.current_time() - started >= 0.9, "a pull at the end waits its long-polling time"
+
+    missing = await in_thread(
+        client.unary, "GetOffset", s.GetOffsetRequest(group=group, message_queue=queue), s.GetOffsetResponse
+    )
+    assert missing.status.code == d.OFFSET_NOT_FOUND
+    update = s.UpdateOffsetRequest(group=group, message_queue=queue, offset=2)
+    assert (await in_thread(client.unary, "UpdateOffset", update, s.UpdateOffsetResponse)).status.code == d.OK
+    got = await in_thread(
+        client.unary, "GetOffset", s.GetOffsetRequest(group=group, message_queue=queue), s.GetOffsetResponse
+    )
+    assert (got.status.code, got.offset) == (d.OK, 2)
+    assert grpc_broker.ctx.store.get_consumer_offset("pull-g", "GrpcPull", 0) == 2, "the offset remoting sees"

@@ -201,3 +201,21 @@ async def test_subscription_group_configs_are_kept_and_listed(pop_broker, bc) ->
     deleted = await bc.invoke(RequestCode.DELETE_SUBSCRIPTIONGROUP, {"groupName": "orderly-g"})
     assert deleted.code == 0
     assert pop_broker.ctx.groups.get("orderly-g").orderly is False
+
+
+async def test_a_nack_wakes_a_waiting_receive(pop_broker, bc) -> None:  # type: ignore[no-untyped-def]
+    await bc.send_ok("PopT", b"nacked")
+    pop = PopService(pop_broker.ctx)
+    [p] = await pop.receive_now(request())
+    got = []
+    async with anyio.create_task_group() as tg:
+
+        async def receive() -> None:
+            got.extend(await pop.receive(request(), 10_000))
+
+        tg.start_soon(receive)
+        await anyio.sleep(0.2)
+        started = anyio.current_time()
+        await pop.change_invisible("g", "PopT", p.receipt.encode(), 0)
+    assert [(x.message.body, x.attempt) for x in got] == [(b"nacked", 2)]
+    assert anyio.current_time() - started < 2, "the receive slept out its poll"

@@ -55,6 +55,7 @@ async def test_schedule_survives_a_restart(make_store, new_request) -> None:
 
 async def test_unschedule_removes_without_delivering(store: MessageStore, new_request) -> None:
     [scheduled] = await store.append([dataclasses.replace(new_request("SCHEDULE_TOPIC_XXXX", 0, b"x"), due_ms=5)])
-    await store.unschedule(scheduled.phys_offset)
+    assert await store.unschedule(scheduled.phys_offset) is True
+    assert await store.unschedule(scheduled.phys_offset) is False
     assert await store.scheduled_count() == 0
     assert await store.get_by_phys_offset(scheduled.phys_offset) is not None
