@@ -119,6 +119,7 @@ class Go5Client(DriverClient):
     build: Build
     work_dir: Path
     plaintext: bool = False
+    reports_message_type = False  # MessageView has no message type: the driver derives it (TRANSACTION -> NORMAL)
 
     def start_produce(
         self,
@@ -178,6 +179,7 @@ class Go5Client(DriverClient):
         invisible_s: int | None = None,
         no_ack: bool = False,
         fail_first: bool = False,
+        fail_always: bool = False,
     ) -> DriverRun:
         """A SimpleConsumer (or with ``push`` a PushConsumer) process that stops after ``expect`` messages (plus
         ``linger`` seconds) or ``timeout`` seconds."""
@@ -197,6 +199,8 @@ class Go5Client(DriverClient):
             args.append("--no-ack")
         if fail_first:
             args.append("--fail-first")
+        if fail_always:
+            args.append("--fail-always")
         args.append("--plaintext" if self.plaintext else "--tls")
         cmd = [str(self.build.binary), *args]
         return self._track(DriverRun(cmd, base.with_suffix(".stderr"), cwd=GO5_DIR))

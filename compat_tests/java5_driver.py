@@ -113,6 +113,7 @@ class Java5Client(DriverClient):
     build: Build
     work_dir: Path
     plaintext: bool = False
+    reports_message_type = False  # MessageView has no message type: the driver derives it (TRANSACTION -> NORMAL)
 
     def start_produce(
         self,
@@ -174,6 +175,7 @@ class Java5Client(DriverClient):
         invisible_s: int | None = None,
         no_ack: bool = False,
         fail_first: bool = False,
+        fail_always: bool = False,
     ) -> DriverRun:
         """A SimpleConsumer (or with ``push`` a PushConsumer) JVM that stops after ``expect`` messages (plus
         ``linger`` seconds) or ``timeout`` seconds."""
@@ -193,6 +195,8 @@ class Java5Client(DriverClient):
             args.append("--no-ack")
         if fail_first:
             args.append("--fail-first")
+        if fail_always:
+            args.append("--fail-always")
         if self.plaintext:
             args.append("--plaintext")
         cmd = [self.build.java, *JVM_FLAGS, "-cp", self.build.classpath, MAIN_CLASS, *args]

@@ -140,6 +140,7 @@ class Node5Client(DriverClient):
     work_dir: Path
     tls: bool = False
     ca_file: Path | None = None
+    reports_message_type = False  # MessageView has no message type: the driver derives it (TRANSACTION -> NORMAL)
 
     def _connection_args(self) -> list[str]:
         """--tls / --ca-file as configured, and the driver's HOME fence."""
@@ -206,6 +207,7 @@ class Node5Client(DriverClient):
         invisible_s: int | None = None,
         no_ack: bool = False,
         fail_first: bool = False,
+        fail_always: bool = False,
     ) -> DriverRun:
         """A SimpleConsumer (or with ``push`` a PushConsumer) process that stops after ``expect`` messages (plus
         ``linger`` seconds) or ``timeout`` seconds."""
@@ -224,6 +226,8 @@ class Node5Client(DriverClient):
             args.append("--no-ack")
         if fail_first:
             args.append("--fail-first")
+        if fail_always:
+            args.append("--fail-always")
         cmd = [self.install.node, str(DRIVER), *args, *self._connection_args()]
         return self._track(DriverRun(cmd, base.with_suffix(".stderr"), cwd=NODE5_DIR))
 

@@ -7,7 +7,7 @@
 //	simple-consume --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
 //	               [--invisible-s 15] [--await-s 5] [--batch 16] [--linger S] [--no-ack]
 //	push-consume   --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
-//	               [--fail-first] [--threads 4] [--linger S]
+//	               [--fail-first | --fail-always] [--threads 4] [--linger S]
 //	every command: [--plaintext|--tls] [--request-timeout-ms MS] [--log-dir DIR] [--console-log]
 //
 // produce: one JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...},
@@ -29,7 +29,8 @@
 // the timeout or on SIGTERM; then {"done": true, "received": n, "errors": e} (push: "received" counts SUCCESS
 // answers, "deliveries" all of them). The client's MessageView has no message type: "message_type" is derived from
 // what it has (a message group: FIFO, a delivery timestamp: DELAY, else NORMAL), so a TRANSACTION message shows as
-// NORMAL. --fail-first answers FAILURE to each message's first delivery.
+// NORMAL. --fail-first answers FAILURE to each message's first delivery, --fail-always to every delivery (N then
+// counts deliveries, not SUCCESS answers).
 //
 // The client's defaults are kept: TLS on, trusting any certificate (its default tls.Config has InsecureSkipVerify);
 // --plaintext sets rmq_client.EnableSsl = false.
@@ -78,14 +79,14 @@ type args struct {
 	plaintext, consoleLog                        bool
 	requestTimeoutMs                             int64
 	// consumers
-	group, tagExpression, sql   string
-	hasSQL                      bool
-	expect                      int
-	timeout                     float64
-	invisibleS, awaitS, batch   int
-	noAck, failFirst            bool
-	threads                     int
-	hasGroup, hasExpect, hasTmo bool
+	group, tagExpression, sql    string
+	hasSQL                       bool
+	expect                       int
+	timeout                      float64
+	invisibleS, awaitS, batch    int
+	noAck, failFirst, failAlways bool
+	threads                      int
+	hasGroup, hasExpect, hasTmo  bool
 }
 
 func die(msg string) {
@@ -97,7 +98,8 @@ func die(msg string) {
 var onlyFor = map[string]string{
 	"--kind": "produce", "--commit": "produce", "--rollback": "produce", "--no-end": "produce",
 	"--invisible-s": "simple-consume", "--await-s": "simple-consume", "--batch": "simple-consume",
-	"--no-ack": "simple-consume", "--fail-first": "push-consume", "--threads": "push-consume",
+	"--no-ack": "simple-consume", "--fail-first": "push-consume", "--fail-always": "push-consume",
+	"--threads": "push-consume",
 }
 
 var consumerOnly = map[string]bool{"--group": true, "--tag-expression": true, "--sql": true, "--expect": true, "--timeout": true}
@@ -171,6 +173,8 @@ func parse(argv []string) args {
 			a.noAck = true
 		case "--fail-first":
 			a.failFirst = true
+		case "--fail-always":
+			a.failAlways = true
 		case "--threads":
 			a.threads, err = strconv.Atoi(next(&i))
 		default:
@@ -188,6 +192,9 @@ func parse(argv []string) args {
 	}
 	if hasTag && a.hasSQL {
 		die("--tag-expression and --sql exclude each other")
+	}
+	if a.failFirst && a.failAlways {
+		die("--fail-first and --fail-always exclude each other")
 	}
 	return a
 }
@@ -587,14 +594,18 @@ func pushConsume(a args) int {
 	listener := &rmq.FuncMessageListener{Consume: func(mv *rmq.MessageView) rmq.ConsumerResult {
 		line := delivery(mv)
 		mu.Lock()
-		fail := a.failFirst && !failedOnce[mv.GetMessageId()]
+		fail := a.failAlways || a.failFirst && !failedOnce[mv.GetMessageId()]
 		if fail {
 			failedOnce[mv.GetMessageId()] = true
 		} else {
 			ok++
 		}
 		deliveries++
-		if ok >= a.expect && !stopped(enough) {
+		counted := ok
+		if a.failAlways {
+			counted = deliveries
+		}
+		if counted >= a.expect && !stopped(enough) {
 			close(enough)
 		}
 		mu.Unlock()

@@ -8,7 +8,7 @@
  *   simple-consume --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
  *                  [--invisible-s 15] [--await-s 5] [--batch 16] [--linger S] [--no-ack]
  *   push-consume   --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
- *                  [--fail-first] [--threads 4] [--linger S]
+ *                  [--fail-first | --fail-always] [--threads 4] [--linger S]
  *   every command: [--plaintext|--tls] [--request-timeout-ms MS] [--ca-file PEM] [--client-home DIR]
  *
  * produce: one JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...},
@@ -29,7 +29,8 @@
  * stop at N deliveries (plus --linger seconds), at the timeout or on SIGTERM; then {"done": true, "received": n,
  * "errors": e} (push: "received" counts SUCCESS answers, "deliveries" all of them). The client's MessageView has no
  * message type: "message_type" is derived from what it has (a message group: FIFO, a delivery timestamp: DELAY, else
- * NORMAL), so a TRANSACTION message shows as NORMAL. --fail-first answers FAILURE to each message's first delivery.
+ * NORMAL), so a TRANSACTION message shows as NORMAL. --fail-first answers FAILURE to each message's first delivery,
+ * --fail-always to every delivery (N then counts deliveries, not SUCCESS answers).
  * The client's PushConsumer has no consumption thread count (one event loop): --threads is accepted and ignored.
  *
  * The client's defaults are kept: sslEnabled false (plaintext); --tls sets sslEnabled: true, and the client then
@@ -77,7 +78,7 @@ const ONLY_FOR = {
   '--sql': [ 'simple-consume', 'push-consume' ], '--expect': [ 'simple-consume', 'push-consume' ],
   '--timeout': [ 'simple-consume', 'push-consume' ], '--invisible-s': [ 'simple-consume' ],
   '--await-s': [ 'simple-consume' ], '--batch': [ 'simple-consume' ], '--no-ack': [ 'simple-consume' ],
-  '--fail-first': [ 'push-consume' ], '--threads': [ 'push-consume' ],
+  '--fail-first': [ 'push-consume' ], '--fail-always': [ 'push-consume' ], '--threads': [ 'push-consume' ],
 };
 
 function parse(argv) {
@@ -86,7 +87,7 @@ function parse(argv) {
   }
   const a = { command: argv[0], kind: 'normal', end: 'commit', linger: 0, ssl: undefined, requestTimeoutMs: undefined,
     tagExpression: undefined, sql: undefined, invisibleS: 15, awaitS: 5, batch: 16, noAck: false, failFirst: false,
-    threads: 4 };
+    failAlways: false, threads: 4 };
   for (let i = 1; i < argv.length; i++) {
     const arg = argv[i];
     if (ONLY_FOR[arg] && !ONLY_FOR[arg].includes(a.command)) throw new Error(`${arg} does not apply to ${a.command}`);
@@ -113,6 +114,7 @@ function parse(argv) {
       case '--batch': a.batch = Number(argv[++i]); break;
       case '--no-ack': a.noAck = true; break;
       case '--fail-first': a.failFirst = true; break;
+      case '--fail-always': a.failAlways = true; break;
       case '--threads': a.threads = Number(argv[++i]); break;
       default: throw new Error(`unknown argument ${arg}`);
     }
@@ -123,6 +125,9 @@ function parse(argv) {
   }
   if (a.tagExpression !== undefined && a.sql !== undefined) {
     throw new Error('--tag-expression and --sql exclude each other');
+  }
+  if (a.failFirst && a.failAlways) {
+    throw new Error('--fail-first and --fail-always exclude each other');
   }
   return a;
 }
@@ -397,16 +402,17 @@ async function simpleConsume(args) {
 async function pushConsume(args) {
   const stop = stopOnSigterm();
   const state = { ok: 0, deliveries: 0, failedOnce: new Set() };
+  const counted = () => (args.failAlways ? state.deliveries : state.ok); // what --expect counts
   const listener = {
     consume(view) {
       const line = delivery(view);
-      const fail = args.failFirst && !state.failedOnce.has(view.messageId);
+      const fail = args.failAlways || (args.failFirst && !state.failedOnce.has(view.messageId));
       if (fail) state.failedOnce.add(view.messageId);
       else state.ok++;
       state.deliveries++;
       line.result = fail ? 'FAILURE' : 'SUCCESS';
       emit(line);
-      if (state.ok >= args.expect && stop.wake) stop.wake();
+      if (counted() >= args.expect && stop.wake) stop.wake();
       return fail ? ConsumeResult.FAILURE : ConsumeResult.SUCCESS;
     },
   };
@@ -425,10 +431,10 @@ async function pushConsume(args) {
   }
   emit({ ready: true, at_ms: Date.now() });
   const deadline = Date.now() + args.timeout * 1000;
-  while (!stop.requested && state.ok < args.expect && Date.now() < deadline) {
+  while (!stop.requested && counted() < args.expect && Date.now() < deadline) {
     await sleepOrStop(Math.min(200, Math.max(0, deadline - Date.now())), stop);
   }
-  if (!stop.requested && state.ok >= args.expect && args.linger > 0) await sleepOrStop(args.linger * 1000, stop);
+  if (!stop.requested && counted() >= args.expect && args.linger > 0) await sleepOrStop(args.linger * 1000, stop);
   await stopClient(consumer);
   emit({ done: true, received: state.ok, deliveries: state.deliveries });
   return 0;

@@ -55,7 +55,7 @@ import org.apache.rocketmq.client.java.message.MessageViewImpl;
  * simple-consume --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
  *                [--invisible-s 15] [--await-s 5] [--batch 16] [--linger S] [--no-ack]
  * push-consume   --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
- *                [--fail-first] [--threads 4] [--linger S]
+ *                [--fail-first | --fail-always] [--threads 4] [--linger S]
  * every command: [--plaintext] [--request-timeout-ms MS] [--log-dir DIR]
  * </pre>
  *
@@ -78,7 +78,7 @@ import org.apache.rocketmq.client.java.message.MessageViewImpl;
  * true, "received": n, "errors": e} (push: "received" counts SUCCESS answers, "deliveries" all of them). The client's
  * MessageView has no message type: "message_type" is derived from what it has (a message group: FIFO, a delivery
  * timestamp: DELAY, else NORMAL), so a TRANSACTION message shows as NORMAL. --fail-first answers FAILURE to each
- * message's first delivery.
+ * message's first delivery, --fail-always to every delivery (N then counts deliveries, not SUCCESS answers).
  *
  * The client's defaults are kept: TLS on (trusting any certificate); --plaintext sets enableSsl(false).
  */
@@ -141,6 +141,7 @@ public final class Driver {
         int batch = 16;
         boolean noAck;
         boolean failFirst;
+        boolean failAlways;
         int threads = 4;
     }
 
@@ -183,6 +184,7 @@ public final class Driver {
                 case "--batch": a.batch = Integer.parseInt(argv[++i]); break;
                 case "--no-ack": a.noAck = true; break;
                 case "--fail-first": a.failFirst = true; break;
+                case "--fail-always": a.failAlways = true; break;
                 case "--threads": a.threads = Integer.parseInt(argv[++i]); break;
                 default: throw new IllegalArgumentException("unknown argument " + arg);
             }
@@ -196,6 +198,9 @@ public final class Driver {
         if (a.tagExpression != null && a.sql != null) {
             throw new IllegalArgumentException("--tag-expression and --sql exclude each other");
         }
+        if (a.failFirst && a.failAlways) {
+            throw new IllegalArgumentException("--fail-first and --fail-always exclude each other");
+        }
         return a;
     }
 
@@ -203,10 +208,11 @@ public final class Driver {
         "--rollback", "--no-end"));
     static final Set<String> CONSUMER_ONLY = new HashSet<>(java.util.Arrays.asList("--group", "--tag-expression",
         "--sql", "--expect", "--timeout", "--invisible-s", "--await-s", "--batch", "--no-ack", "--fail-first",
-        "--threads"));
+        "--fail-always", "--threads"));
     static final Set<String> SIMPLE_ONLY = new HashSet<>(java.util.Arrays.asList("--invisible-s", "--await-s",
         "--batch", "--no-ack"));
-    static final Set<String> PUSH_ONLY = new HashSet<>(java.util.Arrays.asList("--fail-first", "--threads"));
+    static final Set<String> PUSH_ONLY = new HashSet<>(java.util.Arrays.asList("--fail-first", "--fail-always",
+        "--threads"));
 
     public static void main(String[] argv) throws Exception {
         out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, "UTF-8");
@@ -552,12 +558,12 @@ public final class Driver {
                     Map<String, Object> m = delivery(view);
                     boolean fail;
                     synchronized (lock) {
-                        fail = args.failFirst && failedOnce.add(view.getMessageId().toString());
+                        fail = args.failAlways || args.failFirst && failedOnce.add(view.getMessageId().toString());
                         if (!fail) {
                             counts[0]++;
                         }
                         counts[1]++;
-                        if (counts[0] >= args.expect) {
+                        if ((args.failAlways ? counts[1] : counts[0]) >= args.expect) {
                             enough.countDown();
                         }
                     }
