@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from codec.codes import PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, RequestCode
+from codec.codes import PROPERTY_KEYS, PROPERTY_TAGS, PROPERTY_UNIQ_KEY, PullSysFlag, RequestCode
 from codec.command import request
 from codec.properties import encode_properties
 from codec.record import StoredMessage, decode_records
@@ -82,13 +82,14 @@ async def _invoke(addr: str, code: int, ext: dict[str, str], body: bytes = b"") 
 
 
 def pulled(target: GrpcTarget, topic: str, queues: int = 8) -> list[StoredMessage]:
-    """Every message of ``topic`` as a remoting consumer pulls it from the broker, queue by queue."""
+    """Every message of ``topic`` as a remoting consumer pulls it from the broker, queue by queue. The pull carries
+    its subscription (FLAG_SUBSCRIPTION): Apache refuses a pull of a group that never sent a heartbeat otherwise."""
     out: list[StoredMessage] = []
     for queue_id in range(queues):
         ext = {
             "consumerGroup": "grpc-check", "topic": topic, "queueId": str(queue_id), "queueOffset": "0",
-            "maxMsgNums": "64", "sysFlag": "0", "commitOffset": "0", "suspendTimeoutMillis": "0",
-            "subscription": "*", "subVersion": "0",
+            "maxMsgNums": "64", "sysFlag": str(int(PullSysFlag.SUBSCRIPTION)), "commitOffset": "0",
+            "suspendTimeoutMillis": "0", "subscription": "*", "subVersion": "0", "expressionType": "TAG",
         }  # fmt: skip
         response = anyio.run(_invoke, target.broker, RequestCode.PULL_MESSAGE, ext)
         if response.code == 0:
@@ -326,3 +327,12 @@ def outcome_of(results: dict[tuple[str, str], Outcome | BaseException], target: 
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+def run_all(server: harness.PocketMQ, client: Client) -> dict[tuple[str, str], Outcome | BaseException]:
+    """Every scenario against ``server`` side by side (for a module-scoped fixture); the client is closed after."""
+    target = pocketmq_target(server)
+    try:
+        return run_concurrently([(target, name) for name in SCENARIOS], client)
+    finally:
+        getattr(client, "close", lambda: None)()

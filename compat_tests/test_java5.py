@@ -1,19 +1,23 @@
-"""The official RocketMQ 5.x Java client (Maven rocketmq-client-java, gRPC) producing to ``pocketmq up``.
+"""The official RocketMQ 5.x Java client (Maven rocketmq-client-java, gRPC): producing to and consuming from
+``pocketmq up``.
 
 The client runs unmodified with its defaults: TLS on, trusting any certificate, so it takes the self-signed one
 pocketmq made; one test turns TLS off (``enableSsl(false)``) for the plaintext path of the same port. What it sent
 is read back over remoting (PULL_MESSAGE), as in test_python5.py: bodies, tags, keys, user properties, message ids,
 a FIFO group's queue and order, a delivery time, and transactions ended by the producer or by its checker.
+The consumer scenarios of compat_tests/grpc_consumer.py (SimpleConsumer and PushConsumer over POP) run as
+``test_consumer_scenario[<name>]``, side by side once per module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from compat_tests import grpc_producer, harness, java5_driver
+from compat_tests import grpc_consumer, grpc_producer, harness, java5_driver
 from compat_tests.java5_driver import Java5Client
 
 pytestmark = [pytest.mark.compat]
@@ -71,3 +75,17 @@ def test_no_server_is_a_clean_error(client: Java5Client) -> None:
 
 def test_transactions_commit_rollback_and_back_check(server: harness.PocketMQ, client: Java5Client) -> None:
     grpc_producer.transactions_commit_rollback_and_back_check(server, client, "J5Tx")
+
+
+@pytest.fixture(scope="module")
+def consumer_results(
+    build: java5_driver.Build, server: harness.PocketMQ, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], Any]:
+    """Every consumer scenario of compat_tests/grpc_consumer.py, run side by side once for the module."""
+    work_dir = tmp_path_factory.mktemp("java5-consumers")
+    return grpc_consumer.run_all(server, Java5Client(build=build, work_dir=work_dir))
+
+
+@pytest.mark.parametrize("scenario", list(grpc_consumer.SCENARIOS))
+def test_consumer_scenario(consumer_results: dict[tuple[str, str], Any], scenario: str) -> None:
+    grpc_consumer.outcome_of(consumer_results, "pocketmq", scenario)

@@ -1,4 +1,5 @@
-"""The official RocketMQ 5.x Node.js client (npm rocketmq-client-nodejs, gRPC) producing to ``pocketmq up``.
+"""The official RocketMQ 5.x Node.js client (npm rocketmq-client-nodejs, gRPC): producing to and consuming from
+``pocketmq up``.
 
 The client runs unmodified with its defaults, which unlike the Java client's are plaintext (``sslEnabled`` false);
 one test turns TLS on (``sslEnabled: true``) for the TLS path of the same port. The Node client has no "trust any
@@ -7,16 +8,19 @@ pocketmq's self-signed certificate (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH), and anoth
 startup fails cleanly on the untrusted certificate. What it sent is read back over remoting (PULL_MESSAGE), as in
 test_java5.py: bodies, tags, keys, user properties, message ids, a FIFO group's queue and order, a delivery time,
 and transactions ended by the producer or by its checker. Every scenario of test_java5.py is supported by the client.
+The consumer scenarios of compat_tests/grpc_consumer.py (SimpleConsumer and PushConsumer over POP) run as
+``test_consumer_scenario[<name>]``, side by side once per module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from compat_tests import grpc_producer, harness, node5_driver
+from compat_tests import grpc_consumer, grpc_producer, harness, node5_driver
 from compat_tests.node5_driver import Message, Node5Client
 
 pytestmark = [pytest.mark.compat]
@@ -89,3 +93,17 @@ def test_no_server_is_a_clean_error(client: Node5Client) -> None:
 
 def test_transactions_commit_rollback_and_back_check(server: harness.PocketMQ, client: Node5Client) -> None:
     grpc_producer.transactions_commit_rollback_and_back_check(server, client, "N5Tx")
+
+
+@pytest.fixture(scope="module")
+def consumer_results(
+    install: node5_driver.Install, server: harness.PocketMQ, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], Any]:
+    """Every consumer scenario of compat_tests/grpc_consumer.py, run side by side once for the module."""
+    work_dir = tmp_path_factory.mktemp("node5-consumers")
+    return grpc_consumer.run_all(server, Node5Client(install=install, work_dir=work_dir))
+
+
+@pytest.mark.parametrize("scenario", list(grpc_consumer.SCENARIOS))
+def test_consumer_scenario(consumer_results: dict[tuple[str, str], Any], scenario: str) -> None:
+    grpc_consumer.outcome_of(consumer_results, "pocketmq", scenario)

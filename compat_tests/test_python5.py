@@ -95,14 +95,10 @@ def test_transactions_commit_rollback_and_back_check(server: harness.PocketMQ, c
 @pytest.fixture(scope="module")
 def consumer_results(
     install: python5_driver.Install, server: harness.PocketMQ, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[tuple[str, str], Any]]:
+) -> dict[tuple[str, str], Any]:
     """Every consumer scenario, run side by side once for the module."""
-    client = Python5Client(python=install.python, work_dir=tmp_path_factory.mktemp("python5-consumers"))
-    target = grpc_consumer.pocketmq_target(server)
-    try:
-        yield grpc_consumer.run_concurrently([(target, name) for name in grpc_consumer.SCENARIOS], client)
-    finally:
-        client.close()
+    work_dir = tmp_path_factory.mktemp("python5-consumers")
+    return grpc_consumer.run_all(server, Python5Client(python=install.python, work_dir=work_dir))
 
 
 @pytest.mark.parametrize("scenario", list(grpc_consumer.SCENARIOS))

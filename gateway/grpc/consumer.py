@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
-from google.protobuf.duration_pb2 import Duration
 
 from codec.codes import RETRY_GROUP_TOPIC_PREFIX, Perm
 from codec.errors import CodecError
@@ -16,6 +15,7 @@ from codec.heartbeat import make_subscription
 from gateway.context import BrokerContext
 from gateway.grpc.convert import to_v2_message
 from gateway.grpc.status import OK, status
+from gateway.grpc.times import duration_ms
 from gateway.handlers.pull import acceptor
 from gateway.pop import (
     MAX_BATCH,
@@ -34,10 +34,6 @@ MIN_LONG_POLLING_MS = 5_000  # grpcClientConsumerMinLongPollingTimeoutMillis
 MAX_LONG_POLLING_MS = 20_000  # grpcClientConsumerMaxLongPollingTimeoutMillis
 AUTO_RENEW_INVISIBLE_MS = 60_000  # defaultInvisibleTimeMills: what a push consumer's receive (auto_renew) gets
 REQUEST_TIMEOUT_MS = 3_000  # what a client's settings ask when they say nothing
-
-
-def duration_ms(duration: Duration) -> int:
-    return duration.seconds * 1000 + duration.nanos // 1_000_000
 
 
 def accept_for(topic: str, expression: d.FilterExpression) -> Accept:

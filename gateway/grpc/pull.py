@@ -13,9 +13,10 @@ from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
 from codec.record import decode_record
 from gateway.context import BrokerContext
-from gateway.grpc.consumer import MAX_LONG_POLLING_MS, accept_for, duration_ms
+from gateway.grpc.consumer import MAX_LONG_POLLING_MS, accept_for
 from gateway.grpc.convert import to_v2_message
 from gateway.grpc.status import OK, status
+from gateway.grpc.times import duration_ms, timestamp_ms
 from gateway.pop import MAX_BATCH, MAX_RECEIVE_BYTES
 from remoting.grpc_server import CallContext
 
@@ -118,7 +119,11 @@ class PullMethods:
         elif req.query_offset_policy == d.END:
             offset = store.max_offset(topic, queue.id)
         elif req.HasField("timestamp"):
-            offset = await store.search_offset_by_timestamp(topic, queue.id, req.timestamp.ToMilliseconds(), "lower")
+            try:
+                at_ms = timestamp_ms(req.timestamp, "timestamp")
+            except ValueError as err:
+                return s.QueryOffsetResponse(status=status(d.BAD_REQUEST, str(err)))
+            offset = await store.search_offset_by_timestamp(topic, queue.id, at_ms, "lower")
         else:
             return s.QueryOffsetResponse(status=status(d.BAD_REQUEST, "the TIMESTAMP policy needs a timestamp"))
         return s.QueryOffsetResponse(status=OK, offset=offset)

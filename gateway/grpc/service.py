@@ -56,6 +56,7 @@ from gateway.grpc.convert import to_v2_message
 from gateway.grpc.pull import PullMethods
 from gateway.grpc.sessions import CLIENT_ID, Session, Sessions
 from gateway.grpc.status import OK, status
+from gateway.grpc.times import duration_ms, timestamp_ms
 from gateway.handlers.send import SendHandler
 from gateway.handlers.transaction import EndTransactionHandler
 from remoting.connection import Connection
@@ -279,11 +280,13 @@ class MessagingService:
             sys_flag |= MessageSysFlag.TRANSACTION_PREPARED
             props[PROPERTY_TRAN_MSG] = "true"
             if system.HasField("orphaned_transaction_recovery_duration"):
-                props[PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS] = str(
-                    system.orphaned_transaction_recovery_duration.ToSeconds()
-                )
+                immunity_ms = duration_ms(system.orphaned_transaction_recovery_duration)
+                props[PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS] = str(max(immunity_ms, 0) // 1000)
         if system.HasField("delivery_timestamp"):
-            props[PROPERTY_TIMER_DELIVER_MS] = str(system.delivery_timestamp.ToMilliseconds())
+            try:
+                props[PROPERTY_TIMER_DELIVER_MS] = str(timestamp_ms(system.delivery_timestamp, "delivery_timestamp"))
+            except ValueError as err:
+                raise _Refused(status(d.ILLEGAL_DELIVERY_TIME, str(err))) from None
         props[PROPERTY_RECONSUME_TIME] = str(system.delivery_attempt)
         props[PROPERTY_PRODUCER_GROUP] = topic  # as the proxy: the topic names the producers for back-checks
         queue_id = -1
@@ -296,7 +299,10 @@ class MessagingService:
         if system.trace_context:
             props[PROPERTY_TRACE_CONTEXT] = system.trace_context
         props[PROPERTY_BORN_HOST] = system.born_host or f"{call.peer[0]}:{call.peer[1]}"
-        born_ms = system.born_timestamp.ToMilliseconds() if system.HasField("born_timestamp") else 0
+        try:
+            born_ms = timestamp_ms(system.born_timestamp, "born_timestamp") if system.HasField("born_timestamp") else 0
+        except ValueError as err:
+            raise _Refused(status(d.BAD_REQUEST, str(err))) from None
         if born_ms:
             props[PROPERTY_BORN_TIMESTAMP] = str(born_ms)
         header = {

@@ -421,3 +421,25 @@ async def test_pull_style_methods_read_queues_and_offsets(grpc_broker, open_brok
     )
     assert (got.status.code, got.offset) == (d.OK, 2)
     assert grpc_broker.ctx.store.get_consumer_offset("pull-g", "GrpcPull", 0) == 2, "the offset remoting sees"
+
+
+async def test_a_time_out_of_range_is_a_clear_refusal(grpc_broker, caplog) -> None:  # type: ignore[no-untyped-def]
+    """The Python 5.1.2 client puts a delivery time's milliseconds into Timestamp.seconds; that is the sender's
+    error (ILLEGAL_DELIVERY_TIME naming the field), not a traceback in the broker's log."""
+    client = Client(grpc_broker.grpc_port)
+    far = Timestamp(seconds=1_796_211_305_111)
+    message = _message("GrpcBadTime", b"x", "01AABBCCDD00000000000000BB", delivery_timestamp=far)
+    answer = await in_thread(
+        client.unary, "SendMessage", s.SendMessageRequest(messages=[message]), s.SendMessageResponse
+    )
+    assert answer.status.code == d.ILLEGAL_DELIVERY_TIME and "delivery_timestamp" in answer.status.message
+    query = s.QueryOffsetRequest(
+        message_queue=d.MessageQueue(topic=d.Resource(name="GrpcBadTime"), id=0),
+        query_offset_policy=d.TIMESTAMP, timestamp=far,
+    )  # fmt: skip
+    await in_thread(
+        client.unary, "QueryRoute", s.QueryRouteRequest(topic=d.Resource(name="GrpcBadTime")), s.QueryRouteResponse
+    )
+    refused = await in_thread(client.unary, "QueryOffset", query, s.QueryOffsetResponse)
+    assert refused.status.code == d.BAD_REQUEST and "not a valid time" in refused.status.message
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback for a client's bad value"
