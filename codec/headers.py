@@ -294,6 +294,7 @@ class CreateTopicRequestHeader:
     topic_filter_type: str = wire("topicFilterType", default="SINGLE_TAG")
     topic_sys_flag: int | None = wire("topicSysFlag")
     order: bool = wire("order", default=False)
+    attributes: str | None = wire("attributes")  # "+message.type=FIFO,-queue.type" (AttributeParser)
 
 
 @dataclass(slots=True)

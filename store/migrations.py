@@ -146,6 +146,10 @@ MIGRATIONS: list[Step] = [
         config     TEXT NOT NULL  -- SubscriptionGroupConfig as JSON
     ) WITHOUT ROWID;
     """,
+    # 8: topic attributes (message.type and the others of TopicAttributes), as a JSON object.
+    """
+    ALTER TABLE topics ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 

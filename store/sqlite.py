@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import pathlib
 import sqlite3
@@ -110,7 +111,7 @@ UPSERT_CONSUMER_OFFSET = (
 SET_META = "INSERT OR REPLACE INTO store_meta (name, value) VALUES (?, ?)"
 SAVE_TOPIC = (
     "INSERT OR REPLACE INTO topics (topic_name, read_queue_nums, write_queue_nums, perm, topic_filter_type,"
-    " topic_sys_flag, is_order) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " topic_sys_flag, is_order, attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 POP_OFFSET = "SELECT pop_offset FROM pop_offsets WHERE consumer_group = ? AND topic = ? AND queue_id = ?"
 UPSERT_POP_OFFSET = (
@@ -1181,9 +1182,9 @@ class SqliteStore:
         self._require_open()
         rows = self._read(
             "SELECT topic_name, read_queue_nums, write_queue_nums, perm, topic_filter_type, topic_sys_flag,"
-            " is_order FROM topics ORDER BY topic_name"
+            " is_order, attributes FROM topics ORDER BY topic_name"
         )
-        return [TopicConfig(*row[:6], order=bool(row[6])) for row in rows]
+        return [TopicConfig(*row[:6], order=bool(row[6]), attributes=json.loads(row[7])) for row in rows]
 
     async def save_topic(self, config: TopicConfig) -> None:
         """Insert or replace a topic config; durable when this returns."""
@@ -1192,9 +1193,11 @@ class SqliteStore:
         check_text("topic filter type", config.topic_filter_type)
         for name in ("read_queue_nums", "write_queue_nums", "perm", "topic_sys_flag"):
             check_int(name, getattr(config, name))
+        attributes = json.dumps(config.attributes, sort_keys=True)
+        check_text("topic attributes", attributes)
         row = (
             config.topic_name, config.read_queue_nums, config.write_queue_nums, config.perm,
-            config.topic_filter_type, config.topic_sys_flag, int(config.order),
+            config.topic_filter_type, config.topic_sys_flag, int(config.order), attributes,
         )  # fmt: skip
         self._transact("topic", [(SAVE_TOPIC, [row])])
 

@@ -59,6 +59,7 @@ from gateway.grpc.status import OK, status
 from gateway.grpc.times import duration_ms, timestamp_ms
 from gateway.handlers.send import SendHandler
 from gateway.handlers.transaction import EndTransactionHandler
+from gateway.topic_attributes import accepted_types, message_type_of, type_refused
 from remoting.connection import Connection
 from remoting.errors import RequestError
 from remoting.grpc_server import CallContext, GrpcError, Kind, Method
@@ -66,7 +67,6 @@ from remoting.grpc_server import CallContext, GrpcError, Kind, Method
 log = logging.getLogger("pocketmq.grpc")
 
 SERVICE = "/apache.rocketmq.v2.MessagingService/"
-ALL_MESSAGE_TYPES = (d.NORMAL, d.FIFO, d.DELAY, d.TRANSACTION)
 # Apache's proxy defaults (ProxyConfig): producers retry 3 times, 10 ms doubling to 1 s; consumers get batches of
 # 32 and a 20 s long poll; a consumer group's retries (retryMaxTimes) follow the delay-level schedule from level 3.
 PRODUCER_MAX_ATTEMPTS = 3
@@ -170,7 +170,7 @@ class MessagingService:
                     id=queue_id,
                     permission=permission,
                     broker=broker,
-                    accept_message_types=ALL_MESSAGE_TYPES,
+                    accept_message_types=[d.MessageType.Value(t) for t in accepted_types(topic.attributes)],
                 )
             )
         return s.QueryRouteResponse(status=OK, message_queues=queues)
@@ -298,6 +298,10 @@ class MessagingService:
                 queue_id = zlib.crc32(system.message_group.encode()) % config.write_queue_nums
         if system.trace_context:
             props[PROPERTY_TRACE_CONTEXT] = system.trace_context
+        config = self.ctx.topics.get(topic)
+        refused = type_refused(config.attributes, message_type_of(props)) if config is not None else None
+        if refused is not None:
+            raise _Refused(status(d.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, refused))
         props[PROPERTY_BORN_HOST] = system.born_host or f"{call.peer[0]}:{call.peer[1]}"
         try:
             born_ms = timestamp_ms(system.born_timestamp, "born_timestamp") if system.HasField("born_timestamp") else 0

@@ -19,6 +19,7 @@ from codec.headers import (
 from codec.record import decode_record
 from gateway.context import BrokerContext
 from gateway.groups import InvalidGroupConfig, parse_group_config
+from gateway.topic_attributes import InvalidAttributes, alter
 from gateway.topics import validate_topic_name
 from remoting.connection import Connection
 from remoting.errors import RequestError
@@ -29,7 +30,7 @@ VERSION_DESC = "V5_3_3"
 
 def topic_config_json(cfg: TopicConfig) -> dict[str, Any]:
     return {
-        "attributes": {},
+        "attributes": dict(cfg.attributes),
         "order": cfg.order,
         "perm": cfg.perm,
         "readQueueNums": cfg.read_queue_nums,
@@ -69,8 +70,20 @@ class AdminHandlers:
         self.ctx.topics.refuse_system_topic(h.topic)
         if not (0 < h.read_queue_nums <= 1024 and 0 < h.write_queue_nums <= 1024 and 0 <= h.perm <= 7):
             raise RequestError(ResponseCode.INVALID_PARAMETER, "queue numbers must be 1..1024 and perm 0..7")
+        current = self.ctx.topics.get(h.topic)
+        try:
+            attributes = alter(current.attributes if current is not None else {}, h.attributes)
+        except InvalidAttributes as err:
+            raise RequestError(ResponseCode.INVALID_PARAMETER, str(err)) from None
         cfg = TopicConfig(
-            h.topic, h.read_queue_nums, h.write_queue_nums, h.perm, h.topic_filter_type, h.topic_sys_flag or 0, h.order
+            h.topic,
+            h.read_queue_nums,
+            h.write_queue_nums,
+            h.perm,
+            h.topic_filter_type,
+            h.topic_sys_flag or 0,
+            h.order,
+            attributes,
         )
         await self.ctx.topics.upsert(cfg)
         return cmd.response(ResponseCode.SUCCESS)

@@ -443,3 +443,29 @@ async def test_a_time_out_of_range_is_a_clear_refusal(grpc_broker, caplog) -> No
     refused = await in_thread(client.unary, "QueryOffset", query, s.QueryOffsetResponse)
     assert refused.status.code == d.BAD_REQUEST and "not a valid time" in refused.status.message
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback for a client's bad value"
+
+
+async def test_a_typed_topic_takes_only_its_message_type(grpc_broker, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    bc = await open_broker_client(grpc_broker)
+    ext = {
+        "topic": "GrpcFifoOnly", "defaultTopic": "TBW102", "readQueueNums": "2", "writeQueueNums": "2", "perm": "6",
+        "topicFilterType": "SINGLE_TAG", "topicSysFlag": "0", "order": "false", "attributes": "+message.type=FIFO",
+    }  # fmt: skip
+    assert (await bc.invoke(RequestCode.UPDATE_AND_CREATE_TOPIC, ext)).code == 0
+    client = Client(grpc_broker.grpc_port)
+    route = await in_thread(
+        client.unary, "QueryRoute", s.QueryRouteRequest(topic=d.Resource(name="GrpcFifoOnly")), s.QueryRouteResponse
+    )
+    assert {tuple(q.accept_message_types) for q in route.message_queues} == {(d.FIFO,)}
+    normal = _message("GrpcFifoOnly", b"plain", "01AABBCCDD00000000000000C1")
+    refused = await in_thread(
+        client.unary, "SendMessage", s.SendMessageRequest(messages=[normal]), s.SendMessageResponse
+    )
+    assert refused.status.code == d.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+    assert "expected type is FIFO, but actual type is NORMAL" in refused.status.message
+    fifo = _message("GrpcFifoOnly", b"grouped", "01AABBCCDD00000000000000C2", message_group="order-1")
+    fifo.system_properties.message_type = d.FIFO
+    accepted = await in_thread(
+        client.unary, "SendMessage", s.SendMessageRequest(messages=[fifo]), s.SendMessageResponse
+    )
+    assert accepted.status.code == d.OK
