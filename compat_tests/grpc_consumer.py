@@ -138,7 +138,7 @@ def _seen(d: Delivery) -> dict[str, Any]:
 def simple_round_trip(target: GrpcTarget, client: Client) -> Outcome:
     """5 NORMAL messages with tags, keys and user properties come back intact, once each, through a SimpleConsumer
     that acks them; the message ids are the ones the sends reported."""
-    topic = target.topic("G5Normal")
+    topic = target.topic("PopNormal")
     messages = [
         Message(
             body=f"normal-{i} \u00fcn\u00efcode ".encode() + bytes([0, 255, i]),
@@ -150,7 +150,7 @@ def simple_round_trip(target: GrpcTarget, client: Client) -> Outcome:
     ]
     sent = client.produce(target.endpoints, topic, messages)
     ids = [x["message_id"] for x in sent.sends]
-    got = client.consume(target.endpoints, topic, "g5-normal", expect=5, timeout=40, linger=3)
+    got = client.consume(target.endpoints, topic, "pop-normal", expect=5, timeout=40, linger=3)
     by_id = once_each(got.deliveries, ids)
     for message, message_id in zip(messages, ids, strict=True):
         d = by_id[message_id]
@@ -162,16 +162,16 @@ def simple_round_trip(target: GrpcTarget, client: Client) -> Outcome:
 
 def tag_and_sql_filters(target: GrpcTarget, client: Client) -> Outcome:
     """A tag expression and a SQL92 expression, each on its own group, get exactly the matching messages."""
-    topic = target.topic("G5Filter")
+    topic = target.topic("PopFilter")
     tags = ["TagA", "TagB", "TagC", "TagA", "TagB"]
     messages = [Message(body=f"m{i}".encode(), tag=tag, properties={"n": str(i)}) for i, tag in enumerate(tags)]
     sent = client.produce(target.endpoints, topic, messages)
     ids = [x["message_id"] for x in sent.sends]
     by_tag = client.consume(
-        target.endpoints, topic, "g5-tag", expect=3, timeout=40, linger=3, tag_expression="TagA || TagC"
+        target.endpoints, topic, "pop-tag", expect=3, timeout=40, linger=3, tag_expression="TagA || TagC"
     )
     once_each(by_tag.deliveries, [ids[0], ids[2], ids[3]])
-    by_sql = client.consume(target.endpoints, topic, "g5-sql", expect=2, timeout=40, linger=3, sql="n >= 3")
+    by_sql = client.consume(target.endpoints, topic, "pop-sql", expect=2, timeout=40, linger=3, sql="n >= 3")
     once_each(by_sql.deliveries, [ids[3], ids[4]])
     return {
         "tag": sorted(d.body.decode() for d in by_tag.deliveries),
@@ -182,8 +182,8 @@ def tag_and_sql_filters(target: GrpcTarget, client: Client) -> Outcome:
 def fifo_group_in_order(target: GrpcTarget, client: Client) -> Outcome:
     """A FIFO topic, one message group of 5 (order create, pay, ship, ...), a FIFO consumer group: delivered once
     each, in send order."""
-    topic = target.topic("G5Fifo", "FIFO")
-    group = target.group("g5-fifo", fifo=True)
+    topic = target.topic("PopFifo", "FIFO")
+    group = target.group("pop-fifo", fifo=True)
     steps = ["create", "pay", "ship", "deliver", "refund"]
     messages = [Message(body=f"order-1 {s}".encode(), tag="F", message_group="order-1") for s in steps]
     sent = client.produce(target.endpoints, topic, messages, kind="fifo")
@@ -198,8 +198,8 @@ def fifo_group_in_order(target: GrpcTarget, client: Client) -> Outcome:
 
 def delay_not_before_due(target: GrpcTarget, client: Client) -> Outcome:
     """A DELAY message due 3 s after its send reaches a consumer that was waiting, not before it is due."""
-    topic = target.topic("G5Delay", "DELAY")
-    consumer = client.start_consume(target.endpoints, topic, "g5-delay", expect=1, timeout=40, linger=1)
+    topic = target.topic("PopDelay", "DELAY")
+    consumer = client.start_consume(target.endpoints, topic, "pop-delay", expect=1, timeout=40, linger=1)
     consumer.wait_until(lambda lines: any(x.get("ready") for x in lines), 30)
     sent = client.produce(target.endpoints, topic, [Message(body=b"later", delivery_delay_ms=3000)], kind="delay")
     send = sent.sends[0]
@@ -215,13 +215,13 @@ def delay_not_before_due(target: GrpcTarget, client: Client) -> Outcome:
 def transactions_commit_rollback(target: GrpcTarget, client: Client) -> Outcome:
     """Half messages ended by the producer and one left to the checker: the committed ones (by the producer or by
     its checker's answer) are delivered, the rolled-back one never."""
-    topic = target.topic("G5Tx", "TRANSACTION")
+    topic = target.topic("PopTx", "TRANSACTION")
     messages = [
         Message(body=b"tx-commit", tag="T", end="commit"),
         Message(body=b"tx-rollback", tag="T", end="rollback"),
         Message(body=b"tx-checked", tag="T", end="none", properties={CHECK_PROPERTY: "COMMIT"}),
     ]
-    consumer = client.start_consume(target.endpoints, topic, "g5-tx", expect=2, timeout=90, linger=4)
+    consumer = client.start_consume(target.endpoints, topic, "pop-tx", expect=2, timeout=90, linger=4)
     sent = client.produce(target.endpoints, topic, messages, kind="transaction", linger=30, timeout=120)
     ids = [x["message_id"] for x in sent.sends]
     got = client.collect(consumer, 150)
@@ -234,10 +234,12 @@ def transactions_commit_rollback(target: GrpcTarget, client: Client) -> Outcome:
 
 def push_retries_after_failure(target: GrpcTarget, client: Client) -> Outcome:
     """A PushConsumer whose listener fails each message's first delivery gets it again (delivery attempt 2)."""
-    topic = target.topic("G5Push")
+    topic = target.topic("PopPush")
     sent = client.produce(target.endpoints, topic, [Message(body=f"push-{i}".encode()) for i in range(2)])
     ids = [x["message_id"] for x in sent.sends]
-    got = client.consume(target.endpoints, topic, "g5-push", expect=2, timeout=90, linger=2, push=True, fail_first=True)
+    got = client.consume(
+        target.endpoints, topic, "pop-push", expect=2, timeout=90, linger=2, push=True, fail_first=True
+    )
     attempts = {}
     for message_id in ids:
         attempts[message_id] = [(d.delivery_attempt, d.result) for d in got.deliveries if d.message_id == message_id]
@@ -249,8 +251,8 @@ def push_dead_letter_after_max_attempts(target: GrpcTarget, client: Client) -> O
     """A group with retryMaxTimes 1 whose listener always fails: the message is delivered twice (attempts 1 and 2),
     then lands in %DLQ%<group> with its body, and is not delivered again. The consumer keeps receiving meanwhile:
     both servers move a message to the dead-letter queue when a receive finds it past its attempts."""
-    topic = target.topic("G5Dlq")
-    group = target.group("g5-dlq", retry_max_times=1)
+    topic = target.topic("PopDlq")
+    group = target.group("pop-dlq", retry_max_times=1)
     sent = client.produce(target.endpoints, topic, [Message(body=b"poison", tag="P", properties={"k": "v"})])
     consumer = client.start_consume(target.endpoints, topic, group, expect=3, timeout=120, push=True, fail_always=True)
     dead: list[StoredMessage] = []
@@ -270,10 +272,10 @@ def push_dead_letter_after_max_attempts(target: GrpcTarget, client: Client) -> O
 def redelivered_when_not_acked(target: GrpcTarget, client: Client) -> Outcome:
     """A SimpleConsumer that never acks (invisible duration 10 s, the least a receive may ask) gets the message
     again once that time passed, with delivery attempt 2."""
-    topic = target.topic("G5NoAck")
+    topic = target.topic("PopNoAck")
     sent = client.produce(target.endpoints, topic, [Message(body=b"again", tag="N")])
     got = client.consume(
-        target.endpoints, topic, "g5-noack", expect=2, timeout=40, linger=0, no_ack=True, invisible_s=10
+        target.endpoints, topic, "pop-noack", expect=2, timeout=40, linger=0, no_ack=True, invisible_s=10
     )
     assert [d.message_id for d in got.deliveries] == [sent.sends[0]["message_id"]] * 2
     first, second = got.deliveries
@@ -286,10 +288,10 @@ def redelivered_when_not_acked(target: GrpcTarget, client: Client) -> Outcome:
 def remoting_send_received_over_grpc(target: GrpcTarget, client: Client) -> Outcome:
     """A message sent by a 4.x (remoting) producer reaches a 5.x SimpleConsumer intact: body, tag, keys, user
     properties, and its UNIQ_KEY as the message id."""
-    topic = target.topic("G5Cross")
+    topic = target.topic("PopCross")
     props = {PROPERTY_TAGS: "X", PROPERTY_KEYS: "k1 k2", PROPERTY_UNIQ_KEY: "7F0000010000AAAA0000000000000001"}
     send_remoting(target, topic, b"from remoting \x00\xff", {**props, "color": "green"})
-    got = client.consume(target.endpoints, topic, "g5-cross", expect=1, timeout=40, linger=2)
+    got = client.consume(target.endpoints, topic, "pop-cross", expect=1, timeout=40, linger=2)
     (d,) = once_each(got.deliveries, [props[PROPERTY_UNIQ_KEY]]).values()
     assert d.body == b"from remoting \x00\xff" and d.tag == "X" and sorted(d.keys) == ["k1", "k2"]
     assert user_properties(d) == {"color": "green"} and d.delivery_attempt == 1
