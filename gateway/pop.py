@@ -36,6 +36,8 @@ MAX_IN_FLIGHT = 2048  # per group and queue: past this many unsettled messages n
 MAX_SCAN = 2048  # messages looked at per queue and receive (filters)
 MAX_BATCH = 64
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
+AUTO_RENEW_INVISIBLE_MS = 60_000  # defaultInvisibleTimeMills: a push consumer's receive (auto_renew), per renewal
+RENEW_MAX_MS = 3 * 3600 * 1000  # renewMaxTimeMillis: no renewal past this long after the delivery
 
 Accept = Callable[[int, bytes], bool] | None
 
@@ -83,6 +85,14 @@ class ReceiveRequest:
     invisible_ms: int
     fifo: bool
     max_attempts: int
+    renew_for: str | None = None  # auto_renew: the client whose deliveries stay invisible while it is connected
+
+
+@dataclass(frozen=True, slots=True)
+class _Renewal:
+    generation: int
+    client_id: str
+    since_ms: int
 
 
 class PopService:
@@ -92,6 +102,11 @@ class PopService:
         self._generation = time.time_ns()  # unique across restarts: handles from before one are out of date
         self._next_visible: dict[tuple[str, str], int] = {}  # when an in-flight message becomes visible next
         self._rotation = 0
+        # auto_renew deliveries by (group, topic, queue, offset). The proxy renews them ahead of time; here a
+        # receive that finds one visible again extends it instead, while its client is connected: the same
+        # effect, with no timer, and the client's receipt handle stays valid.
+        self._renewals: dict[tuple[str, str, int, int], _Renewal] = {}
+        self.client_connected: Callable[[str], bool] = lambda _client_id: False
 
     def _new_generation(self) -> int:
         self._generation += 1
@@ -198,6 +213,11 @@ class PopService:
                 continue
             if message_group is not None:
                 blocked.add(message_group)
+            if self._renewed(group, topic, queue_id, row, now):
+                visible = now + AUTO_RENEW_INVISIBLE_MS
+                changed.append(InFlight(row.queue_offset, visible, row.attempt, row.generation, row.message_group))
+                next_visible = visible if next_visible is None else min(next_visible, visible)
+                continue
             record = self._record(topic, queue_id, row.queue_offset)
             if record is None:  # the message is gone (its topic deleted and made again): nothing to hand out
                 await store.settle_pop(group, topic, queue_id, row.queue_offset, row.generation)
@@ -209,6 +229,7 @@ class PopService:
                 row.queue_offset, visible_until, row.attempt + 1, self._new_generation(), row.message_group
             )
             changed.append(handed)
+            self._track(req, queue_id, handed, now)
             out.append(self._popped(record, handed, queue_id, req.invisible_ms))
         pop_offset = await store.pop_offset(group, topic, queue_id)
         start = self._first_offset(group, topic, queue_id) if pop_offset is None else pop_offset
@@ -231,6 +252,7 @@ class PopService:
                     blocked.add(message_group)
                 handed = InFlight(message.queue_offset, visible_until, 1, self._new_generation(), message_group)
                 changed.append(handed)
+                self._track(req, queue_id, handed, now)
                 out.append(self._popped(record, handed, queue_id, req.invisible_ms))
             if pulled.next_offset <= offset:
                 break
@@ -244,6 +266,31 @@ class PopService:
             await self._dead_letter(group, topic, queue_id, row, record)
         self._commit_progress(group, topic, queue_id, rows, changed, offset)
         return out
+
+    def _track(self, req: ReceiveRequest, queue_id: int, handed: InFlight, now: int) -> None:
+        key = (req.group, req.topic, queue_id, handed.queue_offset)
+        if req.renew_for is None:
+            self._renewals.pop(key, None)
+        else:
+            self._renewals[key] = _Renewal(handed.generation, req.renew_for, now)
+
+    def _renewed(self, group: str, topic: str, queue_id: int, row: InFlight, now: int) -> bool:
+        """Whether a visible-again auto_renew delivery stays with its client (which is still connected)."""
+        key = (group, topic, queue_id, row.queue_offset)
+        renewal = self._renewals.get(key)
+        if renewal is None:
+            return False
+        if (
+            renewal.generation == row.generation
+            and now - renewal.since_ms < RENEW_MAX_MS
+            and self.client_connected(renewal.client_id)
+        ):
+            return True
+        del self._renewals[key]
+        return False
+
+    def _forget(self, group: str, topic: str, receipt: Receipt) -> None:
+        self._renewals.pop((group, topic, receipt.queue_id, receipt.queue_offset), None)
 
     def _commit_progress(
         self, group: str, topic: str, queue_id: int, rows: list[InFlight], changed: list[InFlight], pop_offset: int
@@ -289,6 +336,7 @@ class PopService:
         )
         if not moved:
             raise OutOfDate(f"the message of receipt handle {handle!r} was acked or delivered again since")
+        self._forget(group, topic, receipt)
         key = (group, topic)
         self._next_visible[key] = min(self._next_visible.get(key, visible), visible)
         self.ctx.waits.notify(topic, receipt.queue_id)  # a receive waiting meanwhile looks again, or waits until then
@@ -303,3 +351,4 @@ class PopService:
             raise OutOfDate(f"the message of receipt handle {handle!r} was acked or delivered again since")
         row.attempt = max(row.attempt, attempt)
         await self._dead_letter(group, topic, receipt.queue_id, row, record)
+        self._forget(group, topic, receipt)

@@ -14,10 +14,12 @@ from codec.grpc_v2 import service_pb2 as s
 from codec.heartbeat import make_subscription
 from gateway.context import BrokerContext
 from gateway.grpc.convert import to_v2_message
+from gateway.grpc.sessions import CLIENT_ID
 from gateway.grpc.status import OK, status
 from gateway.grpc.times import duration_ms
 from gateway.handlers.pull import acceptor
 from gateway.pop import (
+    AUTO_RENEW_INVISIBLE_MS,
     MAX_BATCH,
     MAX_INVISIBLE_MS,
     MIN_RECEIVE_INVISIBLE_MS,
@@ -32,7 +34,6 @@ from remoting.grpc_server import CallContext
 
 MIN_LONG_POLLING_MS = 5_000  # grpcClientConsumerMinLongPollingTimeoutMillis
 MAX_LONG_POLLING_MS = 20_000  # grpcClientConsumerMaxLongPollingTimeoutMillis
-AUTO_RENEW_INVISIBLE_MS = 60_000  # defaultInvisibleTimeMills: what a push consumer's receive (auto_renew) gets
 REQUEST_TIMEOUT_MS = 3_000  # what a client's settings ask when they say nothing
 
 
@@ -139,8 +140,9 @@ class ConsumerMethods:
             yield s.ReceiveMessageResponse(status=status(d.ILLEGAL_FILTER_EXPRESSION, str(err)))
             return
         config = self.ctx.groups.get(group)
+        renew_for = call.metadata.get(CLIENT_ID) if req.auto_renew and not req.HasField("invisible_duration") else None
         request = ReceiveRequest(
-            group, topic, accept, req.batch_size, invisible_ms, config.orderly, config.max_attempts
+            group, topic, accept, req.batch_size, invisible_ms, config.orderly, config.max_attempts, renew_for or None
         )
         popped = await self.pop.receive(request, poll_ms)
         if not popped:

@@ -108,6 +108,7 @@ class MessagingService:
         self.sessions = Sessions()
         self.end_transaction_handler = EndTransactionHandler(ctx)
         self.consumer = ConsumerMethods(ctx)
+        self.consumer.pop.client_connected = self.sessions.connected
         self.pull = PullMethods(ctx)
         # Transaction back-checks go to a remoting producer of the group, or else to a gRPC one (whose producer
         # group is the topic, as the proxy names it) over its Telemetry stream.

@@ -48,6 +48,11 @@ class Sessions:
     def get(self, client_id: str) -> Session | None:
         return self.by_client.get(client_id)
 
+    def connected(self, client_id: str) -> bool:
+        """Whether the client's Telemetry stream is open (it has not gone away or terminated)."""
+        session = self.by_client.get(client_id)
+        return session is not None and session.send is not None
+
     def stream_ended(self, client_id: str, send: Callable[[pb.TelemetryCommand], Awaitable[None]]) -> None:
         session = self.by_client.get(client_id)
         if session is not None and session.send is send:

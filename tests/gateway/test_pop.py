@@ -12,7 +12,7 @@ from codec.codes import PROPERTY_SHARDING_KEY, PROPERTY_TAGS, RequestCode
 from codec.tags import parse_tag_expression
 from gateway.clock import FakeClock
 from gateway.handlers.pull import acceptor
-from gateway.pop import OutOfDate, PopService, ReceiveRequest
+from gateway.pop import AUTO_RENEW_INVISIBLE_MS, OutOfDate, PopService, ReceiveRequest
 from gateway.retry import dlq_topic
 
 pytestmark = pytest.mark.timeout(30)
@@ -219,3 +219,24 @@ async def test_a_nack_wakes_a_waiting_receive(pop_broker, bc) -> None:  # type: 
         await pop.change_invisible("g", "PopT", p.receipt.encode(), 0)
     assert [(x.message.body, x.attempt) for x in got] == [(b"nacked", 2)]
     assert anyio.current_time() - started < 2, "the receive slept out its poll"
+
+
+async def test_auto_renew_keeps_a_delivery_with_its_connected_client(pop_broker, bc, clock) -> None:  # type: ignore[no-untyped-def]
+    """A push consumer's receive (auto_renew) stays invisible past its 60 s while its client is connected, and the
+    client's receipt handle stays good; once the client is gone the message comes back."""
+    for body in (b"kept", b"orphaned"):
+        await bc.send_ok("PopT", body)
+    pop = PopService(pop_broker.ctx)
+    connected = {"push-1"}
+    pop.client_connected = lambda client_id: client_id in connected
+    renewing = ReceiveRequest("g", "PopT", None, 32, AUTO_RENEW_INVISIBLE_MS, False, 17, renew_for="push-1")
+    handed = {p.message.body: p for p in await pop.receive_now(renewing)}
+    clock.advance(AUTO_RENEW_INVISIBLE_MS)
+    assert await pop.receive_now(request()) == [], "renewed, not handed to anyone else"
+    await pop.ack("g", "PopT", handed[b"kept"].receipt.encode())
+    clock.advance(AUTO_RENEW_INVISIBLE_MS)
+    assert await pop.receive_now(request()) == [], "renewed again"
+    connected.clear()
+    clock.advance(AUTO_RENEW_INVISIBLE_MS)
+    [back] = await pop.receive_now(request())
+    assert back.message.body == b"orphaned" and back.attempt == 2
