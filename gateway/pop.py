@@ -38,6 +38,7 @@ MAX_BATCH = 64
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 AUTO_RENEW_INVISIBLE_MS = 60_000  # defaultInvisibleTimeMills: a push consumer's receive (auto_renew), per renewal
 RENEW_MAX_MS = 3 * 3600 * 1000  # renewMaxTimeMillis: no renewal past this long after the delivery
+MAX_WATCHED = 4096  # (group, topic) pairs whose next visibility time is remembered before old ones are dropped
 
 Accept = Callable[[int, bytes], bool] | None
 
@@ -261,11 +262,17 @@ class PopService:
             await store.save_pop(group, topic, queue_id, offset, changed)
         if next_visible is not None:
             key = (group, topic)
-            self._next_visible[key] = min(self._next_visible.get(key, next_visible), next_visible)
+            self._note_visible(key, next_visible)
         for row, record in dead:
             await self._dead_letter(group, topic, queue_id, row, record)
         self._commit_progress(group, topic, queue_id, rows, changed, offset)
         return out
+
+    def _note_visible(self, key: tuple[str, str], visible_ms: int) -> None:
+        if len(self._next_visible) >= MAX_WATCHED and key not in self._next_visible:
+            now = self.ctx.clock.now_ms()  # groups that stopped receiving leave entries behind: drop the past ones
+            self._next_visible = {k: v for k, v in self._next_visible.items() if v > now}
+        self._next_visible[key] = min(self._next_visible.get(key, visible_ms), visible_ms)
 
     def _track(self, req: ReceiveRequest, queue_id: int, handed: InFlight, now: int) -> None:
         key = (req.group, req.topic, queue_id, handed.queue_offset)
@@ -338,7 +345,7 @@ class PopService:
             raise OutOfDate(f"the message of receipt handle {handle!r} was acked or delivered again since")
         self._forget(group, topic, receipt)
         key = (group, topic)
-        self._next_visible[key] = min(self._next_visible.get(key, visible), visible)
+        self._note_visible(key, visible)
         self.ctx.waits.notify(topic, receipt.queue_id)  # a receive waiting meanwhile looks again, or waits until then
         return new
 
