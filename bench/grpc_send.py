@@ -12,13 +12,16 @@ the numbers say how the two servers compare under the same client, not what eith
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -117,7 +120,9 @@ def drive(endpoints: str, seconds: float, inflight: int, body: bytes, pids: list
     }  # fmt: skip
 
 
-def run_pocketmq(work: Path, args: argparse.Namespace, body: bytes) -> dict[str, float]:
+@contextlib.contextmanager
+def serving_pocketmq(work: Path) -> Iterator[tuple[str, list[int]]]:
+    """A ``pocketmq up`` with its gRPC port accepting: (endpoints, its pid)."""
     server = harness.PocketMQ(data_dir=work / "pocketmq" / "data")
     server.data_dir.parent.mkdir(parents=True)
     server.start()
@@ -125,19 +130,21 @@ def run_pocketmq(work: Path, args: argparse.Namespace, body: bytes) -> dict[str,
         deadline = time.monotonic() + 10
         while True:
             try:
-                with __import__("socket").create_connection(("127.0.0.1", server.grpc_port), timeout=1):
+                with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=1):
                     break
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
         assert server.proc is not None
-        return drive(server.grpc_endpoints, args.seconds, args.inflight, body, [server.proc.pid])
+        yield server.grpc_endpoints, [server.proc.pid]
     finally:
         server.stop()
 
 
-def run_apache(work: Path, args: argparse.Namespace, body: bytes) -> dict[str, float]:
+@contextlib.contextmanager
+def serving_apache(work: Path, topic: str) -> Iterator[tuple[str, list[int]]]:
+    """Apache's name server, broker and proxy with ``topic`` created: (endpoints, broker and proxy pids)."""
     from compat_tests.apache.servers import ApacheProxyStack, build_classpath
     from compat_tests.python5_driver import create_topic
 
@@ -148,12 +155,21 @@ def run_apache(work: Path, args: argparse.Namespace, body: bytes) -> dict[str, f
     stack.start()
     try:
         assert stack.broker is not None and stack.namesrv is not None and stack.proxy is not None
-        create_topic(stack.broker.addr, stack.namesrv.addr, TOPIC, "NORMAL")
+        create_topic(stack.broker.addr, stack.namesrv.addr, topic, "NORMAL")
         time.sleep(3)  # the proxy's route cache
-        pids = [p.proc.pid for p in (stack.broker, stack.proxy) if p.proc is not None]
-        return drive(stack.endpoints, args.seconds, args.inflight, body, pids)
+        yield stack.endpoints, [p.proc.pid for p in (stack.broker, stack.proxy) if p.proc is not None]
     finally:
         stack.stop()
+
+
+def run_pocketmq(work: Path, args: argparse.Namespace, body: bytes) -> dict[str, float]:
+    with serving_pocketmq(work) as (endpoints, pids):
+        return drive(endpoints, args.seconds, args.inflight, body, pids)
+
+
+def run_apache(work: Path, args: argparse.Namespace, body: bytes) -> dict[str, float]:
+    with serving_apache(work, TOPIC) as (endpoints, pids):
+        return drive(endpoints, args.seconds, args.inflight, body, pids)
 
 
 def main() -> None:

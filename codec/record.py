@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import socket
 import struct
 import zlib
 from dataclasses import dataclass
@@ -232,7 +233,9 @@ def set_offsets(record: bytearray, queue_offset: int, phys_offset: int) -> None:
 
 
 def _ip_text(raw: bytes) -> str:
-    return str(ipaddress.ip_address(raw))
+    if len(raw) == 4:
+        return socket.inet_ntoa(raw)  # the same text as ipaddress at a fraction of the cost
+    return str(ipaddress.ip_address(raw))  # IPv6: ipaddress's spelling (inet_ntop differs on IPv4-mapped ones)
 
 
 def decode_record(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[StoredMessage, int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -172,8 +172,9 @@ class PopService:
             return None
         return pulled.records[0]
 
-    def _popped(self, record: bytes, row: InFlight, queue_id: int, invisible_ms: int) -> Popped:
-        message, _ = decode_record(record)
+    def _popped(self, message: StoredMessage | bytes, row: InFlight, queue_id: int, invisible_ms: int) -> Popped:
+        if not isinstance(message, StoredMessage):
+            message, _ = decode_record(message)
         return Popped(
             message,
             self.ctx.msg_id(message.phys_offset),
@@ -221,7 +222,7 @@ class PopService:
                 continue
             record = self._record(topic, queue_id, row.queue_offset)
             if record is None:  # the message is gone (its topic deleted and made again): nothing to hand out
-                await store.settle_pop(group, topic, queue_id, row.queue_offset, row.generation)
+                await store.settle_pop(group, topic, [(queue_id, row.queue_offset, row.generation)])
                 continue
             if row.attempt + 1 > req.max_attempts:
                 dead.append((row, record))
@@ -254,7 +255,7 @@ class PopService:
                 handed = InFlight(message.queue_offset, visible_until, 1, self._new_generation(), message_group)
                 changed.append(handed)
                 self._track(req, queue_id, handed, now)
-                out.append(self._popped(record, handed, queue_id, req.invisible_ms))
+                out.append(self._popped(message, handed, queue_id, req.invisible_ms))
             if pulled.next_offset <= offset:
                 break
             offset = pulled.next_offset
@@ -315,7 +316,7 @@ class PopService:
         request = resend_request(self.ctx, message, dlq, 0, None, reconsume_times=row.attempt)
         with anyio.CancelScope(shield=True):
             await self.ctx.store.append([request])
-            await self.ctx.store.settle_pop(group, topic, queue_id, row.queue_offset, row.generation)
+            await self.ctx.store.settle_pop(group, topic, [(queue_id, row.queue_offset, row.generation)])
         self.ctx.waits.notify(dlq, 0)
 
     # ---- ack, change, dead-letter --------------------------------------------------------------------
@@ -323,15 +324,40 @@ class PopService:
     async def ack(self, group: str, topic: str, handle: str) -> None:
         """Raises InvalidReceipt for a handle this broker never issued, OutOfDate when it no longer names the
         message's current delivery."""
-        receipt = Receipt.decode(handle)
-        if not await self.ctx.store.settle_pop(
-            group, topic, receipt.queue_id, receipt.queue_offset, receipt.generation
-        ):
-            raise OutOfDate(f"the message of receipt handle {handle!r} was acked or delivered again since")
-        rows = await self.ctx.store.in_flight(group, topic, receipt.queue_id, 1)
-        pop_offset = await self.ctx.store.pop_offset(group, topic, receipt.queue_id)
-        if pop_offset is not None:
-            self._commit_progress(group, topic, receipt.queue_id, rows, [], pop_offset)
+        [problem] = await self.ack_all(group, topic, [handle])
+        if problem is not None:
+            raise problem
+
+    async def ack_all(self, group: str, topic: str, handles: Sequence[str]) -> list[Exception | None]:
+        """Ack several deliveries in one transaction; per handle None, or why it was not acked."""
+        out: list[Exception | None] = []
+        receipts: list[Receipt] = []
+        for handle in handles:
+            try:
+                receipts.append(Receipt.decode(handle))
+                out.append(None)
+            except InvalidReceipt as err:
+                out.append(err)
+        settled = iter(await self.ctx.store.settle_pop(
+            group, topic, [(r.queue_id, r.queue_offset, r.generation) for r in receipts]
+        ))  # fmt: skip
+        queues = set()
+        done = iter(receipts)
+        for i, handle in enumerate(handles):
+            if out[i] is not None:
+                continue
+            receipt = next(done)
+            if next(settled):
+                self._forget(group, topic, receipt)
+                queues.add(receipt.queue_id)
+            else:
+                out[i] = OutOfDate(f"the message of receipt handle {handle!r} was acked or delivered again since")
+        for queue_id in queues:
+            rows = await self.ctx.store.in_flight(group, topic, queue_id, 1)
+            pop_offset = await self.ctx.store.pop_offset(group, topic, queue_id)
+            if pop_offset is not None:
+                self._commit_progress(group, topic, queue_id, rows, [], pop_offset)
+        return out
 
     async def change_invisible(self, group: str, topic: str, handle: str, invisible_ms: int) -> Receipt:
         """The message stays in flight, visible again ``invisible_ms`` from now; the new handle replaces the old."""

@@ -251,8 +251,9 @@ class MessageStore(Protocol):
         """One receive, durable before it is answered: insert or replace ``rows`` and move the pop offset (None:
         unchanged)."""
 
-    async def settle_pop(self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int) -> bool:
-        """Ack (or dead-letter): forget the in-flight message if ``generation`` is still its current one."""
+    async def settle_pop(self, group: str, topic: str, keys: Sequence[tuple[int, int, int]]) -> list[bool]:
+        """Ack (or dead-letter) in one transaction: per (queue id, queue offset, generation), forget the in-flight
+        message if that generation is still its current one (True), else change nothing for it (False)."""
 
     async def move_pop(
         self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int, new_generation: int,

@@ -1138,10 +1138,10 @@ class SqliteStore:
             (UPSERT_POP_OFFSET, [] if pop_offset is None else [(*key, pop_offset)]),
         ])  # fmt: skip
 
-    async def settle_pop(self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int) -> bool:
+    async def settle_pop(self, group: str, topic: str, keys: Sequence[tuple[int, int, int]]) -> list[bool]:
         self._require_open()
-        [changed] = self._transact("pop", [(SETTLE_IN_FLIGHT, [(group, topic, queue_id, queue_offset, generation)])])
-        return changed == 1
+        steps = [(SETTLE_IN_FLIGHT, [(group, topic, *key)]) for key in keys]
+        return [changed == 1 for changed in self._transact("pop", steps)] if steps else []
 
     async def move_pop(
         self, group: str, topic: str, queue_id: int, queue_offset: int, generation: int, new_generation: int,

@@ -189,18 +189,15 @@ class ConsumerMethods:
             return s.AckMessageResponse(status=refused)
         if not req.entries:
             return s.AckMessageResponse(status=status(d.BAD_REQUEST, "no entry to ack"))
-        entries = []
-        for entry in req.entries:
-            try:
-                await self.pop.ack(req.group.name, req.topic.name, entry.receipt_handle)
-                result = OK
-            except InvalidReceipt as err:
-                result = status(d.INVALID_RECEIPT_HANDLE, str(err))
-            except OutOfDate as err:
-                result = status(d.INVALID_RECEIPT_HANDLE, str(err))
-            entries.append(
-                s.AckMessageResultEntry(message_id=entry.message_id, receipt_handle=entry.receipt_handle, status=result)
+        problems = await self.pop.ack_all(req.group.name, req.topic.name, [e.receipt_handle for e in req.entries])
+        entries = [
+            s.AckMessageResultEntry(
+                message_id=entry.message_id,
+                receipt_handle=entry.receipt_handle,
+                status=OK if problem is None else status(d.INVALID_RECEIPT_HANDLE, str(problem)),
             )
+            for entry, problem in zip(req.entries, problems, strict=True)
+        ]
         codes = {e.status.code for e in entries}
         overall = entries[0].status if len(codes) == 1 else status(d.MULTIPLE_RESULTS)
         return s.AckMessageResponse(status=overall, entries=entries)

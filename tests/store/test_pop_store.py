@@ -20,7 +20,7 @@ async def test_a_receive_is_durable_and_acks_need_the_current_generation(tmp_pat
         assert await store.pop_offset("g", "T", 0) is None
         rows = [InFlight(5, 1_000, 1, 7), InFlight(6, 1_000, 1, 8, "order-1")]
         await store.save_pop("g", "T", 0, 7, rows)
-        assert await store.settle_pop("g", "T", 0, 5, 6) is False, "an out-of-date generation settles nothing"
+        assert await store.settle_pop("g", "T", [(0, 5, 6)]) == [False], "an out-of-date generation settles nothing"
         assert await store.move_pop("g", "T", 0, 6, 8, 9, 2_000) is True
         assert await store.move_pop("g", "T", 0, 6, 8, 10, 3_000) is False, "the handle changed with the move"
     finally:
@@ -30,8 +30,7 @@ async def test_a_receive_is_durable_and_acks_need_the_current_generation(tmp_pat
         assert await store.pop_offset("g", "T", 0) == 7
         assert await store.pop_offset("other", "T", 0) is None
         assert await store.in_flight("g", "T", 0, 10) == [InFlight(5, 1_000, 1, 7), InFlight(6, 2_000, 1, 9, "order-1")]
-        assert await store.settle_pop("g", "T", 0, 5, 7) is True
-        assert await store.settle_pop("g", "T", 0, 5, 7) is False
+        assert await store.settle_pop("g", "T", [(0, 5, 7), (0, 6, 1), (0, 5, 7)]) == [True, False, False]
         assert await store.in_flight("g", "T", 0, 10) == [InFlight(6, 2_000, 1, 9, "order-1")]
         await store.save_pop("g", "T", 0, None, [InFlight(6, 5_000, 2, 11, "order-1")])  # a redelivery
         assert await store.in_flight("g", "T", 0, 1) == [InFlight(6, 5_000, 2, 11, "order-1")]
