@@ -280,6 +280,7 @@ CELLS: list[tuple[str, list[Cell]]] = [
                     ("test_a_delivery_time_holds_the_message_until_then", ("delivery-time",)),
                     ("test_transactions_commit_rollback_and_back_check", ("tx-commit", "tx-rollback", "tx-check")),
                     ("test_no_server_is_a_clean_error", ("no-server",)),
+                    ("test_pop_state_survives_kill_9", ("offsets-resume", "grpc-simple-consumer")),
                     *_grpc_consumer_tests(),
                 ],
             ),

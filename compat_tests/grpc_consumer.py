@@ -338,3 +338,44 @@ def run_all(server: harness.PocketMQ, client: Client) -> dict[tuple[str, str], O
         return run_concurrently([(target, name) for name in SCENARIOS], client)
     finally:
         getattr(client, "close", lambda: None)()
+
+
+def receive_raw(endpoints: str, topic: str, group: str, *, invisible_s: int, batch: int = 32) -> list[Any]:
+    """One ReceiveMessage with grpcio (no SDK): the messages (v2 Message objects) it handed out."""
+    import grpc
+
+    from codec.grpc_v2 import definition_pb2 as d
+    from codec.grpc_v2 import service_pb2 as s
+
+    with grpc.insecure_channel(endpoints) as channel:
+        call = channel.unary_stream(
+            "/apache.rocketmq.v2.MessagingService/ReceiveMessage",
+            s.ReceiveMessageRequest.SerializeToString, s.ReceiveMessageResponse.FromString,
+        )  # fmt: skip
+        request = s.ReceiveMessageRequest(
+            group=d.Resource(name=group), message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=-1),
+            filter_expression=d.FilterExpression(type=d.TAG, expression="*"), batch_size=batch,
+        )  # fmt: skip
+        request.invisible_duration.FromSeconds(invisible_s)
+        request.long_polling_timeout.FromSeconds(5)
+        answers = list(call(request, metadata=[("x-mq-client-id", "raw-consumer")], timeout=30))
+    return [a.message for a in answers if a.HasField("message")]
+
+
+def ack_raw(endpoints: str, topic: str, group: str, message: Any) -> None:
+    import grpc
+
+    from codec.grpc_v2 import definition_pb2 as d
+    from codec.grpc_v2 import service_pb2 as s
+
+    with grpc.insecure_channel(endpoints) as channel:
+        call = channel.unary_unary(
+            "/apache.rocketmq.v2.MessagingService/AckMessage",
+            s.AckMessageRequest.SerializeToString, s.AckMessageResponse.FromString,
+        )  # fmt: skip
+        entry = s.AckMessageEntry(
+            message_id=message.system_properties.message_id, receipt_handle=message.system_properties.receipt_handle
+        )
+        request = s.AckMessageRequest(group=d.Resource(name=group), topic=d.Resource(name=topic), entries=[entry])
+        answer = call(request, metadata=[("x-mq-client-id", "raw-consumer")], timeout=10)
+    assert answer.status.code == d.OK, answer.status

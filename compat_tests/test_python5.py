@@ -9,6 +9,7 @@ The consumer scenarios of compat_tests/grpc_consumer.py (SimpleConsumer and Push
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,28 @@ def consumer_results(
 @pytest.mark.parametrize("scenario", list(grpc_consumer.SCENARIOS))
 def test_consumer_scenario(consumer_results: dict[tuple[str, str], Any], scenario: str) -> None:
     grpc_consumer.outcome_of(consumer_results, "pocketmq", scenario)
+
+
+def test_pop_state_survives_kill_9(install: python5_driver.Install, tmp_path: Path) -> None:
+    """A receive and an ack are durable before they are answered: after ``kill -9`` and a restart the acked message
+    never comes back, the unacked one does (attempt 2) once its invisible time has passed, to the stock client."""
+    server = harness.PocketMQ(data_dir=tmp_path / "data")
+    server.start()
+    client = Python5Client(python=install.python, work_dir=tmp_path / "client")
+    try:
+        grpc_producer.wait_for_port(server.grpc_port)
+        sent = client.produce(server.grpc_endpoints, "PopKill", [Message(b"acked"), Message(b"unacked")])
+        handed = grpc_consumer.receive_raw(server.grpc_endpoints, "PopKill", "pop-kill", invisible_s=10)
+        assert sorted(m.body for m in handed) == [b"acked", b"unacked"]
+        received_at = time.time()
+        [acked] = [m for m in handed if m.body == b"acked"]
+        grpc_consumer.ack_raw(server.grpc_endpoints, "PopKill", "pop-kill", acked)
+        server.restart(kill=True)
+        grpc_producer.wait_for_port(server.grpc_port)
+        got = client.consume(server.grpc_endpoints, "PopKill", "pop-kill", expect=1, timeout=40, linger=4)
+        assert [(d.body, d.delivery_attempt) for d in got.deliveries] == [(b"unacked", 2)]
+        assert got.deliveries[0].message_id == sent.sends[1]["message_id"]
+        assert got.deliveries[0].received_at_ms / 1000 >= received_at + 9, "visible again before its time"
+    finally:
+        client.close()
+        server.stop()
