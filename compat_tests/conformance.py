@@ -157,6 +157,7 @@ SCENARIOS = [
     Scenario("remoting-to-grpc", "Sent over remoting, received intact over gRPC", "extra"),
     Scenario("grpc-simple-consumer", "5.x SimpleConsumer: receive, ack, redelivery when not acked", "extra"),
     Scenario("grpc-push-consumer", "5.x PushConsumer: listener results, retries", "extra"),
+    Scenario("grpc-recall", "RecallMessage: a timed message recalled before its time", "extra"),
     # Interoperation of pocketmq's servers with Apache's (column APACHE).
     Scenario("interop-broker", "pocketmq broker registered with an Apache name server", "interop"),
     Scenario("interop-namesrv", "Apache broker registered with the pocketmq name server", "interop"),
@@ -253,6 +254,7 @@ _GRPC_CONSUMER_SCENARIOS = {
     "tag_and_sql_filters": ("tag-filter", "sql92-filter"),
     "fifo_group_in_order": ("orderly",),
     "delay_not_before_due": ("delivery-time",),
+    "delay_recalled_before_due": ("delivery-time", "grpc-recall"),
     "transactions_commit_rollback": ("tx-commit", "tx-rollback", "tx-check"),
     "push_retries_after_failure": ("retry", "grpc-push-consumer"),
     "push_dead_letter_after_max_attempts": ("dlq", "grpc-push-consumer"),
@@ -497,7 +499,9 @@ UNSUPPORTED: dict[Cell, str] = {
     ),
 }
 # The remoting clients do not speak gRPC (the 5.x SDKs below do).
-_GRPC_ONLY = ("grpc-tls", "grpc-to-remoting", "remoting-to-grpc", "grpc-simple-consumer", "grpc-push-consumer")
+_GRPC_ONLY = (
+    "grpc-tls", "grpc-to-remoting", "remoting-to-grpc", "grpc-simple-consumer", "grpc-push-consumer", "grpc-recall",
+)  # fmt: skip
 UNSUPPORTED.update(
     {
         (client.id, scenario): "a remoting client: gRPC is the 5.x SDKs' protocol"

@@ -212,6 +212,35 @@ def delay_not_before_due(target: GrpcTarget, client: Client) -> Outcome:
     return {"delivery": _seen(d), "on_time": True}
 
 
+def delay_recalled_before_due(target: GrpcTarget, client: Client) -> Outcome:
+    """Two DELAY messages due 4 s after their send; the producer recalls one right after its send (RecallMessage with
+    the topic and its receipt's recall handle): a waiting consumer gets only the other, once and not before it is
+    due, and nothing more in the seconds after the due time."""
+    topic = target.topic("PopRecall", "DELAY")
+    consumer = client.start_consume(target.endpoints, topic, "pop-recall", expect=1, timeout=60, linger=5)
+    consumer.wait_until(lambda lines: any(x.get("ready") for x in lines), 30)
+    messages = [
+        Message(body=b"kept", tag="R", delivery_delay_ms=4000),
+        Message(body=b"recalled", tag="R", delivery_delay_ms=4000, recall=True),
+    ]
+    sent = client.produce(target.endpoints, topic, messages, kind="delay")
+    kept, recalled = sent.sends
+    assert kept.get("recall_handle") and recalled.get("recall_handle"), (
+        f"a delay receipt without a recall handle: {sent.sends}"
+    )
+    assert "recalled" not in kept, kept
+    assert recalled.get("recalled") is True, f"the recall failed: {recalled.get('recall_error')}"
+    assert recalled.get("recalled_message_id") == recalled["message_id"], recalled
+    due = kept["delivery_timestamp_ms"]
+    # The consumer stops 5 s after its one delivery (not before due): the recalled message, due with it, would come.
+    got = client.collect(consumer, 120)
+    (d,) = once_each(got.deliveries, [kept["message_id"]]).values()
+    assert d.body == b"kept" and d.message_type == "DELAY" and d.delivery_timestamp_ms == due
+    assert d.received_at_ms >= due, f"delivered {due - d.received_at_ms} ms early"
+    assert d.received_at_ms <= due + 15_000, "delivered far too late"
+    return {"delivered": [d.body.decode() for d in got.deliveries], "recalled": True}
+
+
 def transactions_commit_rollback(target: GrpcTarget, client: Client) -> Outcome:
     """Half messages ended by the producer and one left to the checker: the committed ones (by the producer or by
     its checker's answer) are delivered, the rolled-back one never."""
@@ -303,6 +332,7 @@ SCENARIOS = {
     "tag_and_sql_filters": tag_and_sql_filters,
     "fifo_group_in_order": fifo_group_in_order,
     "delay_not_before_due": delay_not_before_due,
+    "delay_recalled_before_due": delay_recalled_before_due,
     "transactions_commit_rollback": transactions_commit_rollback,
     "push_retries_after_failure": push_retries_after_failure,
     "push_dead_letter_after_max_attempts": push_dead_letter_after_max_attempts,

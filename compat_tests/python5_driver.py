@@ -226,7 +226,9 @@ def unb64(text: str) -> bytes:
 @dataclass
 class Message:
     """One input line of ``produce``. ``delivery_delay_ms`` is relative to the driver's send call (so the driver's
-    start-up time does not eat the delay); ``end`` overrides the transaction ending of the whole run."""
+    start-up time does not eat the delay); ``end`` overrides the transaction ending of the whole run; ``recall``
+    has the driver recall the message right after its send (the send line then says "recalled" and either
+    "recalled_message_id" or "recall_error")."""
 
     body: bytes
     tag: str | None = None
@@ -236,6 +238,7 @@ class Message:
     delivery_timestamp_ms: int | None = None
     delivery_delay_ms: int | None = None
     end: str | None = None  # "commit", "rollback" or "none" (transactions)
+    recall: bool = False  # recall the message (its receipt's recall handle) once its send succeeded
 
     def to_spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"body_b64": b64(self.body), "keys": self.keys, "properties": self.properties}
@@ -244,6 +247,8 @@ class Message:
             "delivery_delay_ms": self.delivery_delay_ms, "end": self.end,
         }  # fmt: skip
         spec.update({k: v for k, v in optional.items() if v is not None})
+        if self.recall:
+            spec["recall"] = True
         return spec
 
 

@@ -282,7 +282,9 @@ def wait_registered(namesrv_addr: str, cluster: str, broker_name: str, timeout: 
 @dataclass
 class ApacheProxyStack:
     """An Apache name server, a broker (timer wheel on) and a cluster-mode proxy, each in ``work_dir/<role>``.
-    The broker checks unresolved transactions every second, once they are two seconds old (defaults: 30 s, 6 s)."""
+    The broker checks unresolved transactions every second, once they are two seconds old (defaults: 30 s, 6 s),
+    and takes RecallMessage (``recallMessageEnable``, off by default: the broker answers a recall "operation is
+    forbidden")."""
 
     java: str
     classpath: str
@@ -290,7 +292,11 @@ class ApacheProxyStack:
     broker_name: str = "apache-b"
     cluster: str = "ApacheCluster"
     broker_config: dict[str, str] = field(
-        default_factory=lambda: {"transactionCheckInterval": "1000", "transactionTimeOut": "2000"}
+        default_factory=lambda: {
+            "transactionCheckInterval": "1000",
+            "transactionTimeOut": "2000",
+            "recallMessageEnable": "true",
+        }
     )
     proxy_config: dict[str, str] = field(default_factory=dict)
     namesrv: ApacheProcess | None = None

@@ -12,11 +12,13 @@
 //
 // produce: one JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...},
 // "message_group", "delivery_timestamp_ms" | "delivery_delay_ms" (relative to the send), "end":
-// "commit"|"rollback"|"none"}. Prints per message, in input order, {"ok": true, "index", "message_id", "sent_at_ms",
-// "offset", ["transaction_id"], ["recall_handle"], ["delivery_timestamp_ms"], ["end"]} or {"ok": false, "index",
-// ["stage": "startup"], "error"}; per transaction check {"check": true, "message_id", "resolution", "at_ms"}; then
-// {"done": true, "sent", "failed"}. The transaction checker answers from the user property pmqCheck (COMMIT,
-// ROLLBACK, else UNKNOWN).
+// "commit"|"rollback"|"none", "recall": true}. Prints per message, in input order, {"ok": true, "index",
+// "message_id", "sent_at_ms", "offset", ["transaction_id"], "recall_handle" (null: none), ["delivery_timestamp_ms"],
+// ["end"]} or {"ok": false, "index", ["stage": "startup"], "error"}; per transaction check {"check": true,
+// "message_id", "resolution", "at_ms"}; then {"done": true, "sent", "failed"}. The transaction checker answers from
+// the user property pmqCheck (COMMIT, ROLLBACK, else UNKNOWN). "recall": true recalls the message once its send
+// succeeded (Producer.Recall with the topic and the receipt's recall handle); its send line then also carries
+// "recalled": true and "recalled_message_id", or "recalled": false and "recall_error".
 //
 // simple-consume / push-consume (SimpleConsumer Receive + Ack / PushConsumer with a FuncMessageListener), as the
 // commands of compat_tests/python5/driver.py: {"ready": true, "at_ms"} once the client started, then one line per
@@ -208,6 +210,7 @@ type spec struct {
 	DeliveryTimestampMs *int64            `json:"delivery_timestamp_ms"`
 	DeliveryDelayMs     *int64            `json:"delivery_delay_ms"`
 	End                 *string           `json:"end"`
+	Recall              bool              `json:"recall"`
 }
 
 func readSpecs() ([]spec, error) {
@@ -278,6 +281,7 @@ func receipt(index int, receipts []*rmq.SendReceipt, sentAt, due int64) (map[str
 	if r.TransactionId != "" {
 		m["transaction_id"] = r.TransactionId
 	}
+	m["recall_handle"] = nil
 	if r.RecallHandle != "" {
 		m["recall_handle"] = r.RecallHandle
 	}
@@ -361,6 +365,9 @@ func produce(a args) int {
 			failed++
 			continue
 		}
+		if s.Recall {
+			recall(producer, a.topic, result, timeout)
+		}
 		emit(result)
 		sent++
 	}
@@ -368,6 +375,19 @@ func produce(a args) int {
 	gracefulStop(producer.GracefulStop)
 	emit(map[string]any{"done": true, "sent": sent, "failed": failed})
 	return 0
+}
+
+// recall calls Producer.Recall with the topic and the receipt's recall handle; its outcome goes into the send line.
+func recall(p rmq.Producer, topic string, result map[string]any, timeout time.Duration) {
+	handle, _ := result["recall_handle"].(string)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	id, err := p.Recall(ctx, topic, handle)
+	if err != nil {
+		result["recalled"], result["recall_error"] = false, err.Error()
+		return
+	}
+	result["recalled"], result["recalled_message_id"] = true, id
 }
 
 func sendOne(p rmq.Producer, a args, s spec, index int, timeout time.Duration, leftOpen map[string]bool) (map[string]any, error) {

@@ -13,11 +13,14 @@
  *
  * produce: one JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...},
  * "message_group", "delivery_timestamp_ms" | "delivery_delay_ms" (relative to the send), "end":
- * "commit"|"rollback"|"none"}. Prints per message, in input order, {"ok": true, "index", "message_id", "sent_at_ms",
- * "queue", "queue_id", "offset", ["transaction_id"], ["recall_handle"], ["delivery_timestamp_ms"], ["end"]} or
- * {"ok": false, "index", ["stage": "startup"], "error"}; per transaction check {"check": true, "message_id",
- * "resolution", "at_ms"}; then {"done": true, "sent", "failed"}. The transaction checker answers from the user
- * property pmqCheck (COMMIT, ROLLBACK, else UNKNOWN: no answer).
+ * "commit"|"rollback"|"none", "recall": true}. Prints per message, in input order, {"ok": true, "index",
+ * "message_id", "sent_at_ms", "queue", "queue_id", "offset", ["transaction_id"], "recall_handle" (null: none),
+ * ["delivery_timestamp_ms"], ["end"]} or {"ok": false, "index", ["stage": "startup"], "error"}; per transaction
+ * check {"check": true, "message_id", "resolution", "at_ms"}; then {"done": true, "sent", "failed"}. The transaction
+ * checker answers from the user property pmqCheck (COMMIT, ROLLBACK, else UNKNOWN: no answer). "recall": true
+ * recalls the message once its send succeeded (Producer#recallMessage with the topic and the receipt's recall
+ * handle); its send line then also carries "recalled": true and "recalled_message_id", or "recalled": false and
+ * "recall_error".
  *
  * simple-consume / push-consume (SimpleConsumer receive + ack / PushConsumer with a messageListener), as the
  * commands of compat_tests/python5/driver.py: {"ready": true, "at_ms"} once the client started, then one line per
@@ -174,9 +177,21 @@ function receipt(index, r, sentAt, due) {
   }
   line.offset = Number(r.offset);
   if (r.transactionId) line.transaction_id = r.transactionId;
-  if (r.recallHandle) line.recall_handle = r.recallHandle;
+  line.recall_handle = r.recallHandle || null;
   if (due !== null) line.delivery_timestamp_ms = due;
   return line;
+}
+
+/** Producer#recallMessage(topic, the receipt's recall handle); its outcome goes into the send line. */
+async function recall(producer, topic, result) {
+  try {
+    const r = await producer.recallMessage(topic, result.recall_handle);
+    result.recalled = true;
+    result.recalled_message_id = r.messageId;
+  } catch (err) {
+    result.recalled = false;
+    result.recall_error = errorText(err);
+  }
 }
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
@@ -250,6 +265,7 @@ async function produce(args) {
         else leftOpen.add(result.message_id);
         result.end = end;
       }
+      if (spec.recall === true) await recall(producer, args.topic, result);
       emit(result);
       sent++;
     } catch (err) {

@@ -8,12 +8,15 @@ of the main environment. A JSON-lines CLI; stdout carries only JSON lines, the c
                    [--commit|--rollback|--no-end] [--linger S] [--raw-delivery-timestamp]
         One JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...}, "message_group",
         "delivery_timestamp_ms" | "delivery_delay_ms" (relative to the send), "end": "commit"|"rollback"|"none"
-        (transactions; overrides --commit/--rollback/--no-end)}. Prints per message, in input order,
-        {"ok": true, "index", "message_id", "sent_at_ms", "queue", "offset", ["transaction_id"], ["recall_handle"],
-        ["delivery_timestamp_ms"], ["end"]} or {"ok": false, "index", ["stage": "startup"], "error": "<exception
-        class>: <message>"}; per transaction check {"check": true, "message_id", "resolution", "at_ms"}; then
-        {"done": true, "sent": n, "failed": m}. --linger keeps the producer up after its sends (with open
-        transactions: only until the checker answered each of them).
+        (transactions; overrides --commit/--rollback/--no-end), "recall": true}. Prints per message, in input
+        order, {"ok": true, "index", "message_id", "sent_at_ms", "queue", "offset", ["transaction_id"],
+        "recall_handle" (null: none), ["delivery_timestamp_ms"], ["end"]} or {"ok": false, "index", ["stage":
+        "startup"], "error": "<exception class>: <message>"}; per transaction check {"check": true, "message_id",
+        "resolution", "at_ms"}; then {"done": true, "sent": n, "failed": m}. --linger keeps the producer up after
+        its sends (with open transactions: only until the checker answered each of them). "recall": true recalls
+        the message once its send succeeded (Producer.recall_message with the topic and the receipt's recall
+        handle); its send line then also carries "recalled": true and "recalled_message_id", or "recalled": false
+        and "recall_error".
     simple-consume --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
                    [--invisible-s 15] [--await-s 5] [--batch 16] [--linger S] [--no-ack]
     push-consume   --endpoints --topic --group [--tag-expression EXPR | --sql EXPR] --expect N --timeout S
@@ -167,11 +170,20 @@ def _receipt(index: int, receipt: Any, sent_at: int, due: int | None) -> dict[st
     }  # fmt: skip
     if receipt.transaction_id:
         line["transaction_id"] = receipt.transaction_id
-    if receipt.recall_handle:
-        line["recall_handle"] = receipt.recall_handle
+    line["recall_handle"] = receipt.recall_handle or None
     if due is not None:
         line["delivery_timestamp_ms"] = due
     return line
+
+
+def _recall(producer: Any, topic: str, line: dict[str, Any]) -> None:
+    """Producer.recall_message(topic, the receipt's recall handle); its outcome goes into the send line."""
+    try:
+        line["recalled_message_id"] = producer.recall_message(topic, line["recall_handle"])
+        line["recalled"] = True
+    except Exception as exc:
+        line["recalled"] = False
+        line["recall_error"] = error_text(exc)
 
 
 def _read_specs() -> list[dict[str, Any]]:
@@ -241,7 +253,10 @@ def cmd_produce(args: argparse.Namespace) -> None:
             try:
                 if exc is not None:
                     raise exc
-                emit(_receipt(index, future.result(timeout=args.send_timeout), sent_at, due))
+                line = _receipt(index, future.result(timeout=args.send_timeout), sent_at, due)
+                if specs[index].get("recall"):
+                    _recall(producer, args.topic, line)
+                emit(line)
                 sent += 1
             except Exception as err:
                 emit({"ok": False, "index": index, "error": error_text(err)})
@@ -267,6 +282,8 @@ def cmd_produce(args: argparse.Namespace) -> None:
                     else:
                         left_open.add(line["message_id"])
                     line["end"] = end
+                if spec.get("recall"):
+                    _recall(producer, args.topic, line)
                 emit(line)
                 sent += 1
             except Exception as exc:

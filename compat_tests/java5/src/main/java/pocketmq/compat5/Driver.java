@@ -38,6 +38,7 @@ import org.apache.rocketmq.client.apis.message.MessageBuilder;
 import org.apache.rocketmq.client.apis.message.MessageView;
 import org.apache.rocketmq.client.apis.producer.Producer;
 import org.apache.rocketmq.client.apis.producer.ProducerBuilder;
+import org.apache.rocketmq.client.apis.producer.RecallReceipt;
 import org.apache.rocketmq.client.apis.producer.SendReceipt;
 import org.apache.rocketmq.client.apis.producer.Transaction;
 import org.apache.rocketmq.client.apis.producer.TransactionChecker;
@@ -61,11 +62,14 @@ import org.apache.rocketmq.client.java.message.MessageViewImpl;
  *
  * produce: one JSON message per stdin line: {"body_b64", "tag", "keys": [...], "properties": {...},
  * "message_group", "delivery_timestamp_ms" | "delivery_delay_ms" (relative to the send), "end":
- * "commit"|"rollback"|"none"}. Prints per message, in input order, {"ok": true, "index", "message_id", "sent_at_ms",
- * "queue", "queue_id", "offset", ["transaction_id"], ["recall_handle"], ["delivery_timestamp_ms"], ["end"]} or
+ * "commit"|"rollback"|"none", "recall": true}. Prints per message, in input order, {"ok": true, "index",
+ * "message_id", "sent_at_ms", "queue", "queue_id", "offset", ["transaction_id"], "recall_handle" (null: none),
+ * ["delivery_timestamp_ms"], ["end"]} or
  * {"ok": false, "index", ["stage": "startup"], "error"}; per transaction check {"check": true, "message_id",
  * "resolution", "at_ms"}; then {"done": true, "sent", "failed"}. The transaction checker answers from the user
- * property pmqCheck (COMMIT, ROLLBACK, else UNKNOWN).
+ * property pmqCheck (COMMIT, ROLLBACK, else UNKNOWN). "recall": true recalls the message once its send succeeded
+ * (Producer#recallMessage with the topic and the receipt's recall handle); its send line then also carries
+ * "recalled": true and "recalled_message_id", or "recalled": false and "recall_error".
  *
  * simple-consume / push-consume (SimpleConsumer receive + ack / PushConsumer with a MessageListener), as the
  * commands of compat_tests/python5/driver.py: {"ready": true, "at_ms"} once the client is built (started), then one
@@ -303,13 +307,24 @@ public final class Driver {
                 m.put("transaction_id", impl.getTransactionId());
             }
         }
-        if (r.getRecallHandle() != null && !r.getRecallHandle().isEmpty()) {
-            m.put("recall_handle", r.getRecallHandle());
-        }
+        String handle = r.getRecallHandle();
+        m.put("recall_handle", handle == null || handle.isEmpty() ? null : handle);
         if (due != null) {
             m.put("delivery_timestamp_ms", due);
         }
         return m;
+    }
+
+    /** Producer#recallMessage(topic, the receipt's recall handle); its outcome goes into the send line. */
+    static void recall(Producer producer, String topic, Map<String, Object> result) {
+        try {
+            RecallReceipt receipt = producer.recallMessage(topic, (String) result.get("recall_handle"));
+            result.put("recalled", true);
+            result.put("recalled_message_id", String.valueOf(receipt.getMessageId()));
+        } catch (Throwable t) {
+            result.put("recalled", false);
+            result.put("recall_error", errorText(t));
+        }
     }
 
     static ClientConfiguration config(Args args) {
@@ -385,6 +400,9 @@ public final class Driver {
                         leftOpen.add((String) result.get("message_id"));
                     }
                     result.put("end", end);
+                }
+                if (spec.has("recall") && spec.get("recall").getAsBoolean()) {
+                    recall(producer, args.topic, result);
                 }
                 emit(result);
                 sent++;
