@@ -3,6 +3,7 @@ and ForwardMessageToDeadLetterQueue over POP (gateway.pop), as the proxy's consu
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import anyio
@@ -32,6 +33,8 @@ from gateway.pop import (
 )
 from remoting.grpc_server import CallContext
 
+MAX_NAME_LENGTH = 255  # the proxy's CHARACTER_MAX_LENGTH for topic and group names
+VALID_NAME = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 MIN_LONG_POLLING_MS = 5_000  # grpcClientConsumerMinLongPollingTimeoutMillis
 MAX_LONG_POLLING_MS = 20_000  # grpcClientConsumerMaxLongPollingTimeoutMillis
 REQUEST_TIMEOUT_MS = 3_000  # what a client's settings ask when they say nothing
@@ -51,16 +54,27 @@ def accept_for(topic: str, expression: d.FilterExpression) -> Accept:
     return acceptor(sub.tag_filter)
 
 
+def names_refused(topic: str, group: str) -> d.Status | None:
+    """The proxy's validateTopicAndConsumerGroup: both present, at most 255 characters, ^[%|a-zA-Z0-9_-]+$."""
+    for code, what, name in ((d.ILLEGAL_TOPIC, "topic", topic), (d.ILLEGAL_CONSUMER_GROUP, "consumer group", group)):
+        if not name:
+            return status(code, f"the {what} name is empty")
+        if len(name) > MAX_NAME_LENGTH:
+            return status(code, f"the {what} name is longer than {MAX_NAME_LENGTH} characters")
+        if not VALID_NAME.match(name):
+            return status(code, f"the {what} name {name!r} has illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$")
+    return None
+
+
 class ConsumerMethods:
     def __init__(self, ctx: BrokerContext) -> None:
         self.ctx = ctx
         self.pop = PopService(ctx)
 
     def _topic_and_group(self, topic: str, group: str) -> d.Status | None:
-        if not topic:
-            return status(d.ILLEGAL_TOPIC, "the topic name is empty")
-        if not group:
-            return status(d.ILLEGAL_CONSUMER_GROUP, "the consumer group name is empty")
+        refused = names_refused(topic, group)
+        if refused is not None:
+            return refused
         config = self.ctx.topics.get(topic)
         if config is None:
             return status(d.TOPIC_NOT_FOUND, f"topic {topic} does not exist on broker {self.ctx.config.broker_name}")
@@ -184,7 +198,7 @@ class ConsumerMethods:
     # ---- settling --------------------------------------------------------------------------------------
 
     async def ack_message(self, req: s.AckMessageRequest, call: CallContext) -> s.AckMessageResponse:
-        refused = self._names_refused(req.topic.name, req.group.name)
+        refused = names_refused(req.topic.name, req.group.name)
         if refused is not None:
             return s.AckMessageResponse(status=refused)
         if not req.entries:
@@ -202,17 +216,10 @@ class ConsumerMethods:
         overall = entries[0].status if len(codes) == 1 else status(d.MULTIPLE_RESULTS)
         return s.AckMessageResponse(status=overall, entries=entries)
 
-    def _names_refused(self, topic: str, group: str) -> d.Status | None:
-        if not topic:
-            return status(d.ILLEGAL_TOPIC, "the topic name is empty")
-        if not group:
-            return status(d.ILLEGAL_CONSUMER_GROUP, "the consumer group name is empty")
-        return None
-
     async def change_invisible_duration(
         self, req: s.ChangeInvisibleDurationRequest, call: CallContext
     ) -> s.ChangeInvisibleDurationResponse:
-        refused = self._names_refused(req.topic.name, req.group.name)
+        refused = names_refused(req.topic.name, req.group.name)
         if refused is not None:
             return s.ChangeInvisibleDurationResponse(status=refused)
         invisible_ms = duration_ms(req.invisible_duration)
@@ -228,7 +235,7 @@ class ConsumerMethods:
     async def forward_to_dead_letter_queue(
         self, req: s.ForwardMessageToDeadLetterQueueRequest, call: CallContext
     ) -> s.ForwardMessageToDeadLetterQueueResponse:
-        refused = self._names_refused(req.topic.name, req.group.name)
+        refused = names_refused(req.topic.name, req.group.name)
         if refused is not None:
             return s.ForwardMessageToDeadLetterQueueResponse(status=refused)
         try:

@@ -13,7 +13,7 @@ from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
 from codec.record import decode_record
 from gateway.context import BrokerContext
-from gateway.grpc.consumer import MAX_LONG_POLLING_MS, accept_for
+from gateway.grpc.consumer import MAX_LONG_POLLING_MS, accept_for, names_refused
 from gateway.grpc.convert import to_v2_message
 from gateway.grpc.status import OK, status
 from gateway.grpc.times import duration_ms, timestamp_ms
@@ -42,9 +42,7 @@ class PullMethods:
     async def pull_message(self, req: s.PullMessageRequest, call: CallContext) -> AsyncIterator[s.PullMessageResponse]:
         """A status, the messages from ``offset`` on (filtered), then the offset to pull from next."""
         queue = req.message_queue
-        refused = self._queue_refused(queue)
-        if refused is None and not req.group.name:
-            refused = status(d.ILLEGAL_CONSUMER_GROUP, "the consumer group name is empty")
+        refused = names_refused(queue.topic.name, req.group.name) or self._queue_refused(queue)
         if refused is None and not 1 <= req.batch_size <= MAX_BATCH:
             refused = status(d.BAD_REQUEST, f"the batch size {req.batch_size} is not within [1, {MAX_BATCH}]")
         if refused is None and req.offset < 0:
@@ -86,9 +84,7 @@ class PullMethods:
         yield s.PullMessageResponse(next_offset=pulled.next_offset)
 
     async def update_offset(self, req: s.UpdateOffsetRequest, call: CallContext) -> s.UpdateOffsetResponse:
-        refused = self._queue_refused(req.message_queue)
-        if refused is None and not req.group.name:
-            refused = status(d.ILLEGAL_CONSUMER_GROUP, "the consumer group name is empty")
+        refused = names_refused(req.message_queue.topic.name, req.group.name) or self._queue_refused(req.message_queue)
         if refused is None and not 0 <= req.offset < 2**63:
             refused = status(d.ILLEGAL_OFFSET, f"offset {req.offset} is negative")
         if refused is not None:

@@ -302,6 +302,11 @@ async def test_receive_refusals_name_the_problem(grpc_broker) -> None:  # type: 
     sql = d.FilterExpression(type=d.SQL, expression="a >")
     bad_filter = await in_thread(client.receive, _receive_request("GrpcPopBad", "g", filter_expression=sql))
     assert [r.status.code for r in bad_filter[:-1]] == [d.ILLEGAL_FILTER_EXPRESSION]
+    bad_group = await in_thread(client.receive, _receive_request("GrpcPopBad", "g" * 256))
+    assert [r.status.code for r in bad_group[:-1]] == [d.ILLEGAL_CONSUMER_GROUP]
+    assert "255" in bad_group[0].status.message
+    odd_group = await in_thread(client.receive, _receive_request("GrpcPopBad", "a group"))
+    assert [r.status.code for r in odd_group[:-1]] == [d.ILLEGAL_CONSUMER_GROUP]
     missing = await in_thread(client.receive, _receive_request("NoSuchTopic", "g"))
     assert [r.status.code for r in missing[:-1]] == [d.TOPIC_NOT_FOUND]
     ack = s.AckMessageRequest(
