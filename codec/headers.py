@@ -305,6 +305,12 @@ class TopicRequestHeader:
 
 
 @dataclass(slots=True)
+class ViewBrokerStatsDataRequestHeader:
+    stats_name: str = wire("statsName", required=True)
+    stats_key: str = wire("statsKey", required=True)
+
+
+@dataclass(slots=True)
 class DeleteSubscriptionGroupRequestHeader:
     group_name: str = wire("groupName", required=True)
     clean_offset: bool = wire("cleanOffset", default=False)

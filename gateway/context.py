@@ -18,6 +18,7 @@ from gateway.groups import SubscriptionGroups
 from gateway.locks import QueueLockTable
 from gateway.long_poll import PullWaitTable
 from gateway.scheduler import DeliveryScheduler
+from gateway.stats import BrokerStats
 from gateway.topics import TopicTable
 from gateway.transaction_checker import TransactionChecker
 from gateway.transactions import CheckPolicy
@@ -59,9 +60,11 @@ class BrokerContext:
     transaction_policy: CheckPolicy = field(init=False)
     transactions: TransactionChecker = field(init=False)
     groups: SubscriptionGroups = field(init=False)
+    stats: BrokerStats = field(init=False)
 
     def __post_init__(self) -> None:
         self.groups = SubscriptionGroups(self.store)
+        self.stats = BrokerStats(self.clock.now_ms)
         self.locks = QueueLockTable(self.config.rebalance_lock_max_live_ms)
         self.delays = DelayPolicy(parse_delay_levels(self.config.message_delay_level), self.config.timer_max_delay_ms)
         self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify)

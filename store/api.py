@@ -206,6 +206,9 @@ class MessageStore(Protocol):
     def consumer_offsets(self, group: str) -> dict[tuple[str, int], int]:
         """All committed offsets of a group, keyed by (topic, queue_id)."""
 
+    async def earliest_message_time(self) -> int:
+        """Store timestamp (ms) of the oldest stored message, 0 when the store is empty."""
+
     async def due_scheduled(self, now_ms: int, limit: int) -> list[ScheduledEntry]:
         """Scheduled messages due at or before ``now_ms``, earliest first (an index range scan)."""
 

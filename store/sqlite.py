@@ -956,6 +956,15 @@ class SqliteStore:
         stored = self._store_time_at(topic, queue_id, low)
         return stored if stored is not None else -1
 
+    async def earliest_message_time(self) -> int:
+        """Store timestamp of the oldest stored message (the first record of the lowest chunk), 0 when empty."""
+        self._require_open()
+        row = self._read_one("SELECT idx FROM chunks ORDER BY first_phys LIMIT 1")
+        if row is None:
+            return 0
+        _end, _tags, stored = INDEX_ENTRY.unpack_from(row[0], 0)
+        return int(stored)
+
     # ---- the schedule of deferred messages ---------------------------------------------------------
 
     async def due_scheduled(self, now_ms: int, limit: int) -> list[ScheduledEntry]:

@@ -162,6 +162,7 @@ class ConsumerMethods:
         if not popped:
             yield s.ReceiveMessageResponse(status=status(d.MESSAGE_NOT_FOUND, "no new message"))
             return
+        self.ctx.stats.got(topic, group, len(popped), sum(len(p.message.body) for p in popped))
         yield s.ReceiveMessageResponse(status=OK)
         now = self.ctx.clock.now_ms()
         for p in popped:

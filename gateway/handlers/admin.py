@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from codec import jsonbody
@@ -14,11 +16,13 @@ from codec.headers import (
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
     TopicRequestHeader,
+    ViewBrokerStatsDataRequestHeader,
     decode_header,
 )
 from codec.record import decode_record
 from gateway.context import BrokerContext
 from gateway.groups import InvalidGroupConfig, parse_group_config
+from gateway.stats import GROUP_GET_NUMS
 from gateway.topic_attributes import InvalidAttributes, alter
 from gateway.topics import validate_topic_name
 from remoting.connection import Connection
@@ -205,26 +209,57 @@ class AdminHandlers:
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(body))
 
     async def runtime_info(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_BROKER_RUNTIME_INFO: what brokerStatus prints and clusterList reads (rates, totals, disk)."""
+        stats = self.ctx.stats
+        get_tps = stats.tps_text("get")
         table = {
             "brokerVersionDesc": VERSION_DESC,
             "brokerVersion": "479",
             "brokerActive": "true",
             "bootTimestamp": str(self.started_ms),
             "runtime": f"[ {int(time.time() * 1000 - self.started_ms) // 1000} s ]",
-            "putTps": "0.0 0.0 0.0",
-            "getTransferredTps": "0.0 0.0 0.0",
-            "msgPutTotalTodayNow": "0",
-            "msgGetTotalTodayNow": "0",
-            "msgPutTotalYesterdayMorning": "0",
-            "msgPutTotalTodayMorning": "0",
-            "msgGetTotalYesterdayMorning": "0",
-            "msgGetTotalTodayMorning": "0",
-            "commitLogDiskRatio": "0.0",
+            "putTps": stats.tps_text("put"),
+            "getTransferredTps": get_tps,
+            "getTransferedTps": get_tps,  # the spelling of the 4.9 tools (their clusterList reads only this one)
+            **{key: str(value) for key, value in stats.day_totals().items()},
+            "commitLogDiskRatio": f"{disk_ratio(self.ctx.config.data_dir):.4f}",
             "pageCacheLockTimeMills": "0",
-            "earliestMessageTimeStamp": "0",
+            "earliestMessageTimeStamp": str(await self.ctx.store.earliest_message_time()),
+            "timerReadBehind": "0",
+            "timerOffsetBehind": "0",
+            "timerCongestNum": "0",
+            "timerEnqueueTps": "0.0",
+            "timerDequeueTps": "0.0",
             "sendThreadPoolQueueSize": "0",
             "pullThreadPoolQueueSize": "0",
             "sendThreadPoolQueueHeadWaitTimeMills": "0",
             "pullThreadPoolQueueHeadWaitTimeMills": "0",
         }
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"table": table}))
+
+    async def view_stats_data(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """VIEW_BROKER_STATS_DATA: one statistic (TOPIC_PUT_NUMS by topic, GROUP_GET_NUMS by topic@group, ...)."""
+        h = decode_header(ViewBrokerStatsDataRequestHeader, cmd.ext_fields)
+        data = self.ctx.stats.stats_data(h.stats_name, h.stats_key)
+        if data is None:
+            raise RequestError(ResponseCode.SYSTEM_ERROR, f"The stats <{h.stats_name}> <{h.stats_key}> not exist")
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(data))
+
+    async def topic_consumed_by(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """QUERY_TOPIC_CONSUME_BY_WHO: the groups online for the topic, those whose subscription is remembered, and
+        those that consumed from it since the start (Apache: online consumers and groups with offsets)."""
+        h = decode_header(TopicRequestHeader, cmd.ext_fields)
+        groups = {name for name, group in self.ctx.clients.consumers.items() if h.topic in group.subscriptions}
+        groups |= {group for group, topic in self.ctx.clients.remembered if topic == h.topic}
+        prefix = f"{h.topic}@"
+        groups |= {key[len(prefix) :] for key in self.ctx.stats.counters[GROUP_GET_NUMS] if key.startswith(prefix)}
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"groupList": sorted(groups)}))
+
+
+def disk_ratio(path: Path) -> float:
+    """The used share of the file system holding ``path`` (commitLogDiskRatio)."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return 0.0
+    return (usage.total - usage.free) / usage.total if usage.total else 0.0

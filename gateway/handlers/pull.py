@@ -137,7 +137,9 @@ class PullHandler:
         max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_TRANSFER_BYTES
         pulled = store.pull(h.topic, h.queue_id, o, max_count, max_bytes, acceptor(message_filter), MAX_SCAN)
         if pulled.records:
-            return PullOutcome(ResponseCode.SUCCESS, "FOUND", pulled.next_offset, lo, hi, b"".join(pulled.records))
+            body = b"".join(pulled.records)
+            self.ctx.stats.got(h.topic, h.consumer_group, len(pulled.records), len(body))
+            return PullOutcome(ResponseCode.SUCCESS, "FOUND", pulled.next_offset, lo, hi, body)
         return PullOutcome(ResponseCode.PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", pulled.next_offset, lo, hi)
 
     def _respond(self, cmd: RemotingCommand, outcome: PullOutcome) -> RemotingCommand:

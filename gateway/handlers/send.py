@@ -293,12 +293,14 @@ class SendHandler:
         msg_id = self.ctx.msg_id
         if isinstance(requests, RecordRun):
             first: AppendResult = stored
+            self.ctx.stats.put(requests.topic, len(requests.ends), len(requests.records))
             self.ctx.waits.notify(requests.topic, requests.queue_id)
             phys, ends = first.phys_offset, requests.ends
             msg_ids = self.ctx.msg_ids.joined(itertools.chain((phys,), map(phys.__add__, ends[:-1])), len(ends))
         else:
             results: list[AppendResult] = stored
             first = results[0]
+            self.ctx.stats.put(requests[0].topic, len(requests), sum(len(r.record) for r in requests))
             due_ms = requests[0].due_ms
             if requests[0].half is not None:
                 self.ctx.transactions.added(requests[0].half)

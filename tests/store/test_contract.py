@@ -175,9 +175,12 @@ async def test_search_offset_by_timestamp_agrees_with_linear_scan(store: Message
 
 async def test_earliest_store_time(store: MessageStore, new_request) -> None:
     assert await store.earliest_store_time("TopicA", 0) == -1
+    assert await store.earliest_message_time() == 0
     await store.append([new_request(store_timestamp=T0 + 5), new_request(store_timestamp=T0 + 9)])
     assert await store.earliest_store_time("TopicA", 0) == T0 + 5
     assert await store.earliest_store_time("TopicA", 1) == -1
+    await store.append([new_request(topic="TopicB", store_timestamp=T0 + 20)])
+    assert await store.earliest_message_time() == T0 + 5
 
 
 async def test_consumer_offsets_in_memory_and_across_reopen(make_store) -> None:

@@ -1,0 +1,33 @@
+"""Runtime statistics over remoting: GET_BROKER_RUNTIME_INFO (brokerStatus, clusterList), VIEW_BROKER_STATS_DATA
+(statsAll) and QUERY_TOPIC_CONSUME_BY_WHO count what was really sent and pulled."""
+
+from __future__ import annotations
+
+from codec import jsonbody
+from codec.codes import RequestCode, ResponseCode
+
+
+async def test_counts_follow_sends_and_pulls(bc) -> None:  # type: ignore[no-untyped-def]
+    for i in range(5):
+        await bc.send_ok("StatsT", f"m{i}".encode())
+    pulled = await bc.pull("StatsT", 0, 0, group="stats-g", max_nums=3)
+    assert pulled.code == ResponseCode.SUCCESS
+
+    info = jsonbody.loads((await bc.invoke(RequestCode.GET_BROKER_RUNTIME_INFO)).body)["table"]
+    assert info["msgPutTotalTodayNow"] == "5" and info["msgGetTotalTodayNow"] == "3"
+    assert float(info["putTps"].split()[0]) > 0 and info["getTransferedTps"] == info["getTransferredTps"]
+    assert int(info["earliestMessageTimeStamp"]) > 0
+    assert 0 < float(info["commitLogDiskRatio"]) < 1
+
+    def stats(name: str, key: str):  # type: ignore[no-untyped-def]
+        return bc.invoke(RequestCode.VIEW_BROKER_STATS_DATA, {"statsName": name, "statsKey": key})
+
+    put = jsonbody.loads((await stats("TOPIC_PUT_NUMS", "StatsT")).body)
+    assert put["statsMinute"]["sum"] == 5 and put["statsDay"]["sum"] == 5
+    got = jsonbody.loads((await stats("GROUP_GET_NUMS", "StatsT@stats-g")).body)
+    assert got["statsHour"]["sum"] == 3
+    unknown = await stats("TOPIC_PUT_NUMS", "NoSuchTopic")
+    assert unknown.code == ResponseCode.SYSTEM_ERROR and "NoSuchTopic" in (unknown.remark or "")
+
+    who = await bc.invoke(RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, {"topic": "StatsT"})
+    assert jsonbody.loads(who.body)["groupList"] == ["stats-g"]
