@@ -20,6 +20,15 @@ TOOL_VERSIONS = ("5.3.3", "4.9.8")
 JVM_FLAGS = ["-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 
 _BUILT: dict[tuple[str, str], str] = {}
+# The tool's own log (client internals) is of no interest here: warnings only, to its home directory.
+_QUIET_LOGBACK = """<configuration>
+  <appender name="FILE" class="ch.qos.logback.core.FileAppender">
+    <file>${user.home}/tools.log</file>
+    <encoder><pattern>%d %p %c{1} - %m%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="FILE"/></root>
+</configuration>
+"""
 
 
 class BuildError(RuntimeError):
@@ -62,6 +71,10 @@ class MQAdmin:
     def __call__(self, command: str, *args: str, timeout: float = 60) -> Output:
         """``mqadmin <command> -n <namesrv> <args>``."""
         self.home.mkdir(parents=True, exist_ok=True)
+        logback = self.home / "conf" / "logback_tools.xml"  # the 4.9 tool reads ROCKETMQ_HOME/conf/ at start
+        if not logback.exists():
+            logback.parent.mkdir(parents=True, exist_ok=True)
+            logback.write_text(_QUIET_LOGBACK, encoding="utf-8")
         cmd = [self.java, *JVM_FLAGS, f"-Duser.home={self.home}", "-cp", self.classpath, MAIN_CLASS, command,
                "-n", self.namesrv, *args]  # fmt: skip
         env = {**os.environ, "ROCKETMQ_HOME": str(self.home)}

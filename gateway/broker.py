@@ -158,6 +158,7 @@ class Broker:
         t.register(RequestCode.DELETE_SUBSCRIPTIONGROUP, a.delete_group)
         t.register(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG, a.all_group_config)
         t.register(RequestCode.VIEW_BROKER_STATS_DATA, a.view_stats_data)
+        t.register(RequestCode.GET_TOPIC_CONFIG, a.topic_config)
         t.register(RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, a.topic_consumed_by)
         t.register(RequestCode.GET_TOPIC_STATS_INFO, a.topic_stats)
         t.register(RequestCode.GET_CONSUME_STATS, a.consume_stats)

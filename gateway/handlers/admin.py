@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -108,7 +109,11 @@ class AdminHandlers:
             config = parse_group_config(cmd.body or b"")
         except InvalidGroupConfig as err:
             raise RequestError(ResponseCode.INVALID_PARAMETER, str(err)) from None
-        validate_topic_name(config.name)  # a group name follows the topic name rules (characters, length)
+        if not VALID_GROUP.match(config.name) or len(config.name) > MAX_GROUP_LENGTH:
+            raise RequestError(
+                ResponseCode.INVALID_PARAMETER,
+                f"the group name {config.name!r} must be 1..{MAX_GROUP_LENGTH} characters of ^[%|a-zA-Z0-9_-]+$",
+            )
         await self.ctx.groups.upsert(config)
         return cmd.response(ResponseCode.SUCCESS)
 
@@ -237,6 +242,15 @@ class AdminHandlers:
         }
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"table": table}))
 
+    async def topic_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_TOPIC_CONFIG (5.x tools ask it before topicStatus and cloneGroupOffset): the topic's config
+        (TopicConfigAndQueueMapping without static-topic mapping, which pocketmq does not have)."""
+        h = decode_header(TopicRequestHeader, cmd.ext_fields)
+        cfg = self.ctx.topics.get(h.topic)
+        if cfg is None:
+            raise RequestError(ResponseCode.TOPIC_NOT_EXIST, "No topic in this broker.")
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(topic_config_json(cfg)))
+
     async def view_stats_data(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """VIEW_BROKER_STATS_DATA: one statistic (TOPIC_PUT_NUMS by topic, GROUP_GET_NUMS by topic@group, ...)."""
         h = decode_header(ViewBrokerStatsDataRequestHeader, cmd.ext_fields)
@@ -254,6 +268,10 @@ class AdminHandlers:
         prefix = f"{h.topic}@"
         groups |= {key[len(prefix) :] for key in self.ctx.stats.counters[GROUP_GET_NUMS] if key.startswith(prefix)}
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"groupList": sorted(groups)}))
+
+
+VALID_GROUP = re.compile(r"^[%|a-zA-Z0-9_-]+$")
+MAX_GROUP_LENGTH = 255
 
 
 def disk_ratio(path: Path) -> float:

@@ -31,3 +31,12 @@ async def test_counts_follow_sends_and_pulls(bc) -> None:  # type: ignore[no-unt
 
     who = await bc.invoke(RequestCode.QUERY_TOPIC_CONSUME_BY_WHO, {"topic": "StatsT"})
     assert jsonbody.loads(who.body)["groupList"] == ["stats-g"]
+
+
+async def test_get_topic_config(bc) -> None:  # type: ignore[no-untyped-def]
+    await bc.send_ok("ConfigT")
+    answer = await bc.invoke(RequestCode.GET_TOPIC_CONFIG, {"topic": "ConfigT"})
+    config = jsonbody.loads(answer.body)
+    assert (config["topicName"], config["readQueueNums"], config["perm"]) == ("ConfigT", 4, 6)
+    missing = await bc.invoke(RequestCode.GET_TOPIC_CONFIG, {"topic": "NoSuchTopic"})
+    assert missing.code == ResponseCode.TOPIC_NOT_EXIST and missing.remark == "No topic in this broker."
