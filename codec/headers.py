@@ -305,6 +305,13 @@ class TopicRequestHeader:
 
 
 @dataclass(slots=True)
+class ProducerGroupRequestHeader:
+    """GET_PRODUCER_CONNECTION_LIST."""
+
+    producer_group: str = wire("producerGroup", required=True)
+
+
+@dataclass(slots=True)
 class ViewBrokerStatsDataRequestHeader:
     stats_name: str = wire("statsName", required=True)
     stats_key: str = wire("statsKey", required=True)

@@ -1,6 +1,6 @@
 """The stock ``mqadmin`` (Maven Central rocketmq-tools 5.3.3 and 4.9.8) against ``pocketmq up``: what it prints
-must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus,
-updateSubGroup / deleteSubGroup so far).
+must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus, getBrokerConfig,
+getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup so far).
 
 One pocketmq for the module; 25 messages sent to one queue of ``AdminT`` over remoting and 10 of them pulled by
 the group ``admin-g`` before the tools run. Each test runs one subcommand with both tool versions.
@@ -140,3 +140,24 @@ async def _group_configs(port: int) -> dict[str, dict[str, object]]:
     finally:
         await client.aclose()
     return jsonbody.loads(response.body)["subscriptionGroupTable"]
+
+
+def test_get_broker_config(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> None:
+    out = mqadmin("getBrokerConfig", "-b", server.broker_addr)
+    _no_error(out)
+    config = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in out.lines() if "=  " in line)}
+    assert config["brokerName"] == "broker-a" and config["listenPort"] == str(server.broker_port)
+    assert config["namesrvAddr"] == server.namesrv_addr and config["flushDiskType"] == "ASYNC_FLUSH"
+
+
+def test_get_namesrv_config(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> None:
+    out = mqadmin("getNamesrvConfig")
+    _no_error(out)
+    config = {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in out.lines() if "=  " in line)}
+    assert config["listenPort"] == str(server.namesrv_port)
+
+
+def test_clean_expired_cq(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> None:
+    out = mqadmin("cleanExpiredCQ", "-b", server.broker_addr)
+    _no_error(out)
+    assert out.lines() == ["success"]

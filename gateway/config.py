@@ -71,3 +71,58 @@ class BrokerConfig:
     @property
     def broker_addr(self) -> str:
         return f"{self.advertise_host}:{self.port}"
+
+
+# broker.conf keys this broker understands, mapped to BrokerConfig fields.
+BROKER_CONF_KEYS = {
+    "brokerName": "broker_name",
+    "brokerClusterName": "cluster",
+    "namesrvAddr": "namesrv_addrs",
+    "listenPort": "port",
+    "brokerIP1": "advertise_host",
+    "storePathRootDir": "data_dir",
+    "autoCreateTopicEnable": "auto_create_topic",
+    "validateSystemTopicWhenUpdateTopic": "validate_system_topic_when_update_topic",
+    "defaultTopicQueueNums": "default_topic_queue_nums",
+    "flushDiskType": "sync_flush",
+    "maxMessageSize": "max_message_size",
+    "regionId": "region_id",
+    "traceOn": "trace_on",
+    "registerNameServerPeriod": "register_interval_s",
+    "messageDelayLevel": "message_delay_level",
+    "timerMaxDelaySec": "timer_max_delay_ms",
+    "rebalanceLockMaxLiveTime": "rebalance_lock_max_live_ms",
+    "transactionTimeOut": "transaction_timeout_ms",
+    "transactionCheckInterval": "transaction_check_interval_ms",
+    "transactionCheckMax": "transaction_check_max",
+    "serverChannelMaxIdleTimeSeconds": "server_channel_max_idle_s",
+    "serverFrameReadTimeoutSeconds": "server_frame_read_timeout_s",
+    "writeBufferHighWaterMark": "write_buffer_high_water_mark",
+    "writeBufferLowWaterMark": "write_buffer_low_water_mark",
+    "serverMaxRequestsInFlight": "server_max_requests_in_flight",
+    "serverMaxConnections": "server_max_connections",
+    "serverMaxBufferedBytes": "server_max_buffered_bytes",
+}
+
+
+def broker_conf_values(config: BrokerConfig) -> dict[str, str]:
+    """The broker.conf keys pocketmq uses with their current values as Apache writes them (GET_BROKER_CONFIG)."""
+    out = {}
+    for key, field_name in BROKER_CONF_KEYS.items():
+        value = getattr(config, field_name)
+        if field_name == "namesrv_addrs":
+            text = ";".join(value)
+        elif field_name == "sync_flush":
+            text = "SYNC_FLUSH" if value else "ASYNC_FLUSH"
+        elif field_name == "timer_max_delay_ms":
+            text = str(value // 1000)
+        elif field_name == "register_interval_s":
+            text = str(int(value * 1000))
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif value is None:
+            text = ""
+        else:
+            text = str(value)
+        out[key] = text
+    return out

@@ -56,6 +56,7 @@ class NameServerHandlers:
     def __init__(self, routes: RouteTable, clock: Callable[[], int] = _now_ms) -> None:
         self.routes = routes
         self.clock = clock
+        self.listen_host, self.listen_port = "", 0  # set once the server listens (GET_NAMESRV_CONFIG)
 
     def table(self) -> DispatchTable:
         table = DispatchTable()
@@ -70,6 +71,7 @@ class NameServerHandlers:
         table.register(RequestCode.GET_KV_CONFIG, self.get_kv)
         table.register(RequestCode.DELETE_KV_CONFIG, self.delete_kv)
         table.register(RequestCode.GET_KVLIST_BY_NAMESPACE, self.kv_list)
+        table.register(RequestCode.GET_NAMESRV_CONFIG, self.namesrv_config)
         return table
 
     async def register_broker(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
@@ -153,3 +155,10 @@ class NameServerHandlers:
         if not table:
             return cmd.response(ResponseCode.QUERY_NOT_FOUND, f"No config item, Namespace: {h.namespace}")
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"table": table}))
+
+    async def namesrv_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_NAMESRV_CONFIG: the name server's settings as ``key=value`` lines (Apache: NamesrvConfig and
+        NettyServerConfig); pocketmq's name server has its listening address and nothing else to set."""
+        values = {"listenPort": str(self.listen_port), "bindAddress": self.listen_host, "orderMessageEnable": "false"}
+        text = "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
+        return cmd.response(ResponseCode.SUCCESS, body=text.encode())

@@ -50,5 +50,6 @@ class NameServer:
         async with anyio.create_task_group() as tg:
             port = await tg.start(self.server.serve, self.host, self.port)
             self.port = port
+            self.handlers.listen_host, self.handlers.listen_port = self.host, port
             tg.start_soon(supervised, "broker expiry", self._scan)
             task_status.started(port)

@@ -8,40 +8,9 @@ import socket
 from pathlib import Path
 
 from codec.codes import MAX_FRAME_SIZE_DEFAULT
-from gateway.config import BrokerConfig
+from gateway.config import BROKER_CONF_KEYS, BrokerConfig
 
 log = logging.getLogger("pocketmq")
-
-# broker.conf keys this broker understands, mapped to BrokerConfig fields.
-BROKER_CONF_KEYS = {
-    "brokerName": "broker_name",
-    "brokerClusterName": "cluster",
-    "namesrvAddr": "namesrv_addrs",
-    "listenPort": "port",
-    "brokerIP1": "advertise_host",
-    "storePathRootDir": "data_dir",
-    "autoCreateTopicEnable": "auto_create_topic",
-    "validateSystemTopicWhenUpdateTopic": "validate_system_topic_when_update_topic",
-    "defaultTopicQueueNums": "default_topic_queue_nums",
-    "flushDiskType": "sync_flush",
-    "maxMessageSize": "max_message_size",
-    "regionId": "region_id",
-    "traceOn": "trace_on",
-    "registerNameServerPeriod": "register_interval_s",
-    "messageDelayLevel": "message_delay_level",
-    "timerMaxDelaySec": "timer_max_delay_ms",
-    "rebalanceLockMaxLiveTime": "rebalance_lock_max_live_ms",
-    "transactionTimeOut": "transaction_timeout_ms",
-    "transactionCheckInterval": "transaction_check_interval_ms",
-    "transactionCheckMax": "transaction_check_max",
-    "serverChannelMaxIdleTimeSeconds": "server_channel_max_idle_s",
-    "serverFrameReadTimeoutSeconds": "server_frame_read_timeout_s",
-    "writeBufferHighWaterMark": "write_buffer_high_water_mark",
-    "writeBufferLowWaterMark": "write_buffer_low_water_mark",
-    "serverMaxRequestsInFlight": "server_max_requests_in_flight",
-    "serverMaxConnections": "server_max_connections",
-    "serverMaxBufferedBytes": "server_max_buffered_bytes",
-}
 
 
 def read_broker_conf(path: Path) -> dict[str, str]:

@@ -16,11 +16,13 @@ from codec.headers import (
     ConsumerGroupRequestHeader,
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
+    ProducerGroupRequestHeader,
     TopicRequestHeader,
     ViewBrokerStatsDataRequestHeader,
     decode_header,
 )
 from codec.record import decode_record
+from gateway.config import broker_conf_values
 from gateway.context import BrokerContext
 from gateway.groups import InvalidGroupConfig, parse_group_config
 from gateway.stats import GROUP_GET_NUMS
@@ -250,6 +252,31 @@ class AdminHandlers:
         if cfg is None:
             raise RequestError(ResponseCode.TOPIC_NOT_EXIST, "No topic in this broker.")
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(topic_config_json(cfg)))
+
+    async def broker_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_BROKER_CONFIG: the broker.conf keys pocketmq uses, as ``key=value`` lines (Apache: every key of its
+        BrokerConfig, MessageStoreConfig and NettyServerConfig), and the config's data version."""
+        values = broker_conf_values(self.ctx.config)
+        text = "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
+        ext = {"version": json.dumps(self.data_version(), separators=(",", ":"))}
+        return cmd.response(ResponseCode.SUCCESS, ext_fields=ext, body=text.encode())
+
+    async def producer_connections(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_PRODUCER_CONNECTION_LIST: the producers of a group that sent a heartbeat."""
+        h = decode_header(ProducerGroupRequestHeader, cmd.ext_fields)
+        channels = self.ctx.clients.producers.get(h.producer_group) or {}
+        if not channels:
+            raise RequestError(ResponseCode.SYSTEM_ERROR, f"the producer group[{h.producer_group}] not exist")
+        connections = [
+            {"clientAddr": c.address, "clientId": c.client_id, "language": c.language, "version": c.version}
+            for c in channels.values()
+        ]
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"connectionSet": connections}))
+
+    async def clean_expired_consume_queue(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """CLEAN_EXPIRED_CONSUMEQUEUE: Apache deletes consume-queue files of deleted topics; pocketmq deletes a
+        topic's index rows with the topic, so there is nothing left to clean."""
+        return cmd.response(ResponseCode.SUCCESS)
 
     async def view_stats_data(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """VIEW_BROKER_STATS_DATA: one statistic (TOPIC_PUT_NUMS by topic, GROUP_GET_NUMS by topic@group, ...)."""

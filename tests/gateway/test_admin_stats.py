@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from codec import jsonbody
 from codec.codes import RequestCode, ResponseCode
+from codec.command import request
 
 
 async def test_counts_follow_sends_and_pulls(bc) -> None:  # type: ignore[no-untyped-def]
@@ -40,3 +41,20 @@ async def test_get_topic_config(bc) -> None:  # type: ignore[no-untyped-def]
     assert (config["topicName"], config["readQueueNums"], config["perm"]) == ("ConfigT", 4, 6)
     missing = await bc.invoke(RequestCode.GET_TOPIC_CONFIG, {"topic": "NoSuchTopic"})
     assert missing.code == ResponseCode.TOPIC_NOT_EXIST and missing.remark == "No topic in this broker."
+
+
+async def test_broker_config_producers_and_clean_expired_cq(bc, broker) -> None:  # type: ignore[no-untyped-def]
+    answer = await bc.invoke(RequestCode.GET_BROKER_CONFIG)
+    lines = dict(line.split("=", 1) for line in answer.body.decode().splitlines())
+    assert lines["brokerName"] == broker.config.broker_name and lines["listenPort"] == str(broker.config.port)
+    assert lines["flushDiskType"] == "ASYNC_FLUSH" and lines["autoCreateTopicEnable"] == "true"
+    assert "dataVersion" not in lines and jsonbody.loads(answer.ext_fields["version"])["counter"] >= 0
+    missing = await bc.invoke(RequestCode.GET_PRODUCER_CONNECTION_LIST, {"producerGroup": "nobody"})
+    assert missing.code == ResponseCode.SYSTEM_ERROR and "nobody" in (missing.remark or "")
+    assert (await bc.invoke(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE)).code == ResponseCode.SUCCESS
+
+
+async def test_namesrv_config(ns_client, namesrv) -> None:  # type: ignore[no-untyped-def]
+    answer = await ns_client.invoke(request(RequestCode.GET_NAMESRV_CONFIG, {}))
+    lines = dict(line.split("=", 1) for line in answer.body.decode().splitlines())
+    assert lines["listenPort"] == str(namesrv.port)
