@@ -1,6 +1,6 @@
 """The stock ``mqadmin`` (Maven Central rocketmq-tools 5.3.3 and 4.9.8) against ``pocketmq up``: what it prints
 must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus, getBrokerConfig,
-getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup so far).
+getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup, wipeWritePerm / addWritePerm so far).
 
 One pocketmq for the module; 25 messages sent to one queue of ``AdminT`` over remoting and 10 of them pulled by
 the group ``admin-g`` before the tools run. Each test runs one subcommand with both tool versions.
@@ -161,3 +161,18 @@ def test_clean_expired_cq(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketM
     out = mqadmin("cleanExpiredCQ", "-b", server.broker_addr)
     _no_error(out)
     assert out.lines() == ["success"]
+
+
+def test_wipe_and_add_write_perm(mqadmin: mqadmin_tool.MQAdmin) -> None:
+    def route_perms() -> set[int]:
+        out = mqadmin("topicRoute", "-t", TOPIC)
+        _no_error(out)
+        return {int(m) for m in re.findall(r'"perm"\s*:\s*(\d+)', out.text)}
+
+    wiped = mqadmin("wipeWritePerm", "-b", "broker-a")
+    _no_error(wiped)
+    assert "wipe write perm of broker[broker-a]" in wiped.text and "OK" in wiped.text
+    assert route_perms() == {4}, "routed read-only"
+    added = mqadmin("addWritePerm", "-b", "broker-a")
+    _no_error(added)
+    assert route_perms() == {6}

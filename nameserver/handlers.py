@@ -72,6 +72,8 @@ class NameServerHandlers:
         table.register(RequestCode.DELETE_KV_CONFIG, self.delete_kv)
         table.register(RequestCode.GET_KVLIST_BY_NAMESPACE, self.kv_list)
         table.register(RequestCode.GET_NAMESRV_CONFIG, self.namesrv_config)
+        table.register(RequestCode.WIPE_WRITE_PERM_OF_BROKER, self.wipe_write_perm)
+        table.register(RequestCode.ADD_WRITE_PERM_OF_BROKER, self.add_write_perm)
         return table
 
     async def register_broker(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
@@ -162,3 +164,20 @@ class NameServerHandlers:
         values = {"listenPort": str(self.listen_port), "bindAddress": self.listen_host, "orderMessageEnable": "false"}
         text = "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
         return cmd.response(ResponseCode.SUCCESS, body=text.encode())
+
+    async def wipe_write_perm(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        name = _broker_name(cmd)
+        count = self.routes.set_write_perm(name, writable=False)
+        return cmd.response(ResponseCode.SUCCESS, ext_fields={"wipeTopicCount": str(count)})
+
+    async def add_write_perm(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        name = _broker_name(cmd)
+        count = self.routes.set_write_perm(name, writable=True)
+        return cmd.response(ResponseCode.SUCCESS, ext_fields={"addTopicCount": str(count)})
+
+
+def _broker_name(cmd: RemotingCommand) -> str:
+    name = cmd.ext_fields.get("brokerName") or ""
+    if not name.strip():
+        raise RequestError(ResponseCode.INVALID_PARAMETER, "brokerName is missing")
+    return name

@@ -65,6 +65,9 @@ class TopicRegistration:
     topic_sys_flag: int = 0
 
 
+PERM_READ, PERM_WRITE = 4, 2  # PermName
+
+
 class RouteTable:
     def __init__(self) -> None:
         self.brokers: dict[str, BrokerData] = {}
@@ -72,6 +75,7 @@ class RouteTable:
         self.topics: dict[str, dict[str, QueueData]] = {}
         self.live: dict[str, LiveBroker] = {}  # broker address -> liveness
         self.kv: dict[str, dict[str, str]] = {}
+        self.write_wiped: set[str] = set()  # broker names whose queues route without write permission
 
     def register_broker(
         self,
@@ -99,9 +103,11 @@ class RouteTable:
             return
         # Add and update only: Apache brokers register a newly created topic alone (registerIncrementBrokerData),
         # and Apache's name server keeps the broker's other topics (deleteTopicWithBrokerRegistration=false).
+        wiped = broker_name in self.write_wiped
         for t in topics:
+            perm = t.perm & ~PERM_WRITE if wiped else t.perm
             self.topics.setdefault(t.name, {})[broker_name] = QueueData(
-                broker_name, t.read_queue_nums, t.write_queue_nums, t.perm, t.topic_sys_flag
+                broker_name, t.read_queue_nums, t.write_queue_nums, perm, t.topic_sys_flag
             )
 
     def unregister_broker(self, broker_addr: str) -> None:
@@ -121,6 +127,22 @@ class RouteTable:
         if live.broker_id == MASTER_ID:
             for name in [n for n, queues in self.topics.items() if live.broker_name in queues]:
                 self._drop_topic_queue(name, live.broker_name)
+
+    def set_write_perm(self, broker_name: str, writable: bool) -> int:
+        """wipeWritePerm / addWritePerm (RouteInfoManager.operateWritePermOfBroker): every queue of the broker
+        loses the write bit, or gets read and write; kept across its later registrations until changed back.
+        Returns how many topics changed."""
+        if writable:
+            self.write_wiped.discard(broker_name)
+        else:
+            self.write_wiped.add(broker_name)
+        count = 0
+        for queues in self.topics.values():
+            data = queues.get(broker_name)
+            if data is not None:
+                data.perm = PERM_READ | PERM_WRITE if writable else data.perm & ~PERM_WRITE
+                count += 1
+        return count
 
     def _drop_topic_queue(self, topic: str, broker_name: str) -> None:
         queues = self.topics.get(topic)

@@ -90,3 +90,16 @@ def test_delete_topic_per_cluster():
     assert table.route("T") is not None
     table.delete_topic("T", "C")
     assert table.route("T") is None
+
+
+def test_write_perm_wiped_and_added_back_outlives_registrations():
+    table = RouteTable()
+    register(table, A, "a", now_ms=1_000, topics=topics(T=4, U=2))
+    register(table, B, "b", now_ms=1_000)
+    assert table.set_write_perm("a", writable=False) == 2
+    register(table, A, "a", now_ms=2_000, topics=topics(T=4, U=2))  # the next registration keeps it wiped
+    perms = {(q["brokerName"]): q["perm"] for q in table.route("T")["queueDatas"]}
+    assert perms == {"a": 4, "b": 6}
+    assert table.set_write_perm("a", writable=True) == 2
+    register(table, A, "a", now_ms=3_000, topics=topics(T=4, U=2))
+    assert {q["perm"] for q in table.route("U")["queueDatas"]} == {6}
