@@ -305,6 +305,19 @@ class TopicRequestHeader:
 
 
 @dataclass(slots=True)
+class ResetOffsetRequestHeader:
+    """INVOKE_BROKER_TO_RESET_OFFSET (mqadmin resetOffsetByTime, skipAccumulatedMessage); also the header of the
+    RESET_CONSUMER_CLIENT_OFFSET the broker sends on to the group's consumers."""
+
+    topic: str = wire("topic", required=True)
+    group: str = wire("group", required=True)
+    timestamp: int = wire("timestamp", required=True, long=True)  # -1: the end of every queue
+    is_force: bool = wire("isForce", default=False)
+    queue_id: int = wire("queueId", default=-1)
+    offset: int | None = wire("offset", long=True)
+
+
+@dataclass(slots=True)
 class ProducerGroupRequestHeader:
     """GET_PRODUCER_CONNECTION_LIST."""
 

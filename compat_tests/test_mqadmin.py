@@ -1,6 +1,7 @@
 """The stock ``mqadmin`` (Maven Central rocketmq-tools 5.3.3 and 4.9.8) against ``pocketmq up``: what it prints
 must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus, getBrokerConfig,
-getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup, wipeWritePerm / addWritePerm so far).
+getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup, wipeWritePerm / addWritePerm,
+skipAccumulatedMessage, resetOffsetByTime so far).
 
 One pocketmq for the module; 25 messages sent to one queue of ``AdminT`` over remoting and 10 of them pulled by
 the group ``admin-g`` before the tools run. Each test runs one subcommand with both tool versions.
@@ -176,3 +177,36 @@ def test_wipe_and_add_write_perm(mqadmin: mqadmin_tool.MQAdmin) -> None:
     added = mqadmin("addWritePerm", "-b", "broker-a")
     _no_error(added)
     assert route_perms() == {6}
+
+
+async def _commit(port: int, group: str, offsets: dict[int, int]) -> None:
+    client = await RemotingClient.connect("127.0.0.1", port)
+    try:
+        for queue_id, offset in offsets.items():
+            ext = {"consumerGroup": group, "topic": TOPIC, "queueId": str(queue_id), "commitOffset": str(offset)}
+            assert (await client.invoke(request(RequestCode.UPDATE_CONSUMER_OFFSET, ext))).code == 0
+    finally:
+        await client.aclose()
+
+
+async def _committed(port: int, group: str, queue_id: int) -> int:
+    client = await RemotingClient.connect("127.0.0.1", port)
+    try:
+        ext = {"consumerGroup": group, "topic": TOPIC, "queueId": str(queue_id)}
+        answer = await client.invoke(request(RequestCode.QUERY_CONSUMER_OFFSET, ext))
+    finally:
+        await client.aclose()
+    return int(answer.ext_fields["offset"])
+
+
+def test_skip_accumulated_then_reset_by_time(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> None:
+    """With no consumer online the broker answers CONSUMER_NOT_ONLINE and the tool sets the offsets itself: to the
+    end of the queue (skip), then back to the first message stored at or after a time (reset, -s with ms)."""
+    group = "reset-" + re.sub(r"[^a-zA-Z0-9]", "_", mqadmin.home.name)
+    anyio.run(_commit, server.broker_port, group, {0: 3, 1: 0, 2: 0, 3: 0})
+    out = mqadmin("skipAccumulatedMessage", "-g", group, "-t", TOPIC)
+    assert "CODE: 1 " not in out.text, out.text[-2000:]
+    assert anyio.run(_committed, server.broker_port, group, 0) == SENT, out.text[-2000:]
+    out = mqadmin("resetOffsetByTime", "-g", group, "-t", TOPIC, "-s", "0")
+    assert "CODE: 1 " not in out.text, out.text[-2000:]
+    assert anyio.run(_committed, server.broker_port, group, 0) == 0, out.text[-2000:]

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from codec import jsonbody
-from codec.codes import ResponseCode
-from codec.command import RemotingCommand
+from codec.codes import RequestCode, ResponseCode
+from codec.command import RemotingCommand, request
 from codec.headers import (
     ConsumerGroupRequestHeader,
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
     ProducerGroupRequestHeader,
+    ResetOffsetRequestHeader,
     TopicRequestHeader,
     ViewBrokerStatsDataRequestHeader,
     decode_header,
@@ -253,6 +254,52 @@ class AdminHandlers:
             raise RequestError(ResponseCode.TOPIC_NOT_EXIST, "No topic in this broker.")
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(topic_config_json(cfg)))
 
+    async def reset_offset(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """INVOKE_BROKER_TO_RESET_OFFSET (Broker2Client.resetOffset): per queue the offset of the first message at
+        or after ``timestamp`` (-1: the end), moved back only unless forced; sent on to every online consumer of
+        the group as RESET_CONSUMER_CLIENT_OFFSET, which moves its offsets and commits them. With no consumer
+        online: CONSUMER_NOT_ONLINE, after which the tools set the offsets themselves (UPDATE_CONSUMER_OFFSET)."""
+        h = decode_header(ResetOffsetRequestHeader, cmd.ext_fields)
+        topic = self.ctx.topics.get(h.topic)
+        if topic is None:
+            raise RequestError(
+                ResponseCode.TOPIC_NOT_EXIST,
+                f"[reset-offset] reset offset failed, no topic in this broker. topic={h.topic}",
+            )
+        store, broker = self.ctx.store, self.ctx.config.broker_name
+        offsets: list[tuple[int, int]] = []
+        for queue_id in range(topic.write_queue_nums):
+            committed = store.get_consumer_offset(h.group, h.topic, queue_id)
+            if committed is None:
+                raise RequestError(ResponseCode.SYSTEM_ERROR, f"THe consumer group <{h.group}> not exist")
+            if h.timestamp == -1:
+                target = store.max_offset(h.topic, queue_id)
+            else:
+                target = await store.search_offset_by_timestamp(h.topic, queue_id, h.timestamp, "lower")
+            offsets.append((queue_id, target if h.is_force or target < committed else committed))
+        group = self.ctx.clients.consumers.get(h.group)
+        channels = list(group.channels.values()) if group is not None else []
+        if not channels:
+            raise RequestError(
+                ResponseCode.CONSUMER_NOT_ONLINE,
+                f"Consumer not online, so can not reset offset, Group: {h.group} Topic: {h.topic} "
+                f"Timestamp: {h.timestamp}",
+            )
+        body = _reset_offset_body(broker, h.topic, offsets)
+        for channel in channels:
+            connection = self.ctx.connections.get(channel.connection_id)
+            if connection is None:
+                continue
+            header = {
+                "topic": h.topic,
+                "group": h.group,
+                "timestamp": str(h.timestamp),
+                "isForce": str(h.is_force).lower(),
+            }
+            payload = _reset_offset_body_for_c(broker, h.topic, offsets) if channel.language == "CPP" else body
+            connection.send_oneway(request(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, header, payload))
+        return cmd.response(ResponseCode.SUCCESS, body=body)
+
     async def broker_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """GET_BROKER_CONFIG: the broker.conf keys pocketmq uses, as ``key=value`` lines (Apache: every key of its
         BrokerConfig, MessageStoreConfig and NettyServerConfig), and the config's data version."""
@@ -308,3 +355,15 @@ def disk_ratio(path: Path) -> float:
     except OSError:
         return 0.0
     return (usage.total - usage.free) / usage.total if usage.total else 0.0
+
+
+def _reset_offset_body(broker: str, topic: str, offsets: list[tuple[int, int]]) -> bytes:
+    """ResetOffsetBody: {"offsetTable": {MessageQueue: offset}} with fastjson's object keys."""
+    table = ",".join(f"{mq_key(broker, topic, queue_id)}:{offset}" for queue_id, offset in offsets)
+    return ('{"offsetTable":{' + table + "}}").encode()
+
+
+def _reset_offset_body_for_c(broker: str, topic: str, offsets: list[tuple[int, int]]) -> bytes:
+    """ResetOffsetBodyForC, which the C++ client reads: a list instead of a map."""
+    rows = [{"brokerName": broker, "offset": o, "queueId": q, "topic": topic} for q, o in offsets]
+    return jsonbody.dumps({"offsetTable": rows})

@@ -58,3 +58,28 @@ async def test_namesrv_config(ns_client, namesrv) -> None:  # type: ignore[no-un
     answer = await ns_client.invoke(request(RequestCode.GET_NAMESRV_CONFIG, {}))
     lines = dict(line.split("=", 1) for line in answer.body.decode().splitlines())
     assert lines["listenPort"] == str(namesrv.port)
+
+
+async def test_reset_offset_reaches_online_consumers(bc, open_broker_client, broker) -> None:  # type: ignore[no-untyped-def]
+    for i in range(4):
+        await bc.send_ok("ResetT", f"m{i}".encode(), queue_id=i % 2)
+    fields = {"topic": "ResetT", "group": "reset-g", "timestamp": "-1", "isForce": "true"}
+    unknown = await bc.invoke(RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, fields)
+    assert unknown.code == ResponseCode.SYSTEM_ERROR and "reset-g" in (unknown.remark or "")
+    for queue_id in range(4):
+        update = {"consumerGroup": "reset-g", "topic": "ResetT", "queueId": str(queue_id), "commitOffset": "0"}
+        assert (await bc.invoke(RequestCode.UPDATE_CONSUMER_OFFSET, update)).code == 0
+    offline = await bc.invoke(RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, fields)
+    assert offline.code == ResponseCode.CONSUMER_NOT_ONLINE and "Consumer not online" in (offline.remark or "")
+
+    consumer = await open_broker_client(broker)
+    assert (await consumer.heartbeat("consumer-1", "reset-g", {"ResetT": "*"})).code == 0
+    answer = await bc.invoke(RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, fields)
+    assert answer.code == ResponseCode.SUCCESS, answer.remark
+    table = answer.body.decode()
+    assert '"queueId":0,"topic":"ResetT"}:2' in table and '"queueId":1,"topic":"ResetT"}:2' in table
+    pushed = await consumer.client.receive(timeout=2)
+    while pushed.code == RequestCode.NOTIFY_CONSUMER_IDS_CHANGED:  # sent as the consumer joined
+        pushed = await consumer.client.receive(timeout=2)
+    assert (pushed.code, pushed.is_oneway) == (RequestCode.RESET_CONSUMER_CLIENT_OFFSET, True)
+    assert pushed.ext_fields["group"] == "reset-g" and pushed.body == answer.body
