@@ -1,7 +1,7 @@
 """The stock ``mqadmin`` (Maven Central rocketmq-tools 5.3.3 and 4.9.8) against ``pocketmq up``: what it prints
 must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus, getBrokerConfig,
 getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup, wipeWritePerm / addWritePerm,
-skipAccumulatedMessage, resetOffsetByTime so far).
+skipAccumulatedMessage, resetOffsetByTime, brokerConsumeStats so far).
 
 One pocketmq for the module; 25 messages sent to one queue of ``AdminT`` over remoting and 10 of them pulled by
 the group ``admin-g`` before the tools run. Each test runs one subcommand with both tool versions.
@@ -210,3 +210,15 @@ def test_skip_accumulated_then_reset_by_time(mqadmin: mqadmin_tool.MQAdmin, serv
     out = mqadmin("resetOffsetByTime", "-g", group, "-t", TOPIC, "-s", "0")
     assert "CODE: 1 " not in out.text, out.text[-2000:]
     assert anyio.run(_committed, server.broker_port, group, 0) == 0, out.text[-2000:]
+
+
+def test_broker_consume_stats_shows_the_lag(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> None:
+    group = "lag-" + re.sub(r"[^a-zA-Z0-9]", "_", mqadmin.home.name)
+    anyio.run(_commit, server.broker_port, group, {0: 5, 1: 0, 2: 0, 3: 0})
+    out = mqadmin("brokerConsumeStats", "-b", server.broker_addr)
+    _no_error(out)
+    rows = [line.split() for line in out.lines() if line.startswith(TOPIC) and group in line]
+    by_queue = {int(r[3]): (int(r[4]), int(r[5])) for r in rows}
+    assert by_queue == {0: (SENT, 5)}, out.text  # the tool prints only queues with a consumed message
+    total = int(out.lines()[-1].rsplit(":", 1)[1])
+    assert total >= SENT - 5, out.text

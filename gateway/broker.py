@@ -160,6 +160,7 @@ class Broker:
         t.register(RequestCode.VIEW_BROKER_STATS_DATA, a.view_stats_data)
         t.register(RequestCode.GET_TOPIC_CONFIG, a.topic_config)
         t.register(RequestCode.GET_BROKER_CONFIG, a.broker_config)
+        t.register(RequestCode.GET_BROKER_CONSUME_STATS, a.broker_consume_stats)
         t.register(RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, a.reset_offset)
         t.register(RequestCode.GET_PRODUCER_CONNECTION_LIST, a.producer_connections)
         t.register(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE, a.clean_expired_consume_queue)

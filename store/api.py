@@ -203,6 +203,9 @@ class MessageStore(Protocol):
     def set_consumer_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         """Record a committed offset; persisted by the store in the background (at most ~1 s later) and on close."""
 
+    def consumer_groups(self) -> list[str]:
+        """Every group with a committed offset, by name."""
+
     def consumer_offsets(self, group: str) -> dict[tuple[str, int], int]:
         """All committed offsets of a group, keyed by (topic, queue_id)."""
 

@@ -1057,6 +1057,10 @@ class SqliteStore:
             per_group[(topic, queue_id)] = offset
             self._dirty.add((group, topic, queue_id))
 
+    def consumer_groups(self) -> list[str]:
+        """Every group with a committed offset, by name."""
+        return sorted(group for group, offsets in self._offsets.items() if offsets)
+
     def consumer_offsets(self, group: str) -> dict[tuple[str, int], int]:
         """All committed offsets of a group, keyed by (topic, queue_id)."""
         return dict(self._offsets.get(group, {}))

@@ -174,29 +174,66 @@ class AdminHandlers:
         the store time of the last consumed message (ConsumeStats, lag for admin tools)."""
         h = decode_header(ConsumerGroupRequestHeader, cmd.ext_fields)
         only = cmd.ext_fields.get("topic") or None
-        store, broker = self.ctx.store, self.ctx.config.broker_name
-        committed = store.consumer_offsets(h.consumer_group)
-        group = self.ctx.clients.consumers.get(h.consumer_group)
+        topics = sorted(t for t in self._topics_of(h.consumer_group) if only is None or t == only)
+        body, _diff = await self._consume_stats(h.consumer_group, topics)
+        return cmd.response(ResponseCode.SUCCESS, body=body.encode())
+
+    def _topics_of(self, group_name: str) -> set[str]:
+        group = self.ctx.clients.consumers.get(group_name)
         topics = set(group.subscriptions) if group else set()
-        topics.update(t for t, _ in committed)
-        entries = []
-        for topic in sorted(t for t in topics if only is None or t == only):
+        topics.update(t for t, _ in self.ctx.store.consumer_offsets(group_name))
+        return topics
+
+    async def _consume_stats(self, group_name: str, topics: list[str]) -> tuple[str, int]:
+        """A ConsumeStats body (fastjson MessageQueue keys) for the group's queues of ``topics``, and its lag."""
+        store, broker = self.ctx.store, self.ctx.config.broker_name
+        committed = store.consumer_offsets(group_name)
+        entries, diff, tps = [], 0, 0.0
+        now_s = self.ctx.clock.now_ms() // 1000
+        for topic in topics:
             cfg = self.ctx.topics.get(topic)
             queue_ids = range(cfg.read_queue_nums) if cfg else sorted(q for t, q in committed if t == topic)
             for q in queue_ids:
                 consumer_offset = committed.get((topic, q), 0)
+                broker_offset = store.max_offset(topic, q)
+                diff += max(broker_offset - consumer_offset, 0)
                 entries.append(
                     (
                         mq_key(broker, topic, q),
                         {
-                            "brokerOffset": store.max_offset(topic, q),
+                            "brokerOffset": broker_offset,
                             "consumerOffset": consumer_offset,
                             "lastTimestamp": await self._store_time_at(topic, q, consumer_offset - 1),
                             "pullOffset": consumer_offset,
                         },
                     )
                 )
-        body = '{"consumeTps":0.0,"offsetTable":' + object_key_map(entries) + "}"
+            counter = self.ctx.stats.counters[GROUP_GET_NUMS].get(f"{topic}@{group_name}")
+            tps += counter.rate(60, now_s) if counter is not None else 0.0
+        return '{"consumeTps":' + f"{tps:.2f}" + ',"offsetTable":' + object_key_map(entries) + "}", diff
+
+    async def broker_consume_stats(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_BROKER_CONSUME_STATS (brokerConsumeStats): ConsumeStats of every known group, per topic, and the
+        broker's total lag. Groups: configured, online, remembered from a subscription, or with committed offsets."""
+        order_only = cmd.ext_fields.get("isOrder", "false").lower() == "true"
+        names = set(self.ctx.groups.configured) | set(self.ctx.clients.consumers)
+        names |= {group for group, _topic in self.ctx.clients.remembered} | set(self.ctx.store.consumer_groups())
+        total, groups = 0, []
+        for name in sorted(names):
+            if order_only and not self.ctx.groups.get(name).orderly:
+                continue
+            topics = sorted(self._topics_of(name))
+            stats = []
+            for topic in topics:
+                body, diff = await self._consume_stats(name, [topic])
+                stats.append(body)
+                total += diff
+            if stats:
+                groups.append("{" + json.dumps(name) + ":[" + ",".join(stats) + "]}")
+        body = (
+            '{"brokerAddr":' + json.dumps(self.ctx.config.broker_addr) + ',"consumeStatsList":['
+            + ",".join(groups) + '],"totalDiff":' + str(total) + "}"
+        )  # fmt: skip
         return cmd.response(ResponseCode.SUCCESS, body=body.encode())
 
     async def consumer_connections(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
