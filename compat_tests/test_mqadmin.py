@@ -1,7 +1,7 @@
 """The stock ``mqadmin`` (Maven Central rocketmq-tools 5.3.3 and 4.9.8) against ``pocketmq up``: what it prints
 must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus, getBrokerConfig,
 getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup, wipeWritePerm / addWritePerm,
-skipAccumulatedMessage, resetOffsetByTime, brokerConsumeStats so far).
+skipAccumulatedMessage, resetOffsetByTime, brokerConsumeStats, haStatus so far).
 
 One pocketmq for the module; 25 messages sent to one queue of ``AdminT`` over remoting and 10 of them pulled by
 the group ``admin-g`` before the tools run. Each test runs one subcommand with both tool versions.
@@ -222,3 +222,14 @@ def test_broker_consume_stats_shows_the_lag(mqadmin: mqadmin_tool.MQAdmin, serve
     assert by_queue == {0: (SENT, 5)}, out.text  # the tool prints only queues with a consumed message
     total = int(out.lines()[-1].rsplit(":", 1)[1])
     assert total >= SENT - 5, out.text
+
+
+def test_ha_status(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> None:
+    out = mqadmin("haStatus", "-b", server.broker_addr)
+    if "4.9.8" in mqadmin.classpath:
+        assert "The sub command haStatus not exist" in out.text  # the 4.9 tool has no haStatus
+        return
+    _no_error(out)
+    status = dict(line.split("\t", 1) for line in out.lines() if line.startswith("#") and "\t" in line)
+    assert status["#MasterAddr"] == server.broker_addr and status["#SlaveNum"] == "0"
+    assert int(status["#MasterCommitLogMaxOffset"]) > 0

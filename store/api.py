@@ -203,6 +203,9 @@ class MessageStore(Protocol):
     def set_consumer_offset(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         """Record a committed offset; persisted by the store in the background (at most ~1 s later) and on close."""
 
+    def commit_log_end(self) -> int:
+        """The physical offset the next stored message gets (Apache's commit log max offset)."""
+
     def consumer_groups(self) -> list[str]:
         """Every group with a committed offset, by name."""
 

@@ -1057,6 +1057,10 @@ class SqliteStore:
             per_group[(topic, queue_id)] = offset
             self._dirty.add((group, topic, queue_id))
 
+    def commit_log_end(self) -> int:
+        """The physical offset the next stored message gets (Apache's commit log max offset)."""
+        return self._next_phys
+
     def consumer_groups(self) -> list[str]:
         """Every group with a committed offset, by name."""
         return sorted(group for group, offsets in self._offsets.items() if offsets)

@@ -337,6 +337,36 @@ class AdminHandlers:
             connection.send_oneway(request(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, header, payload))
         return cmd.response(ResponseCode.SUCCESS, body=body)
 
+    async def call_consumer(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_CONSUMER_RUNNING_INFO (consumerStatus) and CONSUME_MESSAGE_DIRECTLY: handed to the named online
+        consumer, whose answer is the answer (AdminBrokerProcessor.callConsumer)."""
+        group, client_id = cmd.ext_fields.get("consumerGroup") or "", cmd.ext_fields.get("clientId") or ""
+        consumers = self.ctx.clients.consumers.get(group)
+        channel = next(
+            (c for c in (consumers.channels.values() if consumers else ()) if c.client_id == client_id), None
+        )
+        connection = self.ctx.connections.get(channel.connection_id) if channel is not None else None
+        if connection is None:
+            raise RequestError(ResponseCode.SYSTEM_ERROR, f"The Consumer <{group}> <{client_id}> not online")
+        forwarded = request(cmd.code, dict(cmd.ext_fields), cmd.body)
+        try:
+            answer = await connection.request(forwarded, CALL_CONSUMER_TIMEOUT_S)
+        except TimeoutError:
+            raise RequestError(
+                ResponseCode.CONSUME_MSG_TIMEOUT, f"consumer <{group}> <{client_id}> Timeout: no answer in 5 s"
+            ) from None
+        except ConnectionError as err:
+            raise RequestError(
+                ResponseCode.SYSTEM_ERROR, f"invoke consumer <{group}> <{client_id}> Exception: {err}"
+            ) from None
+        return cmd.response(answer.code, answer.remark, ext_fields=dict(answer.ext_fields), body=answer.body)
+
+    async def ha_status(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """GET_BROKER_HA_STATUS (haStatus): a master without slaves (pocketmq has no replication)."""
+        max_offset = self.ctx.store.commit_log_end()
+        body = {"master": True, "masterCommitLogMaxOffset": max_offset, "inSyncSlaveNums": 0, "haConnectionInfo": []}
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(body))
+
     async def broker_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """GET_BROKER_CONFIG: the broker.conf keys pocketmq uses, as ``key=value`` lines (Apache: every key of its
         BrokerConfig, MessageStoreConfig and NettyServerConfig), and the config's data version."""
@@ -381,6 +411,7 @@ class AdminHandlers:
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"groupList": sorted(groups)}))
 
 
+CALL_CONSUMER_TIMEOUT_S = 5.0  # Broker2Client.callClient
 VALID_GROUP = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 MAX_GROUP_LENGTH = 255
 

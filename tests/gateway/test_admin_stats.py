@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import anyio
+
 from codec import jsonbody
 from codec.codes import RequestCode, ResponseCode
 from codec.command import request
+from codec.frame import encode_frame
 
 
 async def test_counts_follow_sends_and_pulls(bc) -> None:  # type: ignore[no-untyped-def]
@@ -83,3 +86,30 @@ async def test_reset_offset_reaches_online_consumers(bc, open_broker_client, bro
         pushed = await consumer.client.receive(timeout=2)
     assert (pushed.code, pushed.is_oneway) == (RequestCode.RESET_CONSUMER_CLIENT_OFFSET, True)
     assert pushed.ext_fields["group"] == "reset-g" and pushed.body == answer.body
+
+
+async def test_consumer_running_info_is_asked_of_the_consumer(bc, open_broker_client, broker) -> None:  # type: ignore[no-untyped-def]
+    fields = {"consumerGroup": "info-g", "clientId": "consumer-9", "jstackEnable": "false"}
+    offline = await bc.invoke(RequestCode.GET_CONSUMER_RUNNING_INFO, fields)
+    assert offline.code == ResponseCode.SYSTEM_ERROR and "not online" in (offline.remark or "")
+    consumer = await open_broker_client(broker)
+    assert (await consumer.heartbeat("consumer-9", "info-g", {"InfoT": "*"})).code == 0
+    answers = []
+    async with anyio.create_task_group() as tg:
+
+        async def ask() -> None:
+            answers.append(await bc.invoke(RequestCode.GET_CONSUMER_RUNNING_INFO, fields))
+
+        tg.start_soon(ask)
+        asked = await consumer.client.receive(timeout=3)
+        while asked.code == RequestCode.NOTIFY_CONSUMER_IDS_CHANGED:
+            asked = await consumer.client.receive(timeout=3)
+        assert asked.code == RequestCode.GET_CONSUMER_RUNNING_INFO and asked.ext_fields["clientId"] == "consumer-9"
+        await consumer.client.stream.send(encode_frame(asked.response(ResponseCode.SUCCESS, body=b'{"properties":{}}')))
+    assert answers[0].code == ResponseCode.SUCCESS and answers[0].body == b'{"properties":{}}'
+
+
+async def test_ha_status_is_a_master_without_slaves(bc) -> None:  # type: ignore[no-untyped-def]
+    await bc.send_ok("HaT")
+    status = jsonbody.loads((await bc.invoke(RequestCode.GET_BROKER_HA_STATUS)).body)
+    assert status["master"] is True and status["inSyncSlaveNums"] == 0 and status["masterCommitLogMaxOffset"] > 0

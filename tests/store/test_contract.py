@@ -259,6 +259,7 @@ async def test_delete_topic(make_store, new_request) -> None:
     assert store.get_consumer_offset("g", "TopicA", 0) is None
     assert store.consumer_offsets("g") == {("TopicB", 0): 1}
     assert store.consumer_groups() == ["g"]
+    assert store.commit_log_end() > b.phys_offset, "physical offsets never go back"
     # The other topic is untouched.
     assert await store.get_by_phys_offset(b.phys_offset) is not None
     assert len(await store.query_by_key("TopicB", "k", 10, 0, T0 + 1)) == 1
