@@ -318,6 +318,15 @@ class ResetOffsetRequestHeader:
 
 
 @dataclass(slots=True)
+class QueryConsumeQueueRequestHeader:
+    topic: str = wire("topic", required=True)
+    queue_id: int = wire("queueId", required=True)
+    index: int = wire("index", required=True, long=True)
+    count: int = wire("count", required=True)
+    consumer_group: str | None = wire("consumerGroup")
+
+
+@dataclass(slots=True)
 class ProducerGroupRequestHeader:
     """GET_PRODUCER_CONNECTION_LIST."""
 

@@ -1,7 +1,7 @@
 """The stock ``mqadmin`` (Maven Central rocketmq-tools 5.3.3 and 4.9.8) against ``pocketmq up``: what it prints
 must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus, getBrokerConfig,
 getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup, wipeWritePerm / addWritePerm,
-skipAccumulatedMessage, resetOffsetByTime, brokerConsumeStats, haStatus so far).
+skipAccumulatedMessage, resetOffsetByTime, brokerConsumeStats, haStatus, queryCq so far).
 
 One pocketmq for the module; 25 messages sent to one queue of ``AdminT`` over remoting and 10 of them pulled by
 the group ``admin-g`` before the tools run. Each test runs one subcommand with both tool versions.
@@ -233,3 +233,12 @@ def test_ha_status(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> N
     status = dict(line.split("\t", 1) for line in out.lines() if line.startswith("#") and "\t" in line)
     assert status["#MasterAddr"] == server.broker_addr and status["#SlaveNum"] == "0"
     assert int(status["#MasterCommitLogMaxOffset"]) > 0
+
+
+def test_query_cq_lists_index_entries(mqadmin: mqadmin_tool.MQAdmin) -> None:
+    out = mqadmin("queryCq", "-t", TOPIC, "-q", "0", "-i", "1", "-c", "2")
+    _no_error(out)
+    assert f"max: {SENT}, min: 0" in out.text
+    entries = re.findall(r"physicOffset=(\d+), physicSize=(\d+), tagsCode=(-?\d+)", out.text)
+    assert len(entries) == 2 and entries[0][2] == str(ord("A")), out.text  # the hash code of tag "A"
+    assert int(entries[1][0]) == int(entries[0][0]) + int(entries[0][1]), "records follow each other"

@@ -164,6 +164,7 @@ class Broker:
         t.register(RequestCode.GET_CONSUMER_RUNNING_INFO, a.call_consumer)
         t.register(RequestCode.CONSUME_MESSAGE_DIRECTLY, a.call_consumer)
         t.register(RequestCode.GET_BROKER_HA_STATUS, a.ha_status)
+        t.register(RequestCode.QUERY_CONSUME_QUEUE, a.query_consume_queue)
         t.register(RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, a.reset_offset)
         t.register(RequestCode.GET_PRODUCER_CONNECTION_LIST, a.producer_connections)
         t.register(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE, a.clean_expired_consume_queue)

@@ -17,12 +17,13 @@ from codec.headers import (
     CreateTopicRequestHeader,
     DeleteSubscriptionGroupRequestHeader,
     ProducerGroupRequestHeader,
+    QueryConsumeQueueRequestHeader,
     ResetOffsetRequestHeader,
     TopicRequestHeader,
     ViewBrokerStatsDataRequestHeader,
     decode_header,
 )
-from codec.record import decode_record
+from codec.record import PHYS_OFFSET_POS, decode_record
 from gateway.config import broker_conf_values
 from gateway.context import BrokerContext
 from gateway.groups import InvalidGroupConfig, parse_group_config
@@ -361,6 +362,28 @@ class AdminHandlers:
             ) from None
         return cmd.response(answer.code, answer.remark, ext_fields=dict(answer.ext_fields), body=answer.body)
 
+    async def query_consume_queue(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """QUERY_CONSUME_QUEUE (queryCq): the index entries of a queue from ``index`` (physical offset, size, tags
+        hash code), its bounds, and the group's subscription when one is named and known."""
+        h = decode_header(QueryConsumeQueueRequestHeader, cmd.ext_fields)
+        store = self.ctx.store
+        if not store.queue_exists(h.topic, h.queue_id):
+            raise RequestError(ResponseCode.SYSTEM_ERROR, f"{h.queue_id}@{h.topic} is not exist!")
+        count = max(0, min(h.count, MAX_QUERY_CQ))
+        entries = await store.read_queue(h.topic, h.queue_id, max(h.index, 0), count) if count else []
+        body: dict[str, Any] = {
+            "maxQueueIndex": store.max_offset(h.topic, h.queue_id),
+            "minQueueIndex": store.min_offset(h.topic, h.queue_id),
+            "queueData": [
+                {"physicOffset": _phys_offset(e.record), "physicSize": len(e.record), "tagsCode": e.tags_code}
+                for e in entries
+            ],
+        }
+        sub = self.ctx.clients.subscription(h.consumer_group, h.topic) if h.consumer_group else None
+        if sub is not None:
+            body["subscriptionData"] = sub.to_json()
+        return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(body))
+
     async def ha_status(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """GET_BROKER_HA_STATUS (haStatus): a master without slaves (pocketmq has no replication)."""
         max_offset = self.ctx.store.commit_log_end()
@@ -411,6 +434,7 @@ class AdminHandlers:
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"groupList": sorted(groups)}))
 
 
+MAX_QUERY_CQ = 1024  # index entries per QUERY_CONSUME_QUEUE
 CALL_CONSUMER_TIMEOUT_S = 5.0  # Broker2Client.callClient
 VALID_GROUP = re.compile(r"^[%|a-zA-Z0-9_-]+$")
 MAX_GROUP_LENGTH = 255
@@ -435,3 +459,7 @@ def _reset_offset_body_for_c(broker: str, topic: str, offsets: list[tuple[int, i
     """ResetOffsetBodyForC, which the C++ client reads: a list instead of a map."""
     rows = [{"brokerName": broker, "offset": o, "queueId": q, "topic": topic} for q, o in offsets]
     return jsonbody.dumps({"offsetTable": rows})
+
+
+def _phys_offset(record: bytes) -> int:
+    return int.from_bytes(record[PHYS_OFFSET_POS : PHYS_OFFSET_POS + 8], "big", signed=True)

@@ -113,3 +113,14 @@ async def test_ha_status_is_a_master_without_slaves(bc) -> None:  # type: ignore
     await bc.send_ok("HaT")
     status = jsonbody.loads((await bc.invoke(RequestCode.GET_BROKER_HA_STATUS)).body)
     assert status["master"] is True and status["inSyncSlaveNums"] == 0 and status["masterCommitLogMaxOffset"] > 0
+
+
+async def test_query_consume_queue(bc) -> None:  # type: ignore[no-untyped-def]
+    for i in range(3):
+        await bc.send_ok("CqT", f"m{i}".encode())
+    fields = {"topic": "CqT", "queueId": "0", "index": "1", "count": "5"}
+    body = jsonbody.loads((await bc.invoke(RequestCode.QUERY_CONSUME_QUEUE, fields)).body)
+    assert (body["minQueueIndex"], body["maxQueueIndex"]) == (0, 3)
+    assert [e["physicSize"] > 0 for e in body["queueData"]] == [True, True]
+    missing = await bc.invoke(RequestCode.QUERY_CONSUME_QUEUE, {**fields, "queueId": "9"})
+    assert missing.code == ResponseCode.SYSTEM_ERROR and "9@CqT is not exist!" in (missing.remark or "")
