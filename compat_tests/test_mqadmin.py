@@ -1,7 +1,7 @@
 """The stock ``mqadmin`` (Maven Central rocketmq-tools 5.3.3 and 4.9.8) against ``pocketmq up``: what it prints
 must be what was really sent and consumed (issue 13: brokerStatus, clusterList, statsAll, topicStatus, getBrokerConfig,
 getNamesrvConfig, cleanExpiredCQ, updateSubGroup / deleteSubGroup, wipeWritePerm / addWritePerm,
-skipAccumulatedMessage, resetOffsetByTime, brokerConsumeStats, haStatus, queryCq so far).
+skipAccumulatedMessage, resetOffsetByTime, brokerConsumeStats, haStatus, queryCq, updateBrokerConfig so far).
 
 One pocketmq for the module; 25 messages sent to one queue of ``AdminT`` over remoting and 10 of them pulled by
 the group ``admin-g`` before the tools run. Each test runs one subcommand with both tool versions.
@@ -242,3 +242,14 @@ def test_query_cq_lists_index_entries(mqadmin: mqadmin_tool.MQAdmin) -> None:
     entries = re.findall(r"physicOffset=(\d+), physicSize=(\d+), tagsCode=(-?\d+)", out.text)
     assert len(entries) == 2 and entries[0][2] == str(ord("A")), out.text  # the hash code of tag "A"
     assert int(entries[1][0]) == int(entries[0][0]) + int(entries[0][1]), "records follow each other"
+
+
+def test_update_broker_config(mqadmin: mqadmin_tool.MQAdmin, server: harness.PocketMQ) -> None:
+    for value in ("false", "true"):
+        out = mqadmin("updateBrokerConfig", "-b", server.broker_addr, "-k", "traceOn", "-v", value)
+        _no_error(out)
+        assert "update broker config success" in out.text
+        config = mqadmin("getBrokerConfig", "-b", server.broker_addr)
+        assert re.search(rf"traceOn\s+=\s+{value}", config.text), config.text
+    refused = mqadmin("updateBrokerConfig", "-b", server.broker_addr, "-k", "brokerName", "-v", "other")
+    assert "cannot update brokerName at run time" in refused.text

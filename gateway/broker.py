@@ -160,6 +160,7 @@ class Broker:
         t.register(RequestCode.VIEW_BROKER_STATS_DATA, a.view_stats_data)
         t.register(RequestCode.GET_TOPIC_CONFIG, a.topic_config)
         t.register(RequestCode.GET_BROKER_CONFIG, a.broker_config)
+        t.register(RequestCode.UPDATE_BROKER_CONFIG, a.update_broker_config)
         t.register(RequestCode.GET_BROKER_CONSUME_STATS, a.broker_consume_stats)
         t.register(RequestCode.GET_CONSUMER_RUNNING_INFO, a.call_consumer)
         t.register(RequestCode.CONSUME_MESSAGE_DIRECTLY, a.call_consumer)

@@ -32,6 +32,7 @@ class BrokerConfig:
     advertise_host: str = "127.0.0.1"  # the address put in routes, message ids and records
     namesrv_addrs: list[str] = field(default_factory=lambda: ["127.0.0.1:9876"])
     data_dir: Path = Path("pocketmq-data")
+    config_file: Path | None = None  # the --config broker.conf, where run-time updates are written back
     auto_create_topic: bool = True
     validate_system_topic_when_update_topic: bool = True  # validateSystemTopicWhenUpdateTopic
     default_topic_queue_nums: int = 4

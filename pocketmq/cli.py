@@ -53,6 +53,7 @@ def build_broker_config(args: argparse.Namespace, namesrv_addrs: list[str] | Non
     config = BrokerConfig()
     config_file = _opt(args, "config", "CONFIG")
     if config_file:
+        config.config_file = Path(config_file)
         unknown = apply_broker_conf(config, read_broker_conf(Path(config_file)))
         if unknown:
             log.warning("%s: ignoring keys pocketmq does not use: %s", config_file, ", ".join(sorted(unknown)))

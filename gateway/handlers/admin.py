@@ -25,6 +25,7 @@ from codec.headers import (
 )
 from codec.record import PHYS_OFFSET_POS, decode_record
 from gateway.config import broker_conf_values
+from gateway.config_update import ConfigRefused, parse_properties, update
 from gateway.context import BrokerContext
 from gateway.groups import InvalidGroupConfig, parse_group_config
 from gateway.stats import GROUP_GET_NUMS
@@ -63,6 +64,7 @@ class AdminHandlers:
     def __init__(self, ctx: BrokerContext, started_ms: int) -> None:
         self.ctx = ctx
         self.started_ms = started_ms
+        self.config_version = 0  # counts run-time config updates (GET_BROKER_CONFIG's data version)
 
     def data_version(self) -> dict[str, int]:
         return {"counter": len(self.ctx.topics.topics), "stateVersion": 0, "timestamp": self.started_ms}
@@ -390,12 +392,28 @@ class AdminHandlers:
         body = {"master": True, "masterCommitLogMaxOffset": max_offset, "inSyncSlaveNums": 0, "haConnectionInfo": []}
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(body))
 
+    async def update_broker_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """UPDATE_BROKER_CONFIG: ``key=value`` lines (gateway/config_update.py)."""
+        values = parse_properties((cmd.body or b"").decode("utf-8", "replace"))
+        if not values:
+            raise RequestError(ResponseCode.INVALID_PARAMETER, "no key=value line in the request body")
+        try:
+            update(self.ctx, values)
+        except ConfigRefused as err:
+            raise RequestError(ResponseCode.INVALID_PARAMETER, str(err)) from None
+        except OSError as err:
+            problem = f"updated, but writing the config file failed: {err}"
+            raise RequestError(ResponseCode.SYSTEM_ERROR, problem) from None
+        self.config_version += 1
+        return cmd.response(ResponseCode.SUCCESS)
+
     async def broker_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """GET_BROKER_CONFIG: the broker.conf keys pocketmq uses, as ``key=value`` lines (Apache: every key of its
         BrokerConfig, MessageStoreConfig and NettyServerConfig), and the config's data version."""
         values = broker_conf_values(self.ctx.config)
         text = "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
-        ext = {"version": json.dumps(self.data_version(), separators=(",", ":"))}
+        version = {"counter": self.config_version, "stateVersion": 0, "timestamp": self.started_ms}
+        ext = {"version": json.dumps(version, separators=(",", ":"))}
         return cmd.response(ResponseCode.SUCCESS, ext_fields=ext, body=text.encode())
 
     async def producer_connections(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:

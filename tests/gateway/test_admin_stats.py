@@ -124,3 +124,29 @@ async def test_query_consume_queue(bc) -> None:  # type: ignore[no-untyped-def]
     assert [e["physicSize"] > 0 for e in body["queueData"]] == [True, True]
     missing = await bc.invoke(RequestCode.QUERY_CONSUME_QUEUE, {**fields, "queueId": "9"})
     assert missing.code == ResponseCode.SYSTEM_ERROR and "9@CqT is not exist!" in (missing.remark or "")
+
+
+async def test_update_broker_config_takes_effect_and_is_written_back(
+    cluster, namesrv, open_broker_client, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    conf = tmp_path / "broker.conf"
+    conf.write_text("# my broker\nbrokerName=broker-a\nautoCreateTopicEnable=true\n")
+    broker = await cluster.start_broker(config_file=conf)
+    bc = await open_broker_client(broker)
+    body = b"autoCreateTopicEnable=false\nmaxMessageSize=1024\n"
+    assert (await bc.invoke(RequestCode.UPDATE_BROKER_CONFIG, {}, body)).code == ResponseCode.SUCCESS
+    assert broker.topics.auto_create is False and broker.config.max_message_size == 1024
+    refused = await bc.send("NewTopicAfterUpdate")
+    assert refused.code == ResponseCode.TOPIC_NOT_EXIST, "auto-creation is off now"
+    too_big = await bc.send("TBW102", b"x" * 2000)
+    assert too_big.code != ResponseCode.SUCCESS
+    assert conf.read_text() == "# my broker\nbrokerName=broker-a\nautoCreateTopicEnable=false\nmaxMessageSize=1024\n"
+    listed = await bc.invoke(RequestCode.GET_BROKER_CONFIG)
+    assert "autoCreateTopicEnable=false" in listed.body.decode()
+    assert jsonbody.loads(listed.ext_fields["version"])["counter"] == 1
+
+    bad = await bc.invoke(RequestCode.UPDATE_BROKER_CONFIG, {}, b"brokerName=other\n")
+    assert bad.code == ResponseCode.INVALID_PARAMETER and "brokerName" in (bad.remark or "")
+    half = await bc.invoke(RequestCode.UPDATE_BROKER_CONFIG, {}, b"autoCreateTopicEnable=true\nmaxMessageSize=x\n")
+    assert half.code == ResponseCode.INVALID_PARAMETER and "maxMessageSize" in (half.remark or "")
+    assert broker.topics.auto_create is False, "nothing of a refused update is applied"
