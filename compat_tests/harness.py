@@ -30,6 +30,7 @@ class PocketMQ:
     namesrv_port: int = field(default_factory=free_port)
     broker_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)  # the gRPC endpoint for 5.x clients
+    http_port: int = field(default_factory=free_port)  # /metrics
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
     log_path: Path | None = None
@@ -59,6 +60,7 @@ class PocketMQ:
             "--namesrv-port", str(self.namesrv_port),
             "--broker-port", str(self.broker_port),
             "--grpc-port", str(self.grpc_port),
+            "--http-port", str(self.http_port),
             *self.extra_args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)

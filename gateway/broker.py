@@ -73,6 +73,8 @@ class Broker:
         self.grpc_server: GrpcServer | None = None
         self.grpc_port: int | None = None
         self.grpc_settled = anyio.Event()  # the gRPC endpoint is listening, or will not be
+        self.http_port: int | None = None
+        self.http_settled = anyio.Event()  # the HTTP port is listening, or will not be
 
     @property
     def grpc_host(self) -> str:
@@ -104,6 +106,33 @@ class Broker:
                 self.grpc_settled.set()
         finally:
             self.grpc_settled.set()
+
+    async def _serve_http(self) -> None:
+        cfg = self.config
+        try:
+            if cfg.http_port is None:
+                return
+            # Imported off the loop: prometheus_client is not part of the remoting start-up.
+            metrics = await anyio.to_thread.run_sync(importlib.import_module, "gateway.metrics")
+            http = await anyio.to_thread.run_sync(importlib.import_module, "gateway.http_endpoint")
+            collector = metrics.BrokerCollector(self.ctx)
+
+            async def scrape() -> tuple[str, bytes]:
+                return metrics.CONTENT_TYPE, await metrics.render(collector)
+
+            endpoint = http.HttpEndpoint({"/metrics": scrape})
+            async with anyio.create_task_group() as tg:
+                try:
+                    self.http_port = await tg.start(endpoint.serve, cfg.host, cfg.http_port)
+                except OSError as err:
+                    if cfg.http_port_explicit:
+                        raise
+                    log.warning("HTTP port off: %d is taken (%s); --http-port 0 picks a free one", cfg.http_port, err)
+                    return
+                log.info("HTTP port (/metrics) listening on %s:%d", cfg.host, self.http_port)
+                self.http_settled.set()
+        finally:
+            self.http_settled.set()
 
     def _topics_changed(self) -> None:
         self.registrar.trigger()
@@ -216,6 +245,7 @@ class Broker:
                 tg.start_soon(supervised, "scheduled delivery", self.ctx.scheduler.run)
                 tg.start_soon(supervised, "transaction checks", self.ctx.transactions.run)
                 tg.start_soon(self._serve_grpc)
+                tg.start_soon(self._serve_http)
                 task_status.started(port)
         finally:
             with anyio.CancelScope(shield=True):

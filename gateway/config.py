@@ -27,6 +27,9 @@ class BrokerConfig:
     # was not asked for explicitly and is taken, the broker runs without it and says so.
     grpc_port: int | None = 8081
     grpc_port_explicit: bool = False
+    # The HTTP port (/metrics): None turns it off, 0 takes a free one; a taken default only logs, as for gRPC.
+    http_port: int | None = 8087
+    http_port_explicit: bool = False
     grpc_tls_cert: Path | None = None  # PEM; None: a self-signed certificate in the data directory
     grpc_tls_key: Path | None = None
     advertise_host: str = "127.0.0.1"  # the address put in routes, message ids and records

@@ -33,6 +33,7 @@ BROKER_OPTIONS = {
     "cluster": ("CLUSTER", "cluster name (default DefaultCluster)"),
     "config": ("CONFIG", "a RocketMQ broker.conf file (key=value)"),
     "grpc_port": ("GRPC_PORT", "gRPC port for 5.x clients (default 8081; 0 picks a free one; -1 turns it off)"),
+    "http_port": ("HTTP_PORT", "HTTP port for /metrics (default 8087; 0 picks a free one; -1 turns it off)"),
     "grpc_tls_cert": ("GRPC_TLS_CERT", "PEM certificate for the gRPC port (default: self-signed, in the data dir)"),
     "grpc_tls_key": ("GRPC_TLS_KEY", "PEM private key of that certificate"),
 }
@@ -79,6 +80,9 @@ def build_broker_config(args: argparse.Namespace, namesrv_addrs: list[str] | Non
     if (v := _opt(args, "grpc_port", "GRPC_PORT")) is not None:
         config.grpc_port = None if int(v) < 0 else int(v)
         config.grpc_port_explicit = True
+    if (v := _opt(args, "http_port", "HTTP_PORT")) is not None:
+        config.http_port = None if int(v) < 0 else int(v)
+        config.http_port_explicit = True
     if (v := _opt(args, "grpc_tls_cert", "GRPC_TLS_CERT")) is not None:
         config.grpc_tls_cert = Path(v)
     if (v := _opt(args, "grpc_tls_key", "GRPC_TLS_KEY")) is not None:
@@ -160,6 +164,7 @@ async def run_up(args: argparse.Namespace) -> None:
                f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
         _print(f"namesrvAddr={ns_host}:{ns_port}")
         tg.start_soon(_announce_grpc, broker)
+        tg.start_soon(_announce_http, broker)
         freeze_startup_objects()
 
 
@@ -169,6 +174,13 @@ async def _announce_grpc(broker: Broker) -> None:
     if broker.grpc_port is not None:
         _print(f"pocketmq gRPC endpoint (TLS and plaintext) listening on {broker.config.host}:{broker.grpc_port}")
         _print(f"grpcEndpoints={broker.grpc_host}:{broker.grpc_port}")
+
+
+async def _announce_http(broker: Broker) -> None:
+    await broker.http_settled.wait()
+    if broker.http_port is not None:
+        _print(f"pocketmq HTTP port (/metrics) listening on {broker.config.host}:{broker.http_port}")
+        _print(f"httpEndpoint={broker.grpc_host}:{broker.http_port}")
 
 
 async def run_namesrv(args: argparse.Namespace) -> None:

@@ -80,6 +80,7 @@ class Cluster:
             "data_dir": self.tmp_path / "broker",
             "namesrv_addrs": [self.namesrv_addr] if self.namesrv is not None else [],
             "grpc_port": None,  # tests that want the gRPC endpoint ask for grpc_port=0
+            "http_port": None,  # likewise the HTTP port (http_port=0)
         }
         values.update(overrides)
         return BrokerConfig(**values)
