@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -71,6 +71,7 @@ class Broker:
         # A group commit answers its sends from within itself; their answers are written as soon as it is done.
         self.store.after_answers.append(self.server.flush_writes)
         self.grpc_server: GrpcServer | None = None
+        self.grpc_service: Any = None  # gateway.grpc.service.MessagingService, once started
         self.grpc_port: int | None = None
         self.grpc_settled = anyio.Event()  # the gRPC endpoint is listening, or will not be
         self.http_port: int | None = None
@@ -87,7 +88,7 @@ class Broker:
                 return
             # Imported off the loop: protobuf, h2 and the generated modules are not part of the remoting start-up.
             endpoint = await anyio.to_thread.run_sync(importlib.import_module, "gateway.grpc.endpoint")
-            self.grpc_server, _service = endpoint.build(self)
+            self.grpc_server, self.grpc_service = endpoint.build(self)
             # The TLS context (and a self-signed certificate on the first start) before clients arrive, off the loop.
             await anyio.to_thread.run_sync(self.grpc_server.tls_context)
             async with anyio.create_task_group() as tg:
@@ -115,12 +116,14 @@ class Broker:
             # Imported off the loop: prometheus_client is not part of the remoting start-up.
             metrics = await anyio.to_thread.run_sync(importlib.import_module, "gateway.metrics")
             http = await anyio.to_thread.run_sync(importlib.import_module, "gateway.http_endpoint")
+            admin_api = await anyio.to_thread.run_sync(importlib.import_module, "gateway.admin_api")
             collector = metrics.BrokerCollector(self.ctx)
 
             async def scrape() -> tuple[str, bytes]:
                 return metrics.CONTENT_TYPE, await metrics.render(collector)
 
-            endpoint = http.HttpEndpoint({"/metrics": scrape})
+            api = admin_api.AdminApi(self.ctx, lambda: self.grpc_service.sessions if self.grpc_service else None)
+            endpoint = http.HttpEndpoint({"/metrics": scrape, **api.routes()})
             async with anyio.create_task_group() as tg:
                 try:
                     self.http_port = await tg.start(endpoint.serve, cfg.host, cfg.http_port)

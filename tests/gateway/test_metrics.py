@@ -9,6 +9,7 @@ import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from codec import jsonbody
 from codec.codes import RequestCode
 
 pytestmark = pytest.mark.timeout(30)
@@ -63,3 +64,27 @@ async def test_the_http_port_refuses_what_it_does_not_serve(http_broker) -> None
     assert (await anyio.to_thread.run_sync(_get, port, b"\x16\x03\x01 garbage\r\n\r\n")).startswith(b"HTTP/1.1 400")
     huge = b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20_000
     assert (await anyio.to_thread.run_sync(_get, port, huge)).startswith(b"HTTP/1.1 431")
+
+
+async def test_the_json_admin_api(http_broker, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    bc = await open_broker_client(http_broker)
+    for i in range(3):
+        await bc.send_ok("ApiT", f"m{i}".encode(), queue_id=1)
+    update = {"consumerGroup": "api-g", "topic": "ApiT", "queueId": "1", "commitOffset": "1"}
+    assert (await bc.invoke(RequestCode.UPDATE_CONSUMER_OFFSET, update)).code == 0
+    assert (await bc.heartbeat("client-7", "api-g", {"ApiT": "*"})).code == 0
+
+    def get(path: str):  # type: ignore[no-untyped-def]
+        raw = _get(http_broker.http_port, f"GET {path} HTTP/1.1\r\n\r\n".encode())
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"application/json" in head, head
+        return jsonbody.loads(body)
+
+    broker = await anyio.to_thread.run_sync(get, "/api/broker")
+    assert broker["brokerName"] == "broker-a" and broker["msgPutTotalTodayNow"] == 3
+    [topic] = [t for t in await anyio.to_thread.run_sync(get, "/api/topics") if t["topic"] == "ApiT"]
+    assert topic["messages"] == 3 and topic["queues"][1] == {"queueId": 1, "minOffset": 0, "maxOffset": 3}
+    [group] = [g for g in await anyio.to_thread.run_sync(get, "/api/groups") if g["group"] == "api-g"]
+    assert group["clients"] == ["client-7"] and group["topics"][0]["lag"] == 2
+    connections = await anyio.to_thread.run_sync(get, "/api/connections")
+    assert {(c["role"], c["clientId"]) for c in connections["remoting"]} == {("consumer", "client-7")}
