@@ -1,9 +1,10 @@
 """Subscription group configs (Apache's SubscriptionGroupManager): what ``mqadmin updateSubGroup`` sets.
 
 A group nobody configured has Apache's defaults (autoCreateSubscriptionGroup): 16 retries, concurrent delivery.
-Two settings take effect here today: ``retryMaxTimes`` (a POP consumer's message is dead-lettered after that many
-retries, and 5.x clients are told ``max_attempts = retryMaxTimes + 1``) and ``consumeMessageOrderly`` (a FIFO
-group: the messages of one message group are handed out one at a time, in order).
+In effect: ``retryMaxTimes`` (a POP consumer's message is dead-lettered after that many retries, and 5.x clients
+are told ``max_attempts = retryMaxTimes + 1``), ``consumeMessageOrderly`` (a FIFO group: the messages of one
+message group are handed out one at a time, in order), ``consumeEnable`` (no pulls or receives while false) and
+``consumeBroadcastEnable`` (no pulls by a broadcasting consumer while false).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class GroupConfig:
     retry_max_times: int = DEFAULT_MAX_RECONSUME_TIMES
     orderly: bool = False
     consume_enable: bool = True
+    consume_broadcast_enable: bool = True
 
     @property
     def max_attempts(self) -> int:
@@ -34,9 +36,10 @@ class GroupConfig:
         """SubscriptionGroupConfig's fields as the Java class serialises them."""
         return {
             "groupName": self.name, "consumeEnable": self.consume_enable, "consumeFromMinEnable": True,
-            "consumeBroadcastEnable": True, "consumeMessageOrderly": self.orderly, "retryQueueNums": 1,
-            "retryMaxTimes": self.retry_max_times, "brokerId": 0, "whichBrokerWhenConsumeSlowly": 1,
-            "notifyConsumerIdsChangedEnable": True, "groupSysFlag": 0, "consumeTimeoutMinute": 15,
+            "consumeBroadcastEnable": self.consume_broadcast_enable, "consumeMessageOrderly": self.orderly,
+            "retryQueueNums": 1, "retryMaxTimes": self.retry_max_times, "brokerId": 0,
+            "whichBrokerWhenConsumeSlowly": 1, "notifyConsumerIdsChangedEnable": True, "groupSysFlag": 0,
+            "consumeTimeoutMinute": 15,
         }  # fmt: skip
 
 
@@ -59,12 +62,14 @@ def parse_group_config(body: bytes) -> GroupConfig:
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= MAX_RETRY_TIMES:
         raise InvalidGroupConfig(f"retryMaxTimes must be an integer 0..{MAX_RETRY_TIMES}, not {retries!r}")
     flags = {}
-    for key in ("consumeMessageOrderly", "consumeEnable"):
-        value = raw.get(key, key == "consumeEnable")
+    for key in ("consumeMessageOrderly", "consumeEnable", "consumeBroadcastEnable"):
+        value = raw.get(key, key != "consumeMessageOrderly")
         if not isinstance(value, bool):
             raise InvalidGroupConfig(f"{key} must be true or false, not {value!r}")
         flags[key] = value
-    return GroupConfig(name, retries, flags["consumeMessageOrderly"], flags["consumeEnable"])
+    return GroupConfig(
+        name, retries, flags["consumeMessageOrderly"], flags["consumeEnable"], flags["consumeBroadcastEnable"]
+    )
 
 
 class SubscriptionGroups:

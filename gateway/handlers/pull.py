@@ -87,6 +87,7 @@ class PullHandler:
             raise RequestError(ResponseCode.TOPIC_NOT_EXIST, f"topic[{h.topic}] not exist, apply first please!")
         if not topic.perm & _READABLE:
             raise RequestError(ResponseCode.NO_PERMISSION, f"the topic[{h.topic}] pulling message is forbidden")
+        self._check_group(h.consumer_group)
         if not 0 <= h.queue_id < topic.read_queue_nums:
             raise RequestError(
                 ResponseCode.INVALID_PARAMETER,
@@ -107,6 +108,20 @@ class PullHandler:
             # Retry topics are not SQL-filtered (filterSupportRetry=false): they hold only this group's failures.
             return MATCH_ALL if h.topic.startswith(RETRY_GROUP_TOPIC_PREFIX) else sub.sql
         return sub.tag_filter
+
+    def _check_group(self, name: str) -> None:
+        """The subscription group's switches (PullMessageProcessor): consumeEnable, consumeBroadcastEnable."""
+        config = self.ctx.groups.configured.get(name)
+        if config is None:
+            return
+        if not config.consume_enable:
+            raise RequestError(ResponseCode.NO_PERMISSION, f"subscription group no permission, {name}")
+        if not config.consume_broadcast_enable:
+            group = self.ctx.clients.consumers.get(name)
+            if group is not None and group.message_model == "BROADCASTING":
+                raise RequestError(
+                    ResponseCode.NO_PERMISSION, f"the consumer group[{name}] can not consume by broadcast way"
+                )
 
     def _posted_subscription(self, h: PullMessageRequestHeader) -> Subscription:
         """The expression sent with the pull (C++, ali-ons, lite-pull consumers), compiled once per expression."""

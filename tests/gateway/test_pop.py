@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from codec import jsonbody
-from codec.codes import PROPERTY_SHARDING_KEY, PROPERTY_TAGS, RequestCode
+from codec.codes import PROPERTY_SHARDING_KEY, PROPERTY_TAGS, RequestCode, ResponseCode
 from codec.tags import parse_tag_expression
 from gateway.clock import FakeClock
 from gateway.handlers.pull import acceptor
@@ -240,3 +240,12 @@ async def test_auto_renew_keeps_a_delivery_with_its_connected_client(pop_broker,
     clock.advance(AUTO_RENEW_INVISIBLE_MS)
     [back] = await pop.receive_now(request())
     assert back.message.body == b"orphaned" and back.attempt == 2
+
+
+async def test_consume_enable_false_refuses_pulls_and_receives(pop_broker, bc) -> None:  # type: ignore[no-untyped-def]
+    await bc.send_ok("PopT", b"x")
+    config = {"groupName": "closed-g", "consumeEnable": False}
+    assert (await bc.invoke(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, jsonbody.dumps(config))).code == 0
+    pulled = await bc.pull("PopT", 0, 0, group="closed-g", suspend_ms=0)
+    assert pulled.code == ResponseCode.NO_PERMISSION and "no permission, closed-g" in (pulled.remark or "")
+    assert (await bc.pull("PopT", 0, 0, group="open-g", suspend_ms=0)).code == 0
