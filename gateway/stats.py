@@ -77,6 +77,7 @@ class BrokerStats:
         self.now_ms = now_ms
         self.counters: dict[str, dict[str, Counter]] = {name: {} for name in NAMES}
         self._day: datetime.date | None = None
+        self._day_ends_ms = 0  # local midnight after self._day
         self.today_morning = {"put": 0, "get": 0}
         self.yesterday_morning = {"put": 0, "get": 0}
 
@@ -95,7 +96,12 @@ class BrokerStats:
     def _roll_day(self) -> None:
         """At the first count or look of a local day, its morning totals are the totals so far (nothing was
         counted since the last one); the previous day's become yesterday's."""
-        today = datetime.date.fromtimestamp(self.now_ms() / 1000)
+        now_ms = self.now_ms()
+        if now_ms < self._day_ends_ms:  # the usual case: one int comparison per count
+            return
+        today = datetime.date.fromtimestamp(now_ms / 1000)
+        tomorrow = datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time())
+        self._day_ends_ms = int(tomorrow.timestamp() * 1000)
         if today == self._day:
             return
         now = {"put": self.total("put"), "get": self.total("get")}
