@@ -22,19 +22,17 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from compat_tests import harness
-from compat_tests.driver_process import DriverClient
 from compat_tests.go_driver import find_go
 from compat_tests.python5_driver import (
     CHECK_PROPERTY,
     ConsumeResult,
     Delivery,
     DriverRun,
+    Grpc5Client,
     Message,
     ProduceResult,
-    Python5Client,
 )
 
 __all__ = [
@@ -113,13 +111,18 @@ def build_or_skip() -> Build:
 
 
 @dataclass
-class Go5Client(DriverClient):
+class Go5Client(Grpc5Client):
     """The built driver, writing its diagnostics under ``work_dir``; ``plaintext`` turns the client's TLS off."""
 
     build: Build
     work_dir: Path
     plaintext: bool = False
     reports_message_type = False  # MessageView has no message type: the driver derives it (TRANSACTION -> NORMAL)
+
+    def _launch_consumer(self, what: str, args: list[str]) -> DriverRun:
+        args = [*args, "--log-dir", str(self.work_dir / "client-logs"), "--plaintext" if self.plaintext else "--tls"]
+        cmd = [str(self.build.binary), *args]
+        return self._track(DriverRun(cmd, self._next(what).with_suffix(".stderr"), cwd=GO5_DIR))
 
     def start_produce(
         self,
@@ -150,69 +153,3 @@ class Go5Client(DriverClient):
         proc.proc.stdin.write(lines)
         proc.proc.stdin.close()
         return self._track(proc)
-
-    def produce(
-        self, endpoints: str, topic: str, messages: list[Message], *, timeout: float = 90, check: bool = True, **kw: Any
-    ) -> ProduceResult:
-        """Send ``messages`` from one producer process; with ``check`` every send must have succeeded."""
-        proc = self.start_produce(endpoints, topic, messages, **kw)
-        lines = proc.finish(timeout)
-        sends = sorted((x for x in lines if "index" in x), key=lambda x: x["index"])
-        done = next(x for x in lines if x.get("done"))
-        result = ProduceResult(sends, [x for x in lines if x.get("check")], done["sent"], done["failed"])
-        if check:
-            assert not result.errors() and len(sends) == len(messages), f"send errors\n{proc.describe()}"
-        return result
-
-    def start_consume(
-        self,
-        endpoints: str,
-        topic: str,
-        group: str,
-        *,
-        expect: int,
-        timeout: float,
-        push: bool = False,
-        tag_expression: str | None = None,
-        sql: str | None = None,
-        linger: float = 0.0,
-        invisible_s: int | None = None,
-        no_ack: bool = False,
-        fail_first: bool = False,
-        fail_always: bool = False,
-    ) -> DriverRun:
-        """A SimpleConsumer (or with ``push`` a PushConsumer) process that stops after ``expect`` messages (plus
-        ``linger`` seconds) or ``timeout`` seconds."""
-        base = self._next(f"{'push' if push else 'simple'}-{group}")
-        args = [
-            "push-consume" if push else "simple-consume", "--endpoints", endpoints, "--topic", topic, "--group",
-            group, "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
-            "--log-dir", str(self.work_dir / "client-logs"),
-        ]  # fmt: skip
-        if tag_expression is not None:
-            args += ["--tag-expression", tag_expression]
-        if sql is not None:
-            args += ["--sql", sql]
-        if invisible_s is not None:
-            args += ["--invisible-s", str(invisible_s)]
-        if no_ack:
-            args.append("--no-ack")
-        if fail_first:
-            args.append("--fail-first")
-        if fail_always:
-            args.append("--fail-always")
-        args.append("--plaintext" if self.plaintext else "--tls")
-        cmd = [str(self.build.binary), *args]
-        return self._track(DriverRun(cmd, base.with_suffix(".stderr"), cwd=GO5_DIR))
-
-    def consume(
-        self, endpoints: str, topic: str, group: str, *, expect: int, timeout: float = 60, **kw: Any
-    ) -> ConsumeResult:
-        """Run a consumer process to its end (the wrapper waits ``timeout`` + the long-poll and shutdown slack)."""
-        proc = self.start_consume(endpoints, topic, group, expect=expect, timeout=timeout, **kw)
-        return self.collect(proc, timeout + 60)
-
-    @staticmethod
-    def collect(proc: DriverRun, timeout: float) -> ConsumeResult:
-        """Wait for a consumer process's exit and done line; its deliveries, count and error lines."""
-        return Python5Client.collect(proc, timeout)

@@ -328,52 +328,17 @@ class DriverRun(JsonLinesProcess):
             self.proc.terminate()
 
 
-@dataclass
-class Python5Client(DriverClient):
-    """The installed driver (``python`` is the venv's interpreter), writing its diagnostics under ``work_dir``."""
+class Grpc5Client(DriverClient):
+    """What the 5.x client wrappers share: the consumer command line, and reading what produce and consume runs
+    print. A wrapper adds ``start_produce`` and ``_launch_consumer`` (its own process and connection flags)."""
 
-    python: str
-    work_dir: Path
-    tls: bool = False
-    ca_file: Path | None = None
+    reports_message_type = True  # False where the driver derives the type (the client does not expose it)
 
-    def _start(self, what: str, args: list[str], stdin_lines: list[str] | None = None) -> DriverRun:
-        base = self._next(what.replace("%", "_"))
-        home = self.work_dir / "driver-home"  # where the client's import-time file logger puts its (empty) log
-        home.mkdir(parents=True, exist_ok=True)
-        tls = (["--tls"] if self.tls else []) + (["--ca-file", str(self.ca_file)] if self.ca_file else [])
-        cmd = [self.python, str(DRIVER), *args, *tls, "--client-home", str(home)]
-        proc = DriverRun(cmd, base.with_suffix(".stderr"), cwd=PY5_DIR, stdin=stdin_lines is not None)
-        if stdin_lines is not None:
-            assert proc.proc.stdin is not None
-            base.with_suffix(".stdin.jsonl").write_text("".join(stdin_lines), encoding="utf-8")
-            proc.proc.stdin.write("".join(stdin_lines))
-            proc.proc.stdin.close()
-        return self._track(proc)
+    def start_produce(self, endpoints: str, topic: str, messages: list[Message], **kw: Any) -> DriverRun:
+        raise NotImplementedError
 
-    def start_produce(
-        self,
-        endpoints: str,
-        topic: str,
-        messages: list[Message],
-        *,
-        kind: str = "normal",
-        send_async: bool = False,
-        end: str | None = None,
-        linger: float = 0.0,
-        raw_delivery_timestamp: bool = False,
-    ) -> DriverRun:
-        """One producer process sending ``messages`` (a ``kind`` producer; ``end`` = commit|rollback|none;
-        ``raw_delivery_timestamp`` hands delivery times to the client in ms, which it mistakes for seconds)."""
-        args = ["produce", "--endpoints", endpoints, "--topic", topic, "--kind", kind, "--linger", str(linger)]
-        if send_async:
-            args.append("--async")
-        if end is not None:
-            args.append({"commit": "--commit", "rollback": "--rollback", "none": "--no-end"}[end])
-        if raw_delivery_timestamp:
-            args.append("--raw-delivery-timestamp")
-        lines = [json.dumps(m.to_spec(), ensure_ascii=False) + "\n" for m in messages]
-        return self._start(f"produce-{topic}", args, lines)
+    def _launch_consumer(self, what: str, args: list[str]) -> DriverRun:
+        raise NotImplementedError
 
     def produce(
         self, endpoints: str, topic: str, messages: list[Message], *, timeout: float = 90, check: bool = True, **kw: Any
@@ -417,13 +382,9 @@ class Python5Client(DriverClient):
             args += ["--sql", sql]
         if invisible_s is not None:
             args += ["--invisible-s", str(invisible_s)]
-        if no_ack:
-            args.append("--no-ack")
-        if fail_first:
-            args.append("--fail-first")
-        if fail_always:
-            args.append("--fail-always")
-        return self._start(f"{'push' if push else 'simple'}-{group}", args)
+        args += [flag for flag, on in (("--no-ack", no_ack), ("--fail-first", fail_first),
+                                       ("--fail-always", fail_always)) if on]  # fmt: skip
+        return self._launch_consumer(f"{'push' if push else 'simple'}-{group}", args)
 
     def consume(
         self, endpoints: str, topic: str, group: str, *, expect: int, timeout: float = 60, **kw: Any
@@ -439,3 +400,54 @@ class Python5Client(DriverClient):
         done = next(x for x in lines if x.get("done"))
         errors = [x for x in lines if x.get("ok") is False]
         return ConsumeResult(deliveries, done["received"], errors)
+
+
+@dataclass
+class Python5Client(Grpc5Client):
+    """The installed driver (``python`` is the venv's interpreter), writing its diagnostics under ``work_dir``."""
+
+    python: str
+    work_dir: Path
+    tls: bool = False
+    ca_file: Path | None = None
+
+    def _start(self, what: str, args: list[str], stdin_lines: list[str] | None = None) -> DriverRun:
+        base = self._next(what.replace("%", "_"))
+        home = self.work_dir / "driver-home"  # where the client's import-time file logger puts its (empty) log
+        home.mkdir(parents=True, exist_ok=True)
+        tls = (["--tls"] if self.tls else []) + (["--ca-file", str(self.ca_file)] if self.ca_file else [])
+        cmd = [self.python, str(DRIVER), *args, *tls, "--client-home", str(home)]
+        proc = DriverRun(cmd, base.with_suffix(".stderr"), cwd=PY5_DIR, stdin=stdin_lines is not None)
+        if stdin_lines is not None:
+            assert proc.proc.stdin is not None
+            base.with_suffix(".stdin.jsonl").write_text("".join(stdin_lines), encoding="utf-8")
+            proc.proc.stdin.write("".join(stdin_lines))
+            proc.proc.stdin.close()
+        return self._track(proc)
+
+    def _launch_consumer(self, what: str, args: list[str]) -> DriverRun:
+        return self._start(what, args)
+
+    def start_produce(
+        self,
+        endpoints: str,
+        topic: str,
+        messages: list[Message],
+        *,
+        kind: str = "normal",
+        send_async: bool = False,
+        end: str | None = None,
+        linger: float = 0.0,
+        raw_delivery_timestamp: bool = False,
+    ) -> DriverRun:
+        """One producer process sending ``messages`` (a ``kind`` producer; ``end`` = commit|rollback|none;
+        ``raw_delivery_timestamp`` hands delivery times to the client in ms, which it mistakes for seconds)."""
+        args = ["produce", "--endpoints", endpoints, "--topic", topic, "--kind", kind, "--linger", str(linger)]
+        if send_async:
+            args.append("--async")
+        if end is not None:
+            args.append({"commit": "--commit", "rollback": "--rollback", "none": "--no-end"}[end])
+        if raw_delivery_timestamp:
+            args.append("--raw-delivery-timestamp")
+        lines = [json.dumps(m.to_spec(), ensure_ascii=False) + "\n" for m in messages]
+        return self._start(f"produce-{topic}", args, lines)

@@ -32,18 +32,16 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from compat_tests import harness
-from compat_tests.driver_process import DriverClient
 from compat_tests.python5_driver import (
     CHECK_PROPERTY,
     ConsumeResult,
     Delivery,
     DriverRun,
+    Grpc5Client,
     Message,
     ProduceResult,
-    Python5Client,
 )
 from compat_tests.rust_driver import find_cargo
 
@@ -131,7 +129,7 @@ def build_or_skip() -> Build:
 
 
 @dataclass
-class Rust5Client(DriverClient):
+class Rust5Client(Grpc5Client):
     """The built driver, writing its diagnostics under ``work_dir``. ``tls`` turns the client's TLS on (its default
     is plaintext); ``ca_file`` is the PEM it then trusts (``--ca-file``: SSL_CERT_FILE), not the system's roots."""
 
@@ -147,6 +145,9 @@ class Rust5Client(DriverClient):
             args += ["--ca-file", str(self.ca_file)]
         cmd = [str(self.build.binary), *args]
         return self._track(DriverRun(cmd, base.with_suffix(".stderr"), cwd=RUST5_DIR, stdin=stdin))
+
+    def _launch_consumer(self, what: str, args: list[str]) -> DriverRun:
+        return self._run(self._next(what), args)
 
     def start_produce(
         self,
@@ -173,66 +174,3 @@ class Rust5Client(DriverClient):
         proc.proc.stdin.write(lines)
         proc.proc.stdin.close()
         return proc
-
-    def produce(
-        self, endpoints: str, topic: str, messages: list[Message], *, timeout: float = 90, check: bool = True, **kw: Any
-    ) -> ProduceResult:
-        """Send ``messages`` from one producer process; with ``check`` every send must have succeeded."""
-        proc = self.start_produce(endpoints, topic, messages, **kw)
-        lines = proc.finish(timeout)
-        sends = sorted((x for x in lines if "index" in x), key=lambda x: x["index"])
-        done = next(x for x in lines if x.get("done"))
-        result = ProduceResult(sends, [x for x in lines if x.get("check")], done["sent"], done["failed"])
-        if check:
-            assert not result.errors() and len(sends) == len(messages), f"send errors\n{proc.describe()}"
-        return result
-
-    def start_consume(
-        self,
-        endpoints: str,
-        topic: str,
-        group: str,
-        *,
-        expect: int,
-        timeout: float,
-        push: bool = False,
-        tag_expression: str | None = None,
-        sql: str | None = None,
-        linger: float = 0.0,
-        invisible_s: int | None = None,
-        no_ack: bool = False,
-        fail_first: bool = False,
-        fail_always: bool = False,
-    ) -> DriverRun:
-        """A SimpleConsumer process that stops after ``expect`` messages (plus ``linger`` seconds) or ``timeout``
-        seconds; with ``push`` the driver only reports that the crate has no PushConsumer."""
-        base = self._next(f"{'push' if push else 'simple'}-{group}")
-        args = [
-            "push-consume" if push else "simple-consume", "--endpoints", endpoints, "--topic", topic, "--group",
-            group, "--expect", str(expect), "--timeout", str(timeout), "--linger", str(linger),
-        ]  # fmt: skip
-        if tag_expression is not None:
-            args += ["--tag-expression", tag_expression]
-        if sql is not None:
-            args += ["--sql", sql]
-        if invisible_s is not None:
-            args += ["--invisible-s", str(invisible_s)]
-        if no_ack:
-            args.append("--no-ack")
-        if fail_first:
-            args.append("--fail-first")
-        if fail_always:
-            args.append("--fail-always")
-        return self._run(base, args)
-
-    def consume(
-        self, endpoints: str, topic: str, group: str, *, expect: int, timeout: float = 60, **kw: Any
-    ) -> ConsumeResult:
-        """Run a consumer process to its end (the wrapper waits ``timeout`` + the long-poll and shutdown slack)."""
-        proc = self.start_consume(endpoints, topic, group, expect=expect, timeout=timeout, **kw)
-        return self.collect(proc, timeout + 60)
-
-    @staticmethod
-    def collect(proc: DriverRun, timeout: float) -> ConsumeResult:
-        """Wait for a consumer process's exit and done line; its deliveries, count and error lines."""
-        return Python5Client.collect(proc, timeout)
