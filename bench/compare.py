@@ -280,6 +280,7 @@ class Server:
     def __init__(self, work_dir: Path) -> None:
         self.work_dir = work_dir
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.broker_conf: dict[str, str] = {}  # broker.conf keys on top of the defaults (bench/retention.py)
         work_dir.mkdir(parents=True)
 
     @property
@@ -341,6 +342,7 @@ class ApacheServer(Server):
             "haListenPort": str(free_port()),
             "storePathRootDir": str(self.store_dir),
             "storePathCommitLog": str(self.store_dir / "commitlog"),
+            **self.broker_conf,
         }
         ns_cmd = self._cmd(NAMESRV_JVM_FLAGS, NAMESRV_MAIN, ns_conf, "namesrv")
         broker_cmd = self._cmd(BROKER_JVM_FLAGS, BROKER_MAIN, broker_conf, "broker")
@@ -401,6 +403,10 @@ class PocketmqServer(Server):
             sys.executable, "-m", "pocketmq", "up", "--data-dir", str(self.store_dir), "--host", "127.0.0.1",
             "--namesrv-port", str(self.ns_port), "--broker-port", str(self.broker_port),
         ]  # fmt: skip
+        if self.broker_conf:
+            conf = self.work_dir / "broker.conf"
+            conf.write_text("".join(f"{k}={v}\n" for k, v in self.broker_conf.items()))
+            cmd += ["--config", str(conf)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETMQ_")}
         t0 = time.perf_counter()
         self.procs.append(spawn(cmd, self.log_path, self.source_dir, env))

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
-from codec.codes import RequestCode
+from codec.codes import RequestCode, ResponseCode
+from codec.command import RemotingCommand
 from codec.heartbeat import make_subscription
 from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
@@ -206,7 +207,14 @@ class Broker:
         t.register(RequestCode.GET_CONSUME_STATS, a.consume_stats)
         t.register(RequestCode.GET_CONSUMER_CONNECTION_LIST, a.consumer_connections)
         t.register(RequestCode.GET_BROKER_RUNTIME_INFO, a.runtime_info)
+        t.register(RequestCode.DELETE_EXPIRED_COMMITLOG, self._delete_expired)
         return t
+
+    def _delete_expired(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
+        """DELETE_EXPIRED_COMMITLOG (mqadmin deleteExpiredCommitLog): the next retention passes delete expired
+        messages whatever the hour, as Apache's manual delete."""
+        self.ctx.retention.delete_manually()
+        return cmd.response(ResponseCode.SUCCESS)
 
     async def _expire_clients(self) -> None:
         while True:
@@ -247,6 +255,7 @@ class Broker:
                 tg.start_soon(supervised, "client expiry", self._expire_clients)
                 tg.start_soon(supervised, "scheduled delivery", self.ctx.scheduler.run)
                 tg.start_soon(supervised, "transaction checks", self.ctx.transactions.run)
+                tg.start_soon(supervised, "retention", self.ctx.retention.run)
                 tg.start_soon(self._serve_grpc)
                 tg.start_soon(self._serve_http)
                 task_status.started(port)

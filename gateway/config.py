@@ -52,6 +52,13 @@ class BrokerConfig:
     transaction_timeout_ms: int = DEFAULT_TRANSACTION_TIMEOUT_MS  # transactionTimeOut
     transaction_check_interval_ms: int = DEFAULT_TRANSACTION_CHECK_INTERVAL_MS  # transactionCheckInterval
     transaction_check_max: int = DEFAULT_TRANSACTION_CHECK_MAX  # transactionCheckMax
+    # Retention (gateway/retention.py), MessageStoreConfig's names.
+    file_reserved_time_h: float = 72.0  # fileReservedTime, hours (pocketmq also takes fractions: 0.5)
+    delete_when: str = "04"  # deleteWhen: the hours at which expired messages go, ";"-separated
+    disk_max_used_space_ratio: int = 75  # diskMaxUsedSpaceRatio, percent: fuller, expired messages go at any hour
+    disk_space_clean_forcibly_ratio: int = 85  # diskSpaceCleanForciblyRatio: fuller, the oldest go whatever age
+    clean_file_forcibly_enable: bool = True  # cleanFileForciblyEnable
+    clean_resource_interval_ms: int = 10_000  # cleanResourceInterval
     max_long_poll_ms: int = 25_000  # clients time out pulls at 30 s; never hold one that long
     # What one client may cost (remoting.limits); Apache's names where Apache has the setting.
     server_channel_max_idle_s: float = 120.0  # serverChannelMaxIdleTimeSeconds
@@ -99,6 +106,12 @@ BROKER_CONF_KEYS = {
     "transactionTimeOut": "transaction_timeout_ms",
     "transactionCheckInterval": "transaction_check_interval_ms",
     "transactionCheckMax": "transaction_check_max",
+    "fileReservedTime": "file_reserved_time_h",
+    "deleteWhen": "delete_when",
+    "diskMaxUsedSpaceRatio": "disk_max_used_space_ratio",
+    "diskSpaceCleanForciblyRatio": "disk_space_clean_forcibly_ratio",
+    "cleanFileForciblyEnable": "clean_file_forcibly_enable",
+    "cleanResourceInterval": "clean_resource_interval_ms",
     "serverChannelMaxIdleTimeSeconds": "server_channel_max_idle_s",
     "serverFrameReadTimeoutSeconds": "server_frame_read_timeout_s",
     "writeBufferHighWaterMark": "write_buffer_high_water_mark",
@@ -122,6 +135,8 @@ def broker_conf_values(config: BrokerConfig) -> dict[str, str]:
             text = str(value // 1000)
         elif field_name == "register_interval_s":
             text = str(int(value * 1000))
+        elif field_name == "file_reserved_time_h":
+            text = str(int(value)) if value == int(value) else str(value)
         elif isinstance(value, bool):
             text = "true" if value else "false"
         elif value is None:

@@ -58,6 +58,30 @@ def _set_timer_max_delay(ctx: BrokerContext, text: str) -> None:
     ctx.config.timer_max_delay_ms = ctx.delays.max_delay_ms = _int(text, 1, 10 * 365 * 86400) * 1000
 
 
+def _set_file_reserved_time(ctx: BrokerContext, text: str) -> None:
+    try:
+        hours = float(text.strip())
+    except ValueError:
+        raise ConfigRefused(f"{text!r} is not a number of hours") from None
+    if not 0 <= hours <= 100 * 365 * 24:
+        raise ConfigRefused(f"{hours} hours is not within [0, {100 * 365 * 24}]")
+    ctx.config.file_reserved_time_h = hours
+
+
+def _set_delete_when(ctx: BrokerContext, text: str) -> None:
+    hours = [part.strip() for part in text.split(";")]
+    if not all(part.isdigit() and int(part) < 24 for part in hours):
+        raise ConfigRefused(f"{text!r} is not a list of hours 00-23 separated by ';'")
+    ctx.config.delete_when = text.strip()
+
+
+def _config_int(config_field: str, low: int, high: int) -> Callable[[BrokerContext, str], None]:
+    def apply(ctx: BrokerContext, text: str) -> None:
+        setattr(ctx.config, config_field, _int(text, low, high))
+
+    return apply
+
+
 def _policy_setter(config_field: str, policy_field: str, low: int, high: int) -> Callable[[BrokerContext, str], None]:
     def apply(ctx: BrokerContext, text: str) -> None:
         value = _int(text, low, high)
@@ -77,6 +101,10 @@ UPDATABLE: dict[str, Callable[[BrokerContext, str], None]] = {
     "transactionTimeOut": _policy_setter("transaction_timeout_ms", "timeout_ms", 0, 86_400_000),
     "transactionCheckInterval": _policy_setter("transaction_check_interval_ms", "interval_ms", 1, 86_400_000),
     "transactionCheckMax": _policy_setter("transaction_check_max", "max_checks", 0, 10_000),
+    "fileReservedTime": _set_file_reserved_time,
+    "deleteWhen": _set_delete_when,
+    "diskMaxUsedSpaceRatio": _config_int("disk_max_used_space_ratio", 10, 95),
+    "diskSpaceCleanForciblyRatio": _config_int("disk_space_clean_forcibly_ratio", 30, 85),
 }
 
 

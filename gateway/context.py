@@ -17,6 +17,7 @@ from gateway.delay import DelayPolicy, parse_delay_levels
 from gateway.groups import SubscriptionGroups
 from gateway.locks import QueueLockTable
 from gateway.long_poll import PullWaitTable
+from gateway.retention import Retention
 from gateway.scheduler import DeliveryScheduler
 from gateway.stats import BrokerStats
 from gateway.topics import TopicTable
@@ -61,10 +62,12 @@ class BrokerContext:
     transactions: TransactionChecker = field(init=False)
     groups: SubscriptionGroups = field(init=False)
     stats: BrokerStats = field(init=False)
+    retention: Retention = field(init=False)
 
     def __post_init__(self) -> None:
         self.groups = SubscriptionGroups(self.store)
         self.stats = BrokerStats(self.clock.now_ms)
+        self.retention = Retention(self.store, self.config, self.clock)
         self.locks = QueueLockTable(self.config.rebalance_lock_max_live_ms)
         self.delays = DelayPolicy(parse_delay_levels(self.config.message_delay_level), self.config.timer_max_delay_ms)
         self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify)

@@ -6,7 +6,8 @@ rocketmq-exporter names: ``rocketmq_producer_tps`` / ``rocketmq_producer_offset`
 ``rocketmq_consumer_tps`` / ``rocketmq_consumer_offset`` / ``rocketmq_group_diff`` (topic, group),
 ``rocketmq_brokeruntime_msg_put_total_today_now`` and ``..._gettotal_today_now``, ``rocketmq_broker_tps`` / ``_qps``.
 pocketmq's: ``pocketmq_store_bytes``, ``pocketmq_scheduled_messages``, ``pocketmq_half_messages_pending``,
-``pocketmq_connections``, ``pocketmq_grpc_clients``.
+``pocketmq_connections``, ``pocketmq_grpc_clients``, ``pocketmq_store_free_bytes``,
+``pocketmq_retention_deleted_messages``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class BrokerCollector:
         self.extra = extra or (lambda: {})
         self.store_bytes = 0
         self.scheduled = 0
+        self.free_bytes = 0
 
     def collect(self) -> Iterator[Metric]:
         ctx, store = self.ctx, self.ctx.store
@@ -92,6 +94,11 @@ class BrokerCollector:
                 len(ctx.transactions.pending),
             ),
             "pocketmq_connections": ("Open remoting connections", len(ctx.connections)),
+            "pocketmq_store_free_bytes": ("Free pages inside the store that new messages reuse", self.free_bytes),
+            "pocketmq_retention_deleted_messages": (
+                "Messages deleted by retention since start",
+                ctx.retention.deleted_messages,
+            ),
         }
         for name, (text, value) in {**own, **{k: ("", v) for k, v in self.extra().items()}}.items():
             family = GaugeMetricFamily(name, text or name, labels=base)
@@ -104,6 +111,7 @@ async def render(collector: BrokerCollector) -> bytes:
     ctx = collector.ctx
     collector.scheduled = await ctx.store.scheduled_count()
     collector.store_bytes = _store_bytes(ctx.config.data_dir)
+    collector.free_bytes = ctx.store.space()[1]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)  # type: ignore[arg-type]
     return generate_latest(registry)

@@ -31,6 +31,14 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in ("true", "1", "yes", "on")
 
 
+def _hours(text: str) -> float:
+    """fileReservedTime: whole hours in Apache; pocketmq also takes a fraction (0.25 is 15 minutes)."""
+    hours = float(text)
+    if not 0 <= hours <= 100 * 365 * 24:
+        raise ValueError(f"fileReservedTime={text}: hours from 0 up")
+    return hours
+
+
 def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]:
     """Apply known keys to ``config``; return the unknown keys (reported once by the caller)."""
     unknown = []
@@ -44,7 +52,12 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             config.data_dir = Path(value).expanduser()
         elif field == "sync_flush":
             config.sync_flush = value.strip().upper() == "SYNC_FLUSH"
-        elif field in ("auto_create_topic", "trace_on", "validate_system_topic_when_update_topic"):
+        elif field in (
+            "auto_create_topic",
+            "trace_on",
+            "validate_system_topic_when_update_topic",
+            "clean_file_forcibly_enable",
+        ):
             setattr(config, field, _bool(value))
         elif field in (
             "port",
@@ -57,6 +70,9 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             "server_max_requests_in_flight",
             "server_max_connections",
             "server_max_buffered_bytes",
+            "disk_max_used_space_ratio",
+            "disk_space_clean_forcibly_ratio",
+            "clean_resource_interval_ms",
         ):
             setattr(config, field, int(value))
         elif field in ("server_channel_max_idle_s", "server_frame_read_timeout_s"):
@@ -66,6 +82,8 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
                 setattr(config, field, int(value))
         elif field == "timer_max_delay_ms":
             config.timer_max_delay_ms = int(value) * 1000
+        elif field == "file_reserved_time_h":
+            config.file_reserved_time_h = _hours(value)
         elif field == "register_interval_s":
             config.register_interval_s = min(max(int(value) / 1000, 10.0), 60.0)
         else:

@@ -111,6 +111,16 @@ class InFlight:
 
 
 @dataclass(slots=True)
+class Expired:
+    """What one retention step deleted (``MessageStore.expire``)."""
+
+    chunks: int = 0  # rows of records deleted
+    messages: int = 0
+    bytes: int = 0  # record bytes deleted
+    more: bool = False  # the step stopped at its limit: older records may be left
+
+
+@dataclass(slots=True)
 class TopicConfig:
     """A topic's configuration, as Apache's TopicConfig (perm bits from PermName)."""
 
@@ -285,3 +295,12 @@ class MessageStore(Protocol):
 
     async def delete_topic(self, topic: str) -> None:
         """Remove a topic's config, messages and consumer offsets."""
+
+    async def expire(self, stored_before_ms: int, max_bytes: int, *, regardless_of_age: bool = False) -> Expired:
+        """Retention: delete the oldest messages stored before ``stored_before_ms`` (the oldest whatever their age
+        with ``regardless_of_age``), at most about ``max_bytes`` of them; each queue's minimum offset advances past
+        what went. Every queue keeps its newest messages as a run, so its offsets never go back, and messages still
+        awaiting delivery (scheduled, pending half messages) stay with what was stored after them."""
+
+    def space(self) -> tuple[int, int]:
+        """(bytes the store takes on disk, bytes of it free for reuse)."""

@@ -35,6 +35,7 @@ from runtime.logs import RateLimitedLogs
 from store.api import (
     AppendRequest,
     AppendResult,
+    Expired,
     HalfMessage,
     InFlight,
     PulledRecords,
@@ -195,6 +196,16 @@ SELECT
      WHERE m.topic = q.topic AND m.queue_id = q.queue_id ORDER BY m.first_offset DESC LIMIT 1)
 FROM queues AS q WHERE q.topic IS NOT NULL
 """
+# Retention: the oldest chunks in commit-log order, without their records (the index is before them in the row, so
+# the records' overflow pages are not read).
+OLDEST_CHUNKS = (
+    "SELECT first_phys, topic, queue_id, first_offset, idx, length(records) FROM chunks WHERE first_phys >= ?"
+    " ORDER BY first_phys LIMIT ?"
+)
+AWAITING_DELIVERY = (
+    "SELECT EXISTS (SELECT 1 FROM schedule WHERE phys_offset >= ?1 AND phys_offset < ?2)"
+    " OR EXISTS (SELECT 1 FROM half_messages WHERE phys_offset >= ?1 AND phys_offset < ?2 AND state = 'pending')"
+)
 _LAST_RECORD_END = "SELECT first_phys + length(records) FROM chunks ORDER BY first_phys DESC LIMIT 1"
 
 
@@ -1243,6 +1254,95 @@ class SqliteStore:
             for queue in [q for q in per_group if q[0] == topic]:
                 del per_group[queue]
         self._dirty = {key for key in self._dirty if key[1] != topic}
+
+    # ---- retention -------------------------------------------------------------------------------
+
+    async def expire(self, stored_before_ms: int, max_bytes: int, *, regardless_of_age: bool = False) -> Expired:
+        """Delete whole chunks, oldest first (commit-log order, as Apache deletes commit-log files): those whose
+        newest record was stored before ``stored_before_ms``, or any with ``regardless_of_age``, in one
+        transaction of about ``max_bytes``. A queue's chunks go only as a prefix (its minimum offset then moves
+        to the first record left) and never its newest chunk, so a queue's offsets survive a restart; a chunk
+        holding a scheduled or pending half message stays, and with it the rest of its queue. The pages freed
+        are reused by the next appends (``space()`` counts them as free)."""
+        self._require_open()
+        conn = self._connection()
+        kept: set[QueueKey] = set()
+        doomed: list[tuple[int, str, int, int, int, int]] = []  # first_phys, topic, queue, next min, count, bytes
+        size = 0
+        cursor_phys, more = 0, False
+        while not more:
+            rows = conn.execute(OLDEST_CHUNKS, (cursor_phys, 256)).fetchall()
+            if not rows:
+                break
+            for first_phys, topic, queue_id, first_offset, idx, length in rows:
+                cursor_phys = first_phys + 1
+                count = len(idx) // _INDEX_SIZE
+                newest = INDEX_ENTRY.unpack_from(idx, (count - 1) * _INDEX_SIZE)[2] if count else 0
+                if newest >= stored_before_ms and not regardless_of_age:
+                    return self._delete_chunks(doomed, more=False)
+                queue = (topic, queue_id)
+                if queue in kept:
+                    continue
+                if (
+                    first_offset != self._min_offset.get(queue)
+                    or first_offset + count >= self._next_offset.get(queue, 0)
+                    or conn.execute(AWAITING_DELIVERY, (first_phys, first_phys + length)).fetchone()[0]
+                ):
+                    kept.add(queue)
+                    continue
+                doomed.append((first_phys, topic, queue_id, first_offset + count, count, length))
+                self._min_offset[queue] = first_offset + count  # provisional: the next chunk's check needs it
+                size += length
+                if size >= max_bytes:
+                    more = True
+                    break
+        return self._delete_chunks(doomed, more=more)
+
+    def _delete_chunks(self, doomed: list[tuple[int, str, int, int, int, int]], *, more: bool) -> Expired:
+        firsts: dict[QueueKey, int] = {}
+        for _phys, topic, queue_id, next_min, count, _length in doomed:
+            firsts.setdefault((topic, queue_id), next_min - count)
+        try:
+            self._transact("retention", [
+                ("DELETE FROM chunks WHERE first_phys = ?", [(d[0],) for d in doomed]),
+                ("DELETE FROM chunk_keys WHERE topic = ? AND first_phys = ?", [(d[1], d[0]) for d in doomed]),
+                (
+                    "DELETE FROM half_messages WHERE phys_offset >= ? AND phys_offset < ?",
+                    [(d[0], d[0] + d[5]) for d in doomed],
+                ),
+                (
+                    "DELETE FROM pop_in_flight WHERE topic = ? AND queue_id = ? AND queue_offset < ?",
+                    [(d[1], d[2], d[3]) for d in doomed],
+                ),
+            ])  # fmt: skip
+        except BaseException:
+            self._min_offset.update(firsts)  # nothing was deleted
+            raise
+        for queue in firsts:
+            cached = self._recent.get(queue)
+            if cached is not None and cached.first_offset < self._min_offset[queue]:
+                del self._recent[queue]
+        if doomed and self._read_one("SELECT EXISTS (SELECT 1 FROM message_keys)")[0]:
+            # Keys of messages stored before schema version 6, below the oldest record left.
+            self._transact("retention", [(
+                "DELETE FROM message_keys WHERE phys_offset < COALESCE((SELECT MIN(first_phys) FROM chunks), 0)",
+                [()],
+            )])  # fmt: skip
+        return Expired(
+            chunks=len(doomed), messages=sum(d[4] for d in doomed), bytes=sum(d[5] for d in doomed), more=more
+        )
+
+    def space(self) -> tuple[int, int]:
+        """(bytes of the database file and its WAL, bytes of free pages in the file that appends reuse)."""
+        self._require_open()
+        conn = self._connection()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        (free_pages,) = conn.execute("PRAGMA freelist_count").fetchone()
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += (self.path.parent / (self.path.name + suffix)).stat().st_size
+        return total, int(free_pages) * int(page_size)
 
 
 def _add_chunk(

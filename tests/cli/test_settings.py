@@ -22,7 +22,9 @@ autoCreateTopicEnable=false
 defaultTopicQueueNums=8
 flushDiskType=SYNC_FLUSH
 maxMessageSize=1048576
-deleteWhen=04
+deleteWhen=01;13
+fileReservedTime=0.5
+diskMaxUsedSpaceRatio=60
 """
 
 
@@ -43,7 +45,9 @@ def test_broker_conf_keys_apply_and_unknown_keys_are_reported(tmp_path: Path) ->
     assert config.max_message_size == 1048576
     from gateway.config import BrokerConfig
 
-    assert sorted(apply_broker_conf(BrokerConfig(), read_broker_conf(conf))) == ["brokerId", "deleteWhen"]
+    config = BrokerConfig()
+    assert sorted(apply_broker_conf(config, read_broker_conf(conf))) == ["brokerId"]
+    assert (config.delete_when, config.file_reserved_time_h, config.disk_max_used_space_ratio) == ("01;13", 0.5, 60)
 
 
 def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
