@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -91,7 +92,9 @@ class Registrar:
             try:
                 with anyio.move_on_after(2):
                     await client.invoke(request(RequestCode.UNREGISTER_BROKER, header))
-                await client.aclose()
             except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream):
-                pass
+                pass  # the name server is gone already (it stops beside the broker in `pocketmq up`)
+            finally:
+                with contextlib.suppress(OSError, anyio.BrokenResourceError):
+                    await client.aclose()
             self._clients.pop(addr, None)

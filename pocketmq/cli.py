@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -17,6 +20,7 @@ from gateway.config import BrokerConfig
 from nameserver.server import NameServer
 from pocketmq import __version__
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
+from pocketmq.testing.serve import Endpoints
 from remoting.limits import ConnectionLimits, ConnectionSlots
 from runtime.gc_tuning import freeze_startup_objects, tune_for_server
 from store.inspect import pending_half_messages
@@ -36,6 +40,7 @@ BROKER_OPTIONS = {
     "http_port": ("HTTP_PORT", "HTTP port for /metrics (default 8087; 0 picks a free one; -1 turns it off)"),
     "grpc_tls_cert": ("GRPC_TLS_CERT", "PEM certificate for the gRPC port (default: self-signed, in the data dir)"),
     "grpc_tls_key": ("GRPC_TLS_KEY", "PEM private key of that certificate"),
+    "ready_file": ("READY_FILE", "once every port accepts, write the addresses here as JSON (for test harnesses)"),
 }
 
 
@@ -135,36 +140,53 @@ def _print(line: str) -> None:
     print(line, flush=True)
 
 
-async def _until_signal(on_signal: anyio.abc.CancelScope, broker: Broker | None) -> None:
+async def _until_signal(on_signal: anyio.abc.CancelScope, brokers: list[Broker]) -> None:
+    """On SIGINT or SIGTERM, let the broker (once there is one in ``brokers``) answer what it holds, then stop."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             log.info("received %s, shutting down", signal.Signals(signum).name)
-            if broker is not None:
+            for broker in brokers:
                 await broker.drain()
             on_signal.cancel()
             return
 
 
-async def run_up(args: argparse.Namespace) -> None:
+async def start_up(tg: anyio.abc.TaskGroup, args: argparse.Namespace, config: BrokerConfig) -> tuple[Broker, str]:
+    """A name server and a broker in ``tg`` (``pocketmq up``), both listening when this returns; the broker and
+    the name server address."""
     host = _opt(args, "host", "HOST") or "127.0.0.1"
     ns_port = int(_opt(args, "namesrv_port", "NAMESRV_PORT") or 9876)
-    config = build_broker_config(args, None)
     # One process, one file-descriptor limit and one heap: both listeners share the connection budget.
     slots = ConnectionSlots(config.server_max_connections, config.server_max_buffered_bytes)
     namesrv = NameServer(host, ns_port, limits=config.connection_limits(), slots=slots)
+    ns_port = await tg.start(namesrv.run)
+    ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    config.namesrv_addrs = [f"{ns_host}:{ns_port}"]
+    broker = Broker(config, slots=slots)
+    await tg.start(broker.run)
+    _print(f"pocketmq name server listening on {host}:{ns_port}")
+    _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{config.port}, "
+           f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
+    _print(f"namesrvAddr={ns_host}:{ns_port}")
+    return broker, f"{ns_host}:{ns_port}"
+
+
+async def serve_up(tg: anyio.abc.TaskGroup, args: argparse.Namespace, config: BrokerConfig) -> Endpoints:
+    """``start_up``, then wait until the gRPC and HTTP ports are settled too (pocketmq.testing in a thread)."""
+    broker, namesrv_addr = await start_up(tg, args, config)
+    return Endpoints.from_ready_file(await ready_info(broker, namesrv_addr))
+
+
+async def run_up(args: argparse.Namespace) -> None:
+    config = build_broker_config(args, None)
     async with anyio.create_task_group() as tg:
-        ns_port = await tg.start(namesrv.run)
-        ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        config.namesrv_addrs = [f"{ns_host}:{ns_port}"]
-        broker = Broker(config, slots=slots)
-        tg.start_soon(_until_signal, tg.cancel_scope, broker)
-        port = await tg.start(broker.run)
-        _print(f"pocketmq name server listening on {host}:{ns_port}")
-        _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
-               f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
-        _print(f"namesrvAddr={ns_host}:{ns_port}")
+        brokers: list[Broker] = []
+        tg.start_soon(_until_signal, tg.cancel_scope, brokers)
+        broker, namesrv_addr = await start_up(tg, args, config)
+        brokers.append(broker)
         tg.start_soon(_announce_grpc, broker)
         tg.start_soon(_announce_http, broker)
+        tg.start_soon(_write_ready_file, _opt(args, "ready_file", "READY_FILE"), broker, namesrv_addr)
         freeze_startup_objects()
 
 
@@ -183,12 +205,42 @@ async def _announce_http(broker: Broker) -> None:
         _print(f"httpEndpoint={broker.grpc_host}:{broker.http_port}")
 
 
+async def _write_ready_file(path: str | None, broker: Broker, namesrv_addr: str) -> None:
+    """``--ready-file``: once the gRPC and HTTP ports are settled (the remoting ones already listen), the addresses
+    as one JSON object, written to a temporary name and renamed, so a reader never sees half of it."""
+    if not path:
+        return
+    ready = await ready_info(broker, namesrv_addr)
+    target = Path(path)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(json.dumps(ready, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(target)
+    log.info("ready: addresses written to %s", target)
+
+
+async def ready_info(broker: Broker, namesrv_addr: str) -> dict[str, Any]:
+    """The addresses of a started broker, once its gRPC and HTTP ports are settled (the ``--ready-file``)."""
+    await broker.grpc_settled.wait()
+    await broker.http_settled.wait()
+    host = broker.grpc_host
+    return {
+        "namesrvAddr": namesrv_addr,
+        "brokerAddr": broker.config.broker_addr,
+        "brokerName": broker.config.broker_name,
+        "cluster": broker.config.cluster,
+        "grpcEndpoint": f"{host}:{broker.grpc_port}" if broker.grpc_port is not None else None,
+        "httpEndpoint": f"http://{host}:{broker.http_port}" if broker.http_port is not None else None,
+        "dataDir": str(broker.config.data_dir.resolve()),
+        "pid": os.getpid(),
+    }
+
+
 async def run_namesrv(args: argparse.Namespace) -> None:
     host = args.host or env("HOST") or "127.0.0.1"
     port = int(args.port if args.port is not None else env("NAMESRV_PORT") or 9876)
     namesrv = NameServer(host, port, limits=ConnectionLimits(max_frame_size=frame_limit()))
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_until_signal, tg.cancel_scope, None)
+        tg.start_soon(_until_signal, tg.cancel_scope, [])
         port = await tg.start(namesrv.run)
         _print(f"pocketmq name server listening on {host}:{port}")
         _print(f"namesrvAddr={host if host not in ('0.0.0.0', '::') else local_address()}:{port}")
@@ -199,12 +251,14 @@ async def run_broker(args: argparse.Namespace) -> None:
     config = build_broker_config(args, [a for a in addrs.split(";") if a] if addrs else None)
     broker = Broker(config)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_until_signal, tg.cancel_scope, broker)
+        tg.start_soon(_until_signal, tg.cancel_scope, [broker])
         port = await tg.start(broker.run)
         _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{port}, "
                f"advertised as {config.broker_addr}, data in {config.data_dir}")  # fmt: skip
         _print(f"namesrvAddr={';'.join(config.namesrv_addrs)}")
         tg.start_soon(_announce_grpc, broker)
+        tg.start_soon(_announce_http, broker)
+        tg.start_soon(_write_ready_file, _opt(args, "ready_file", "READY_FILE"), broker, ";".join(config.namesrv_addrs))
         freeze_startup_objects()
 
 
