@@ -203,3 +203,16 @@ async def test_pending_delayed_and_half_messages(api: Api, http_broker, open_bro
     broker = await api.get("/api/broker")
     assert broker["scheduledMessages"] == 1 and broker["pendingHalfMessages"] == 1 and broker["storeBytes"] > 0
     assert len(broker["delayLevels"]) == 18
+
+
+async def test_the_console_is_served_with_a_strict_content_security_policy(api: Api) -> None:
+    def fetch(path: str) -> bytes:
+        with socket.create_connection(("127.0.0.1", api.port), timeout=10) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\n\r\n".encode())
+            return b"".join(iter(lambda: s.recv(65536), b""))
+
+    page = await anyio.to_thread.run_sync(fetch, "/")
+    assert page.startswith(b"HTTP/1.1 200") and b"text/html" in page and b'<script src="/console.js"' in page
+    assert b"Content-Security-Policy: default-src 'none'; script-src 'self'" in page
+    for path in ("/console.js", "/console.css"):
+        assert (await anyio.to_thread.run_sync(fetch, path)).startswith(b"HTTP/1.1 200")
