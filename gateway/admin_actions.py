@@ -81,6 +81,15 @@ class AdminActions:
         forward, and tell its online consumers as INVOKE_BROKER_TO_RESET_OFFSET does. The offsets are committed
         here too (what the tools do when no consumer is online), so a group that is offline starts from them."""
         at = SKIP_TO_END if timestamp is None else timestamp
+        cfg = self.ctx.topics.get(topic)
+        queues = range(cfg.write_queue_nums) if cfg is not None else range(0)
+        missing = [q for q in queues if self.ctx.store.get_consumer_offset(group, topic, q) is None]
+        if missing:
+            raise RequestError(
+                ResponseCode.INVALID_PARAMETER,
+                f"the group {group} has no committed offset on queue {missing[0]} of {topic}; "
+                "a group is reset once it has consumed from every queue",
+            )
         offsets = await plan_reset(self.ctx, group, topic, at, True)
         for queue_id, offset in offsets:
             self.ctx.store.set_consumer_offset(group, topic, queue_id, offset)

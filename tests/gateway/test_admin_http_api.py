@@ -183,7 +183,7 @@ async def test_reset_to_a_time_and_skip_reach_the_store_and_online_consumers(  #
     refused = await api.post("/api/groups/reset-offset", {"group": "reset-g", "topic": "Nope", "skip": True}, 404)
     assert "no topic in this broker" in refused["error"]
     refused = await api.post("/api/groups/reset-offset", {"group": "nobody", "topic": "ApiReset", "skip": True}, 400)
-    assert "not exist" in refused["error"]
+    assert "the group nobody has no committed offset on queue 0 of ApiReset" in refused["error"]
     refused = await api.post("/api/groups/reset-offset", {"group": "reset-g", "topic": "ApiReset"}, 400)
     assert "timestamp is required" in refused["error"]
 
