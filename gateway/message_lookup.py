@@ -15,6 +15,7 @@ from gateway.message_view import BROWSE_BODY_BYTES, DETAIL_BODY_BYTES, message_j
 
 MAX_BROWSE = 32  # messages per browsed page
 MAX_FOUND = 32  # messages per key lookup (QUERY_MESSAGE allows 64)
+MAX_BY_ID = 4  # messages per id lookup (a UNIQ_KEY names one message, or its copies: delayed, retried)
 MAX_PENDING = 100  # delayed or half messages listed
 ALL_TIME = (0, 1 << 62)
 
@@ -50,8 +51,8 @@ async def records_by_id(ctx: BrokerContext, msg_id: str, topic: str | None) -> l
             return [record]
     found: list[bytes] = []
     for name in [topic] if topic else sorted(ctx.topics.topics):
-        found += await ctx.store.query_by_key(name, msg_id, MAX_FOUND - len(found), *ALL_TIME)
-        if len(found) >= MAX_FOUND:
+        found += await ctx.store.query_by_key(name, msg_id, MAX_BY_ID - len(found), *ALL_TIME)
+        if len(found) >= MAX_BY_ID:
             break
     return found
 

@@ -4,6 +4,7 @@ with replacement characters) and base64, hosts and times. Pure: bytes in, a JSON
 from __future__ import annotations
 
 import base64
+import zlib
 from typing import Any
 
 from codec.codes import (
@@ -12,10 +13,11 @@ from codec.codes import (
     PROPERTY_REAL_TOPIC,
     PROPERTY_TAGS,
     PROPERTY_UNIQ_KEY,
+    CompressionType,
     MessageSysFlag,
 )
-from codec.compression import inflate_body
-from codec.errors import CodecError, MessageFormatError
+from codec.compression import compression_type
+from codec.errors import CodecError
 from codec.properties import decode_properties
 from codec.record import StoredMessage, decode_record
 
@@ -60,10 +62,14 @@ def message_json(record: bytes, msg_id: str, body_limit: int) -> dict[str, Any]:
 
 
 def _plain_body(msg: StoredMessage, limit: int) -> tuple[bytes, str]:
-    """The body as the consumer reads it (inflated when stored compressed), and a note when it is not that."""
+    """The body as the consumer reads it, at most ``limit`` + 1 bytes of it (a zlib body is inflated no further,
+    whatever it would inflate to), and a note when it is not the body as stored."""
     if not msg.sys_flag & MessageSysFlag.COMPRESSED:
         return msg.body, ""
+    kind = compression_type(msg.sys_flag)
+    if kind is not CompressionType.ZLIB:
+        return msg.body, f"stored compressed ({kind.name if kind else 'unknown type'}); shown as stored"
     try:
-        return inflate_body(msg.body, msg.sys_flag, limit + 1), "stored compressed; shown inflated"
-    except (MessageFormatError, CodecError) as err:
-        return msg.body, f"stored compressed and not inflated here: {err}"
+        return zlib.decompressobj().decompress(msg.body, limit + 1), "stored compressed (zlib); shown inflated"
+    except zlib.error as err:
+        return msg.body, f"stored compressed but does not inflate ({err}); shown as stored"

@@ -259,13 +259,14 @@ function showDetail(m) {
     ["Message id", m.msgId], ["UNIQ_KEY", m.uniqKey], ["Topic", m.topic], ["Queue / offset", `${m.queueId} / ${m.queueOffset}`],
     ["Tags", m.tags], ["Keys", (m.keys || []).join(" ")], ["Born", `${time(m.bornTimestamp)} from ${m.bornHost}`],
     ["Stored", `${time(m.storeTimestamp)} at ${m.storeHost}`], ["Reconsume times", m.reconsumeTimes],
+    ["Problem", m.error || "none"],
     ["Body size", `${m.bodySize} bytes${m.bodyTruncated ? " (shown cut)" : ""}${m.bodyNote ? ` (${m.bodyNote})` : ""}`],
   ];
   box.replaceChildren(h("div", { class: "card", id: "message-detail" },
     h("h3", {}, "Message ", h("span", { class: "mono" }, m.msgId)),
     table([["Field"], ["Value"]], facts.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, v)))),
     h("h3", {}, "Properties"),
-    table([["Name"], ["Value"]], Object.entries(m.properties).map(([k, v]) =>
+    table([["Name"], ["Value"]], Object.entries(m.properties || {}).map(([k, v]) =>
       h("tr", { "data-property": k }, h("td", { class: "mono" }, k), h("td", { class: "mono" }, v))), { id: "properties" }),
     h("h3", {}, "Body (UTF-8)"), h("pre", { id: "body-text" }, m.bodyText),
     h("h3", {}, "Body (base64)"), h("pre", { id: "body-base64" }, m.bodyBase64),
