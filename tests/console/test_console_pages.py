@@ -99,8 +99,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketMQ]:
 
 @pytest.fixture(scope="module")
 def sent(server: PocketMQ) -> Iterator[dict[str, Any]]:
-    """Six messages on queue 0 of ConsoleT (one with a hostile body), a delayed one, a group with committed
-    offsets and an online consumer."""
+    """Six messages on queue 0 of ConsoleT (one with a hostile body), a delayed one, a transactional half message
+    (no producer of its group is online to resolve it), a group with committed offsets and an online consumer."""
     wire = WireClient(server.broker_port)
     try:
         ids = []
@@ -109,6 +109,7 @@ def sent(server: PocketMQ) -> Iterator[dict[str, Any]]:
             ids.append(wire.send(TOPIC, f"hello {i}".encode(), 0, props).ext_fields["msgId"])
         ids.append(wire.send(TOPIC, HOSTILE.encode(), 0, {"KEYS": "hostile"}).ext_fields["msgId"])
         wire.send("ConsoleLater", b"see you later", 0, {"DELAY": "6", "KEYS": "later-1"})
+        wire.send("ConsoleTx", b"half body", 0, {"TRAN_MSG": "true", "PGROUP": "console-tx"})
         for queue_id in range(4):
             commit = {"consumerGroup": GROUP, "topic": TOPIC, "queueId": str(queue_id), "commitOffset": "0"}
             wire.invoke(RequestCode.UPDATE_CONSUMER_OFFSET, {**commit, "commitOffset": "2" if queue_id == 0 else "0"})
@@ -184,7 +185,8 @@ def test_broker_page(console: Any, artefacts: Path) -> None:
     open_page(console, "broker")
     assert text_of(console, "[data-stat=broker] .value") == "broker-a"
     assert text_of(console, "[data-stat=cluster] .value") == "DefaultCluster"
-    assert text_of(console, "[data-stat=putToday] .value") == "7"
+    assert text_of(console, "[data-stat=putToday] .value") == "8"
+    assert text_of(console, "[data-stat=half] .value") == "1"
     assert text_of(console, "[data-stat=scheduled] .value") == "1"
     assert "KiB" in text_of(console, "[data-stat=storeBytes] .value") or "MiB" in text_of(
         console, "[data-stat=storeBytes] .value"
@@ -266,10 +268,12 @@ def test_messages_page_browses_finds_and_resends(console: Any, api: Api, sent: d
     wait_notice(console, "Resent as")
 
 
-def test_pending_page_shows_the_delayed_message(console: Any, artefacts: Path) -> None:
+def test_pending_page_shows_the_delayed_and_half_messages(console: Any, artefacts: Path) -> None:
     open_page(console, "pending")
     row = find(console, "#delayed tbody tr")
     assert "ConsoleLater" in row.text and "later-1" in row.text and "see you later" in row.text
+    half = find(console, "#half tbody tr")
+    assert "console-tx" in half.text and "ConsoleTx" in half.text and "half body" in half.text
     shot(console, artefacts, "pending")
 
 
