@@ -23,7 +23,8 @@ log = logging.getLogger("pocketmq.http")
 
 MAX_HEAD_BYTES = 8 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-REQUEST_TIMEOUT_S = 5.0
+REQUEST_TIMEOUT_S = 5.0  # to receive a request, and again to send its answer
+HANDLER_TIMEOUT_S = 30.0  # to answer it (a send waits for its group commit; a lookup may scan many topics)
 MAX_CONNECTIONS = 64
 JSON = "application/json"
 
@@ -119,21 +120,23 @@ class HttpEndpoint:
             async with self._slots:
                 try:
                     with anyio.fail_after(REQUEST_TIMEOUT_S):
-                        answer = await self._serve_one(stream)
+                        request, handler = await self._read(stream)
                 except TimeoutError:
                     answer = _encode(error_response(408, "the request did not arrive in time"))
                 except HttpError as err:
                     answer = _encode(error_response(err.status, err.message))
                 except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     return
+                else:
+                    answer = await self._answer(request, handler)
                 with anyio.move_on_after(REQUEST_TIMEOUT_S):
                     await stream.send(answer)
 
-    async def _serve_one(self, stream: SocketStream) -> bytes:
+    async def _read(self, stream: SocketStream) -> tuple[HttpRequest, Handler]:
+        """The request and its handler; its body is read only once the route and content type are known good."""
         request, early_body = await _read_head(stream)
         request.peer = _peer_of(stream)
-        head_only = request.method == "HEAD"
-        handler = self.routes.get(("GET" if head_only else request.method, request.path))
+        handler = self.routes.get(("GET" if request.method == "HEAD" else request.method, request.path))
         if handler is None:
             if request.path in self.paths:
                 allowed = sorted({m for m, p in self.routes if p == request.path})
@@ -143,14 +146,19 @@ class HttpEndpoint:
             # Also what keeps other web sites out: a cross-site form cannot send application/json without CORS.
             raise HttpError(415, "a POST must carry Content-Type: application/json")
         request.body = await _read_body(stream, request, early_body)
+        return request, handler
+
+    async def _answer(self, request: HttpRequest, handler: Handler) -> bytes:
+        response = error_response(503, f"the broker did not answer within {HANDLER_TIMEOUT_S:g} s")
         try:
-            response = await handler(request)
+            with anyio.move_on_after(HANDLER_TIMEOUT_S):
+                response = await handler(request)
         except HttpError as err:
             response = error_response(err.status, err.message)
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
             response = error_response(500, "the broker failed to answer; see its log")
-        return _encode(response, head_only=head_only)
+        return _encode(response, head_only=request.method == "HEAD")
 
 
 def _peer_of(stream: SocketStream) -> tuple[str, int]:

@@ -165,3 +165,19 @@ async def test_the_port_stays_bounded_when_full(port: int, monkeypatch: pytest.M
     await anyio.sleep(0.3)
     status, _, _ = await ask(port, b"GET /status HTTP/1.1\r\n\r\n")
     assert status == 200
+
+
+async def test_a_slow_answer_is_a_503_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_endpoint, "HANDLER_TIMEOUT_S", 0.2)
+
+    async def slow(request: HttpRequest) -> HttpResponse:
+        await anyio.sleep(10)
+        return json_response({})
+
+    endpoint = HttpEndpoint({("GET", "/slow"): slow})
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(endpoint.serve, "127.0.0.1", 0)
+        with anyio.fail_after(5):
+            status, _, body = await ask(port, b"GET /slow HTTP/1.1\r\n\r\n")
+        tg.cancel_scope.cancel()
+    assert status == 503 and b"did not answer within 0.2 s" in body
