@@ -116,3 +116,8 @@ def dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
     except (TypeError, ValueError, RecursionError) as err:  # UnicodeEncodeError (a lone surrogate) is a ValueError
         raise CodecError(f"cannot write {type(obj).__name__} as JSON: {err}") from err
+
+
+def mq_key(broker: str, topic: str, queue_id: int) -> str:
+    """A MessageQueue map key in fastjson's object-key form (only Java admin tools read these bodies)."""
+    return json.dumps({"brokerName": broker, "queueId": queue_id, "topic": topic}, separators=(",", ":"))

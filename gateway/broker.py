@@ -118,13 +118,17 @@ class Broker:
             metrics = await anyio.to_thread.run_sync(importlib.import_module, "gateway.metrics")
             http = await anyio.to_thread.run_sync(importlib.import_module, "gateway.http_endpoint")
             admin_api = await anyio.to_thread.run_sync(importlib.import_module, "gateway.admin_api")
+            console = await anyio.to_thread.run_sync(importlib.import_module, "gateway.console_files")
             collector = metrics.BrokerCollector(self.ctx)
 
-            async def scrape() -> tuple[str, bytes]:
-                return metrics.CONTENT_TYPE, await metrics.render(collector)
+            async def scrape(request: Any) -> Any:
+                return http.HttpResponse(metrics.CONTENT_TYPE, await metrics.render(collector))
 
-            api = admin_api.AdminApi(self.ctx, lambda: self.grpc_service.sessions if self.grpc_service else None)
-            endpoint = http.HttpEndpoint({"/metrics": scrape, **api.routes()})
+            api = admin_api.AdminApi(
+                self.ctx, self.send_handler, lambda: self.grpc_service.sessions if self.grpc_service else None
+            )
+            static = await anyio.to_thread.run_sync(console.console_routes)
+            endpoint = http.HttpEndpoint({("GET", "/metrics"): scrape, **api.routes(), **static})
             async with anyio.create_task_group() as tg:
                 try:
                     self.http_port = await tg.start(endpoint.serve, cfg.host, cfg.http_port)
@@ -133,7 +137,7 @@ class Broker:
                         raise
                     log.warning("HTTP port off: %d is taken (%s); --http-port 0 picks a free one", cfg.http_port, err)
                     return
-                log.info("HTTP port (/metrics) listening on %s:%d", cfg.host, self.http_port)
+                log.info("HTTP port (console, /api, /metrics) listening on %s:%d", cfg.host, self.http_port)
                 self.http_settled.set()
         finally:
             self.http_settled.set()

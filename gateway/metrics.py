@@ -13,13 +13,13 @@ pocketmq's: ``pocketmq_store_bytes``, ``pocketmq_scheduled_messages``, ``pocketm
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from gateway.context import BrokerContext
 from gateway.stats import GROUP_GET_NUMS, TOPIC_PUT_NUMS
+from gateway.store_size import store_bytes
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -110,17 +110,8 @@ async def render(collector: BrokerCollector) -> bytes:
     """The exposition text; the few values that need the store asked first (off the collector's sync path)."""
     ctx = collector.ctx
     collector.scheduled = await ctx.store.scheduled_count()
-    collector.store_bytes = _store_bytes(ctx.config.data_dir)
+    collector.store_bytes = store_bytes(ctx.config.data_dir)
     collector.free_bytes = ctx.store.space()[1]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)  # type: ignore[arg-type]
     return generate_latest(registry)
-
-
-def _store_bytes(data_dir: Path) -> int:
-    total = 0
-    for name in ("store.db", "store.db-wal", "store.db-shm"):
-        path = data_dir / name
-        if path.exists():
-            total += path.stat().st_size
-    return total

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from codec import jsonbody
-from codec.codes import RequestCode, ResponseCode
+from codec.codes import ResponseCode
 from codec.command import RemotingCommand, request
 from codec.headers import (
     ConsumerGroupRequestHeader,
@@ -23,14 +23,15 @@ from codec.headers import (
     ViewBrokerStatsDataRequestHeader,
     decode_header,
 )
+from codec.jsonbody import mq_key
 from codec.record import PHYS_OFFSET_POS, decode_record
 from gateway.config import broker_conf_values
 from gateway.config_update import ConfigRefused, parse_properties, update
 from gateway.context import BrokerContext
 from gateway.groups import InvalidGroupConfig, parse_group_config
+from gateway.offset_reset import plan_reset, reset_body, tell_consumers
 from gateway.stats import GROUP_GET_NUMS
-from gateway.topic_attributes import InvalidAttributes, alter
-from gateway.topics import validate_topic_name
+from gateway.topic_admin import create_or_update_topic, delete_topic
 from remoting.connection import Connection
 from remoting.errors import RequestError
 from store.api import TopicConfig
@@ -49,11 +50,6 @@ def topic_config_json(cfg: TopicConfig) -> dict[str, Any]:
         "topicSysFlag": cfg.topic_sys_flag,
         "writeQueueNums": cfg.write_queue_nums,
     }
-
-
-def mq_key(broker: str, topic: str, queue_id: int) -> str:
-    """A MessageQueue map key in fastjson's object-key form (only Java admin tools read these bodies)."""
-    return json.dumps({"brokerName": broker, "queueId": queue_id, "topic": topic}, separators=(",", ":"))
 
 
 def object_key_map(entries: list[tuple[str, dict[str, Any]]]) -> str:
@@ -77,36 +73,17 @@ class AdminHandlers:
 
     async def create_topic(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         h = decode_header(CreateTopicRequestHeader, cmd.ext_fields)
-        validate_topic_name(h.topic)
-        self.ctx.topics.refuse_system_topic(h.topic)
-        if not (0 < h.read_queue_nums <= 1024 and 0 < h.write_queue_nums <= 1024 and 0 <= h.perm <= 7):
-            raise RequestError(ResponseCode.INVALID_PARAMETER, "queue numbers must be 1..1024 and perm 0..7")
-        current = self.ctx.topics.get(h.topic)
-        try:
-            attributes = alter(current.attributes if current is not None else {}, h.attributes)
-        except InvalidAttributes as err:
-            raise RequestError(ResponseCode.INVALID_PARAMETER, str(err)) from None
-        cfg = TopicConfig(
-            h.topic,
-            h.read_queue_nums,
-            h.write_queue_nums,
-            h.perm,
-            h.topic_filter_type,
-            h.topic_sys_flag or 0,
-            h.order,
-            attributes,
-        )
-        await self.ctx.topics.upsert(cfg)
+        await create_or_update_topic(
+            self.ctx.topics, h.topic, read_queue_nums=h.read_queue_nums, write_queue_nums=h.write_queue_nums,
+            perm=h.perm, attributes=h.attributes, topic_filter_type=h.topic_filter_type,
+            topic_sys_flag=h.topic_sys_flag or 0, order=h.order,
+        )  # fmt: skip
         return cmd.response(ResponseCode.SUCCESS)
 
     async def delete_topic(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
-        """DELETE_TOPIC_IN_BROKER (AdminBrokerProcessor.deleteTopic): any topic but a system one, %RETRY% and %DLQ%
-        topics included."""
+        """DELETE_TOPIC_IN_BROKER (AdminBrokerProcessor.deleteTopic), gateway/topic_admin.py."""
         h = decode_header(TopicRequestHeader, cmd.ext_fields)
-        if not h.topic.strip():
-            raise RequestError(ResponseCode.INVALID_PARAMETER, "The specified topic is blank.")
-        self.ctx.topics.refuse_system_topic(h.topic)
-        await self.ctx.topics.delete(h.topic)
+        await delete_topic(self.ctx.topics, h.topic)
         return cmd.response(ResponseCode.SUCCESS)
 
     async def create_group(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
@@ -295,50 +272,19 @@ class AdminHandlers:
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(topic_config_json(cfg)))
 
     async def reset_offset(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
-        """INVOKE_BROKER_TO_RESET_OFFSET (Broker2Client.resetOffset): per queue the offset of the first message at
-        or after ``timestamp`` (-1: the end), moved back only unless forced; sent on to every online consumer of
-        the group as RESET_CONSUMER_CLIENT_OFFSET, which moves its offsets and commits them. With no consumer
-        online: CONSUMER_NOT_ONLINE, after which the tools set the offsets themselves (UPDATE_CONSUMER_OFFSET)."""
+        """INVOKE_BROKER_TO_RESET_OFFSET (Broker2Client.resetOffset): the offsets of gateway/offset_reset.py, sent
+        on to every online consumer of the group as RESET_CONSUMER_CLIENT_OFFSET, which moves its offsets and
+        commits them. With no consumer online: CONSUMER_NOT_ONLINE, after which the tools set the offsets themselves
+        (UPDATE_CONSUMER_OFFSET)."""
         h = decode_header(ResetOffsetRequestHeader, cmd.ext_fields)
-        topic = self.ctx.topics.get(h.topic)
-        if topic is None:
-            raise RequestError(
-                ResponseCode.TOPIC_NOT_EXIST,
-                f"[reset-offset] reset offset failed, no topic in this broker. topic={h.topic}",
-            )
-        store, broker = self.ctx.store, self.ctx.config.broker_name
-        offsets: list[tuple[int, int]] = []
-        for queue_id in range(topic.write_queue_nums):
-            committed = store.get_consumer_offset(h.group, h.topic, queue_id)
-            if committed is None:
-                raise RequestError(ResponseCode.SYSTEM_ERROR, f"THe consumer group <{h.group}> not exist")
-            if h.timestamp == -1:
-                target = store.max_offset(h.topic, queue_id)
-            else:
-                target = await store.search_offset_by_timestamp(h.topic, queue_id, h.timestamp, "lower")
-            offsets.append((queue_id, target if h.is_force or target < committed else committed))
-        group = self.ctx.clients.consumers.get(h.group)
-        channels = list(group.channels.values()) if group is not None else []
-        if not channels:
+        offsets = await plan_reset(self.ctx, h.group, h.topic, h.timestamp, h.is_force)
+        if not tell_consumers(self.ctx, h.group, h.topic, h.timestamp, h.is_force, offsets):
             raise RequestError(
                 ResponseCode.CONSUMER_NOT_ONLINE,
                 f"Consumer not online, so can not reset offset, Group: {h.group} Topic: {h.topic} "
                 f"Timestamp: {h.timestamp}",
             )
-        body = _reset_offset_body(broker, h.topic, offsets)
-        for channel in channels:
-            connection = self.ctx.connections.get(channel.connection_id)
-            if connection is None:
-                continue
-            header = {
-                "topic": h.topic,
-                "group": h.group,
-                "timestamp": str(h.timestamp),
-                "isForce": str(h.is_force).lower(),
-            }
-            payload = _reset_offset_body_for_c(broker, h.topic, offsets) if channel.language == "CPP" else body
-            connection.send_oneway(request(RequestCode.RESET_CONSUMER_CLIENT_OFFSET, header, payload))
-        return cmd.response(ResponseCode.SUCCESS, body=body)
+        return cmd.response(ResponseCode.SUCCESS, body=reset_body(self.ctx.config.broker_name, h.topic, offsets))
 
     async def call_consumer(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """GET_CONSUMER_RUNNING_INFO (consumerStatus) and CONSUME_MESSAGE_DIRECTLY: handed to the named online
@@ -465,18 +411,6 @@ def disk_ratio(path: Path) -> float:
     except OSError:
         return 0.0
     return (usage.total - usage.free) / usage.total if usage.total else 0.0
-
-
-def _reset_offset_body(broker: str, topic: str, offsets: list[tuple[int, int]]) -> bytes:
-    """ResetOffsetBody: {"offsetTable": {MessageQueue: offset}} with fastjson's object keys."""
-    table = ",".join(f"{mq_key(broker, topic, queue_id)}:{offset}" for queue_id, offset in offsets)
-    return ('{"offsetTable":{' + table + "}}").encode()
-
-
-def _reset_offset_body_for_c(broker: str, topic: str, offsets: list[tuple[int, int]]) -> bytes:
-    """ResetOffsetBodyForC, which the C++ client reads: a list instead of a map."""
-    rows = [{"brokerName": broker, "offset": o, "queueId": q, "topic": topic} for q, o in offsets]
-    return jsonbody.dumps({"offsetTable": rows})
 
 
 def _phys_offset(record: bytes) -> int:

@@ -204,3 +204,13 @@ def wire() -> Any:
         wait_until = staticmethod(wait_until)
 
     return Wire
+
+
+@pytest.fixture
+async def http_broker(cluster: Any, namesrv: Any) -> Broker:
+    """A broker with its HTTP port (metrics, admin API, console) on a free port."""
+    broker = await cluster.start_broker(http_port=0)
+    with anyio.fail_after(10):
+        await broker.http_settled.wait()
+    assert broker.http_port
+    return broker

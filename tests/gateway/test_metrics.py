@@ -15,15 +15,6 @@ from codec.codes import RequestCode
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture
-async def http_broker(cluster, namesrv):  # type: ignore[no-untyped-def]
-    broker = await cluster.start_broker(http_port=0)
-    with anyio.fail_after(10):
-        await broker.http_settled.wait()
-    assert broker.http_port
-    return broker
-
-
 def _get(port: int, raw: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(raw)

@@ -1,0 +1,425 @@
+// pocketmq's web console: plain JavaScript over the JSON admin API (/api/...), no build step.
+// Everything shown is put into the DOM as text (textContent through h()), never as HTML: message bodies,
+// keys and properties are whatever a client sent.
+"use strict";
+
+// ---- DOM and formatting helpers -------------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "class") el.className = value;
+    else if (name === "value") el.value = value;
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function pad(n) { return String(n).padStart(2, "0"); }
+
+function time(ms) {
+  if (!ms || ms <= 0) return "–";
+  const d = new Date(ms);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+function preview(text, max = 80) {
+  const flat = text.replace(/\s+/g, " ");
+  return flat.length > max ? flat.slice(0, max) + "…" : flat;
+}
+
+function table(headers, rows, attrs) {
+  return h("table", attrs,
+    h("thead", {}, h("tr", {}, headers.map(([label, cls]) => h("th", { class: cls }, label)))),
+    h("tbody", {}, rows));
+}
+
+function stat(label, value, id) {
+  return h("div", { class: "stat", "data-stat": id }, h("div", { class: "label" }, label),
+    h("div", { class: "value" }, value));
+}
+
+function field(label, input) { return h("label", {}, label, input); }
+
+function formValues(form) { return Object.fromEntries(new FormData(form).entries()); }
+
+// ---- API and notices -------------------------------------------------------------------------------------
+
+async function call(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
+  if (!response.ok) throw new Error(data.error || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+const get = (path, params) => call("GET", params ? `${path}?${new URLSearchParams(params)}` : path);
+const post = (path, body) => call("POST", path, body);
+
+function notice(text, kind) {
+  const box = document.getElementById("notice");
+  box.textContent = text;
+  box.className = kind;
+  box.hidden = !text;
+}
+
+// Runs an action from a form or button: shows its error, or its success text, and then re-renders the page.
+async function act(work, success) {
+  try {
+    const result = await work();
+    notice(typeof success === "function" ? success(result) : success, "ok");
+    await render();
+    return result;
+  } catch (err) {
+    notice(err.message, "error");
+    return undefined;
+  }
+}
+
+let topicNames = [];
+
+async function loadTopicNames() {
+  topicNames = (await get("/api/topics")).filter(t => !t.system).map(t => t.topic);
+  return topicNames;
+}
+
+function topicSelect(name, selected, all) {
+  const names = all || topicNames;
+  return h("select", { name, required: true },
+    names.map(t => h("option", { value: t, selected: t === selected }, t)));
+}
+
+// ---- Pages -----------------------------------------------------------------------------------------------
+
+const pages = {};
+
+pages.broker = async () => {
+  const b = await get("/api/broker");
+  document.getElementById("where").textContent = `${b.cluster} / ${b.brokerName} @ ${b.address}`;
+  return [
+    h("h2", {}, "Cluster and broker"),
+    h("div", { class: "grid" },
+      stat("Cluster", b.cluster, "cluster"), stat("Broker", b.brokerName, "broker"),
+      stat("Address", b.address, "address"), stat("Name servers", (b.namesrvAddr || []).join(", ") || "–", "namesrv"),
+      stat("Put TPS (10 s, 1 min, 10 min)", b.putTps, "putTps"), stat("Get TPS", b.getTps, "getTps"),
+      stat("Messages put today", b.msgPutTotalTodayNow, "putToday"),
+      stat("Messages got today", b.msgGetTotalTodayNow, "getToday"),
+      stat("Put yesterday", b.msgPutTotalYesterdayMorning ?? "–", "putYesterday"),
+      stat("Store size", bytes(b.storeBytes), "storeBytes"),
+      stat("Oldest message", time(b.earliestMessageTimeStamp), "earliest"),
+      stat("Topics", b.topicCount, "topics"), stat("Open connections", b.connectionCount, "connections"),
+      stat("Delayed waiting", b.scheduledMessages, "scheduled"),
+      stat("Half messages pending", b.pendingHalfMessages, "half")),
+    h("p", { class: "muted" }, "Data directory: ", h("code", {}, b.dataDir),
+      " · Prometheus metrics at ", h("a", { href: "/metrics" }, "/metrics")),
+  ];
+};
+
+pages.topics = async () => {
+  const topics = await get("/api/topics");
+  const create = h("form", { class: "inline", id: "create-topic" },
+    field("Topic", h("input", { name: "topic", required: true, pattern: "[%|a-zA-Z0-9_\\-]+", maxlength: 127 })),
+    field("Read queues", h("input", { name: "readQueueNums", type: "number", min: 1, max: 1024, value: 4 })),
+    field("Write queues", h("input", { name: "writeQueueNums", type: "number", min: 1, max: 1024, value: 4 })),
+    field("Permission", h("select", { name: "perm" },
+      h("option", { value: 6 }, "read and write"), h("option", { value: 4 }, "read only"),
+      h("option", { value: 2 }, "write only"))),
+    field("Message type", h("select", { name: "messageType" },
+      ["", "NORMAL", "FIFO", "DELAY", "TRANSACTION", "MIXED"].map(t => h("option", { value: t }, t || "(any)")))),
+    h("button", { type: "submit" }, "Create or update"));
+  create.addEventListener("submit", event => {
+    event.preventDefault();
+    const v = formValues(create);
+    act(() => post("/api/topics/create", {
+      topic: v.topic, readQueueNums: Number(v.readQueueNums), writeQueueNums: Number(v.writeQueueNums),
+      perm: Number(v.perm), messageType: v.messageType,
+    }), `Topic ${v.topic} saved`);
+  });
+  const showSystem = h("input", { type: "checkbox", id: "show-system" });
+  const rows = [];
+  for (const t of topics) {
+    const queues = h("tr", { class: "sub", hidden: true, "data-queues-of": t.topic },
+      h("td", { colspan: 8 }, table([["Queue", "num"], ["Min offset", "num"], ["Max offset", "num"], ["Messages", "num"]],
+        t.queues.map(q => h("tr", {}, h("td", { class: "num" }, q.queueId), h("td", { class: "num" }, q.minOffset),
+          h("td", { class: "num" }, q.maxOffset), h("td", { class: "num" }, q.maxOffset - q.minOffset))))));
+    const remove = t.system ? null : h("button", {
+      class: "small danger", "data-delete": t.topic,
+      onclick: () => {
+        if (confirm(`Delete topic ${t.topic} with its messages and offsets?`)) {
+          act(() => post("/api/topics/delete", { topic: t.topic }), `Topic ${t.topic} deleted`);
+        }
+      },
+    }, "Delete");
+    rows.push(h("tr", { "data-topic": t.topic, class: t.system ? "system" : null, hidden: t.system },
+      h("td", {}, t.topic, t.system ? h("span", { class: "pill" }, "system") : null),
+      h("td", {}, t.attributes["message.type"] || "any"),
+      h("td", { class: "num" }, `${t.readQueueNums} / ${t.writeQueueNums}`),
+      h("td", {}, ["", "", "W", "", "R", "", "RW", ""][t.perm & 6] || "–"),
+      h("td", { class: "num", "data-col": "messages" }, t.messages),
+      h("td", { class: "num" }, t.putTps.toFixed(2)),
+      h("td", {}, h("button", { class: "small secondary", onclick: () => { queues.hidden = !queues.hidden; } }, "Queues"),
+        " ", h("a", { href: `#messages?topic=${encodeURIComponent(t.topic)}` }, "Browse")),
+      h("td", {}, remove)), queues);
+  }
+  showSystem.addEventListener("change", () => {
+    for (const row of document.querySelectorAll("tr.system")) row.hidden = !showSystem.checked;
+  });
+  return [
+    h("h2", {}, "Create or update a topic"), h("div", { class: "card" }, create),
+    h("h2", {}, "Topics ", h("label", { class: "check" }, showSystem, "show system, retry and dead-letter topics")),
+    table([["Topic"], ["Type"], ["Queues r / w", "num"], ["Perm"], ["Messages", "num"], ["Put TPS", "num"], [""], [""]],
+      rows, { id: "topics" }),
+  ];
+};
+
+pages.groups = async () => {
+  const groups = await get("/api/groups");
+  if (!groups.length) return [h("h2", {}, "Groups"), h("p", { class: "muted" }, "No consumer group is known yet.")];
+  return [h("h2", {}, "Consumer groups"), groups.map(g => {
+    const topics = g.topics.map(t => t.topic);
+    const reset = h("form", { class: "inline", "data-reset": g.group },
+      field("Topic", topicSelect("topic", topics[0], topics)),
+      field("Time", h("input", { name: "time", type: "datetime-local", step: 1 })),
+      h("button", { type: "submit", name: "to-time" }, "Reset to time"),
+      h("button", { type: "button", class: "secondary", "data-skip": g.group, onclick: () => {
+        const topic = formValues(reset).topic;
+        act(() => post("/api/groups/reset-offset", { group: g.group, topic, skip: true }),
+          r => `${g.group} skipped to the end of ${topic}; ${r.consumersTold} online consumer(s) told`);
+      } }, "Skip to end"));
+    reset.addEventListener("submit", event => {
+      event.preventDefault();
+      const v = formValues(reset);
+      const timestamp = v.time ? new Date(v.time).getTime() : NaN;
+      if (Number.isNaN(timestamp)) { notice("Pick a time to reset to", "error"); return; }
+      act(() => post("/api/groups/reset-offset", { group: g.group, topic: v.topic, timestamp }),
+        r => `${g.group} reset on ${v.topic}; ${r.consumersTold} online consumer(s) told`);
+    });
+    return h("div", { class: "card", "data-group": g.group },
+      h("h3", {}, g.group, " ", g.orderly ? h("span", { class: "pill" }, "orderly") : null,
+        g.consumeEnable ? null : h("span", { class: "pill" }, "consume disabled")),
+      h("p", {}, h("span", { class: "muted" }, "Members: "),
+        g.clients.length ? g.clients.map(c => h("span", { class: "pill mono" }, c)) : h("span", { class: "muted" }, "none online"),
+        h("span", { class: "muted" }, ` · retry max ${g.retryMaxTimes}`)),
+      g.topics.map(t => h("div", {},
+        h("p", {}, h("strong", {}, t.topic), h("span", { class: "muted" }, ` · lag ${t.lag} · get TPS ${t.getTps.toFixed(2)}`)),
+        table([["Queue", "num"], ["Broker offset", "num"], ["Consumer offset", "num"], ["Lag", "num"]],
+          t.queues.map(q => h("tr", { "data-queue": `${t.topic}:${q.queueId}` },
+            h("td", { class: "num" }, q.queueId), h("td", { class: "num" }, q.brokerOffset),
+            h("td", { class: "num" }, q.consumerOffset),
+            h("td", { class: q.lag ? "num lag-bad" : "num", "data-col": "lag" }, q.lag)))))),
+      topics.length ? h("div", { style: null }, h("h3", {}, "Reset offsets"), reset) : null);
+  })];
+};
+
+// The last result list of the Messages page, and the detail view of one message.
+let lastFound = null;
+
+function messageRows(messages) {
+  return table([["Queue", "num"], ["Offset", "num"], ["Message id"], ["Tags"], ["Keys"], ["Body"], ["Stored"], [""]],
+    messages.map(m => h("tr", { "data-msgid": m.msgId },
+      h("td", { class: "num" }, m.queueId), h("td", { class: "num" }, m.queueOffset),
+      h("td", { class: "mono" }, m.msgId), h("td", {}, m.tags),
+      h("td", {}, (m.keys || []).map(k => h("span", { class: "pill" }, k))),
+      h("td", { class: "mono", "data-col": "body" }, preview(m.bodyText || "")),
+      h("td", {}, time(m.storeTimestamp)),
+      h("td", {}, h("button", { class: "small secondary", onclick: () => showDetail(m) }, "View")))),
+    { id: "found" });
+}
+
+function showDetail(m) {
+  const box = document.getElementById("detail");
+  const resend = h("form", { class: "inline", id: "resend" },
+    field("Consumer group (empty: resend to the topic)", h("input", { name: "group", maxlength: 255 })),
+    h("button", { type: "submit" }, "Resend"));
+  resend.addEventListener("submit", event => {
+    event.preventDefault();
+    const group = formValues(resend).group;
+    act(() => post("/api/messages/resend", { msgId: m.msgId, group }),
+      r => `Resent as ${r.msgId} to ${r.topic} (queue ${r.queueId}, offset ${r.queueOffset})`);
+  });
+  const facts = [
+    ["Message id", m.msgId], ["UNIQ_KEY", m.uniqKey], ["Topic", m.topic], ["Queue / offset", `${m.queueId} / ${m.queueOffset}`],
+    ["Tags", m.tags], ["Keys", (m.keys || []).join(" ")], ["Born", `${time(m.bornTimestamp)} from ${m.bornHost}`],
+    ["Stored", `${time(m.storeTimestamp)} at ${m.storeHost}`], ["Reconsume times", m.reconsumeTimes],
+    ["Problem", m.error || "none"],
+    ["Body size", `${m.bodySize} bytes${m.bodyTruncated ? " (shown cut)" : ""}${m.bodyNote ? ` (${m.bodyNote})` : ""}`],
+  ];
+  box.replaceChildren(h("div", { class: "card", id: "message-detail" },
+    h("h3", {}, "Message ", h("span", { class: "mono" }, m.msgId)),
+    table([["Field"], ["Value"]], facts.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, v)))),
+    h("h3", {}, "Properties"),
+    table([["Name"], ["Value"]], Object.entries(m.properties || {}).map(([k, v]) =>
+      h("tr", { "data-property": k }, h("td", { class: "mono" }, k), h("td", { class: "mono" }, v))), { id: "properties" }),
+    h("h3", {}, "Body (UTF-8)"), h("pre", { id: "body-text" }, m.bodyText),
+    h("h3", {}, "Body (base64)"), h("pre", { id: "body-base64" }, m.bodyBase64),
+    h("h3", {}, "Resend"), resend));
+  box.scrollIntoView();
+}
+
+pages.messages = async params => {
+  await loadTopicNames();
+  const browse = h("form", { class: "inline", id: "browse" },
+    field("Topic", topicSelect("topic", params.get("topic"))),
+    field("Queue", h("input", { name: "queueId", type: "number", min: 0, value: params.get("queueId") || 0 })),
+    field("From offset", h("input", { name: "offset", type: "number", min: 0, value: params.get("offset") || 0 })),
+    field("Count", h("input", { name: "count", type: "number", min: 1, max: 32, value: 16 })),
+    h("button", { type: "submit" }, "Browse"));
+  const byKey = h("form", { class: "inline", id: "by-key" },
+    field("Topic", topicSelect("topic", params.get("topic"))),
+    field("Key", h("input", { name: "key", required: true })), h("button", { type: "submit" }, "Find by key"));
+  const byId = h("form", { class: "inline", id: "by-id" },
+    field("Message id or UNIQ_KEY", h("input", { name: "id", required: true, size: 36 })),
+    h("button", { type: "submit" }, "Find by id"));
+  const results = h("div", { id: "results" });
+  const detail = h("div", { id: "detail" });
+  const find = async (path, query, what) => {
+    try {
+      const found = await get(path, query);
+      lastFound = { what, messages: found.messages };
+      results.replaceChildren(h("p", { class: "muted" }, `${what}: ${found.messages.length} message(s)`,
+        found.maxOffset !== undefined ? ` (queue offsets ${found.minOffset}..${found.maxOffset - 1})` : ""),
+        messageRows(found.messages));
+      detail.replaceChildren();
+      notice("", "");
+    } catch (err) { notice(err.message, "error"); }
+  };
+  browse.addEventListener("submit", e => {
+    e.preventDefault();
+    const v = formValues(browse);
+    find("/api/messages", v, `${v.topic} queue ${v.queueId} from offset ${v.offset}`);
+  });
+  byKey.addEventListener("submit", e => {
+    e.preventDefault();
+    const v = formValues(byKey);
+    find("/api/messages/by-key", v, `key ${v.key} in ${v.topic}`);
+  });
+  byId.addEventListener("submit", e => {
+    e.preventDefault();
+    const v = formValues(byId);
+    find("/api/messages/by-id", v, `id ${v.id}`);
+  });
+  if (params.get("topic") && params.get("browse")) setTimeout(() => browse.requestSubmit(), 0);  // once the page is in the document
+  else if (lastFound) results.append(h("p", { class: "muted" }, `${lastFound.what}:`), messageRows(lastFound.messages));
+  return [
+    h("h2", {}, "Find messages"),
+    h("div", { class: "card" }, h("h3", {}, "Browse a queue"), browse, h("h3", {}, "By key"), byKey,
+      h("h3", {}, "By message id"), byId),
+    results, detail,
+  ];
+};
+
+pages.pending = async () => {
+  const p = await get("/api/pending");
+  return [
+    h("h2", {}, `Delayed messages waiting (${p.delayed.total})`),
+    table([["Due"], ["Level", "num"], ["Topic"], ["Queue", "num"], ["Message id"], ["Keys"], ["Body"]],
+      p.delayed.messages.map(m => h("tr", { "data-msgid": m.msgId },
+        h("td", {}, time(m.dueTimestamp)), h("td", { class: "num" }, m.delayLevel ?? "timer"),
+        h("td", {}, m.realTopic), h("td", { class: "num" }, m.realQueueId), h("td", { class: "mono" }, m.msgId),
+        h("td", {}, (m.keys || []).join(" ")), h("td", { class: "mono" }, preview(m.bodyText || "")))), { id: "delayed" }),
+    h("h2", {}, `Transactional half messages pending (${p.half.total})`),
+    table([["Created"], ["Producer group"], ["Transaction id"], ["Topic"], ["Checks", "num"], ["Next check"], ["Body"]],
+      p.half.messages.map(m => h("tr", { "data-msgid": m.msgId },
+        h("td", {}, time(m.createdTimestamp)), h("td", {}, m.producerGroup), h("td", { class: "mono" }, m.transactionId),
+        h("td", {}, m.realTopic), h("td", { class: "num" }, m.checkTimes), h("td", {}, time(m.nextCheckTimestamp)),
+        h("td", { class: "mono" }, preview(m.bodyText || "")))), { id: "half" }),
+  ];
+};
+
+pages.connections = async () => {
+  const c = await get("/api/connections");
+  return [
+    h("h2", {}, `Remoting clients (${c.openConnections} open connections)`),
+    table([["Role"], ["Group"], ["Client id"], ["Language"], ["Version", "num"], ["Address"]],
+      c.remoting.map(r => h("tr", { "data-client": r.clientId },
+        h("td", {}, r.role), h("td", {}, r.group), h("td", { class: "mono" }, r.clientId),
+        h("td", { "data-col": "language" }, r.language), h("td", { class: "num" }, r.version),
+        h("td", { class: "mono" }, r.address))), { id: "remoting" }),
+    h("h2", {}, "gRPC (5.x) clients"),
+    c.grpc.length
+      ? table([["Client id"], ["Type"], ["Connected"]], c.grpc.map(g => h("tr", {},
+        h("td", { class: "mono" }, g.clientId), h("td", {}, g.clientType), h("td", {}, g.connected ? "yes" : "no"))))
+      : h("p", { class: "muted" }, "None."),
+  ];
+};
+
+pages.send = async () => {
+  const [names, broker] = await Promise.all([loadTopicNames(), get("/api/broker")]);
+  const levels = broker.delayLevels || [];
+  const form = h("form", { class: "stack card", id: "send" },
+    field("Topic (an existing one, or a new name when auto-creation is on)",
+      h("input", { name: "topic", required: true, list: "topic-names", maxlength: 127 })),
+    h("datalist", { id: "topic-names" }, names.map(t => h("option", { value: t }))),
+    field("Tag", h("input", { name: "tags" })),
+    field("Keys (space-separated)", h("input", { name: "keys" })),
+    field("Properties (one name=value a line)", h("textarea", { name: "properties", rows: 3 })),
+    field("Delay", h("select", { name: "delayLevel" }, h("option", { value: 0 }, "none"),
+      levels.map((ms, i) => h("option", { value: i + 1 }, `level ${i + 1}: ${ms >= 60000 ? ms / 60000 + " min" : ms / 1000 + " s"}`)))),
+    field("Body", h("textarea", { name: "body", required: true, rows: 6 })),
+    h("div", {}, h("button", { type: "submit" }, "Send")));
+  const result = h("div", { id: "sent" });
+  form.addEventListener("submit", async event => {
+    event.preventDefault();
+    const v = formValues(form);
+    const properties = {};
+    for (const line of v.properties.split("\n")) {
+      const at = line.indexOf("=");
+      if (line.trim() && at > 0) properties[line.slice(0, at).trim()] = line.slice(at + 1);
+    }
+    try {
+      const sent = await post("/api/messages/send", {
+        topic: v.topic, tags: v.tags, keys: v.keys, properties, delayLevel: Number(v.delayLevel), body: v.body,
+      });
+      notice(`Sent ${sent.msgId}`, "ok");
+      const browse = `#messages?topic=${encodeURIComponent(sent.topic)}&queueId=${sent.queueId}` +
+        `&offset=${sent.queueOffset}&browse=1`;
+      result.replaceChildren(h("div", { class: "card" }, h("p", {}, "Stored as ", h("code", {}, sent.msgId),
+        ` in ${sent.topic}, queue ${sent.queueId}, offset ${sent.queueOffset}. `,
+        Number(v.delayLevel) ? "It is delayed: see Pending. " : "", h("a", { href: browse, id: "browse-sent" }, "Browse it"))));
+    } catch (err) { notice(err.message, "error"); }
+  });
+  return [h("h2", {}, "Send a test message"), form, result];
+};
+
+// ---- Navigation ------------------------------------------------------------------------------------------
+
+async function render() {
+  const [name, query] = (location.hash.slice(1) || "broker").split("?");
+  const page = pages[name] ? name : "broker";
+  for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.page === page);
+  const main = document.getElementById("page");
+  main.dataset.page = "loading";
+  try {
+    const content = await pages[page](new URLSearchParams(query || ""));
+    main.replaceChildren(...[content].flat(Infinity));
+    main.dataset.page = page;
+  } catch (err) {
+    notice(err.message, "error");
+  }
+}
+
+window.addEventListener("hashchange", () => { notice("", ""); render(); });
+document.addEventListener("DOMContentLoaded", () => {
+  get("/api/broker").then(b => {
+    document.getElementById("where").textContent = `${b.cluster} / ${b.brokerName} @ ${b.address}`;
+  }).catch(() => {});
+  render();
+});
