@@ -280,6 +280,8 @@ class SqliteStore:
         self.after_answers: list[Callable[[], None]] = []
         self._commit_scheduled = False
         self._held = False  # commits wait while the background thread lets the WAL start over
+        self._released = asyncio.Event()  # set whenever commits are not held
+        self._released.set()
         self._unflushed = 0  # commits waiting for their WAL fsync (SYNC_FLUSH)
         self._flushed = asyncio.Event()
         self._stop_flushing = asyncio.Event()
@@ -555,10 +557,12 @@ class SqliteStore:
     def hold_commits(self, held: threading.Event) -> None:
         """``CommitGate``: commits run on this thread, so none is running now; the next waits for the release."""
         self._held = True
+        self._released.clear()
         held.set()
 
     def release_commits(self) -> None:
         self._held = False
+        self._released.set()
         if self._pending and not self._commit_scheduled:
             self._commit_pending()
 
@@ -1264,6 +1268,10 @@ class SqliteStore:
         to the first record left) and never its newest chunk, so a queue's offsets survive a restart; a chunk
         holding a scheduled or pending half message stays, and with it the rest of its queue. The pages freed
         are reused by the next appends (``space()`` counts them as free)."""
+        self._require_open()
+        # A write while the background thread lets the WAL start over would keep it from starting over (under a
+        # steady load with retention the WAL grew to 590 MB); wait for the release as the appends do.
+        await self._released.wait()
         self._require_open()
         conn = self._connection()
         kept: set[QueueKey] = set()
