@@ -78,6 +78,9 @@ class Broker:
             admin = self.acl_file.config.first_admin()
             if admin is not None:
                 self.registrar.credentials = (admin.access_key, admin.secret_key)
+            if config.grpc_port is not None:
+                log.warning("ACL 1.0 checks remoting requests only: the gRPC endpoint (5.x clients) is not checked; "
+                            "--grpc-port -1 turns it off (docs/acl.md)")  # fmt: skip
         self.server = RemotingServer(
             "broker",
             table,
