@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from codec.codes import ACL_ACCESS_KEY_FIELD, ACL_SIGNATURE_FIELD, UNIQUE_MSG_QUERY_FLAG
 
 _UNSIGNED_FIELDS = frozenset({ACL_SIGNATURE_FIELD, UNIQUE_MSG_QUERY_FLAG})
+_CLIENT_UNSIGNED_FIELDS = frozenset({ACL_SIGNATURE_FIELD})
 
 
 def _java_order(name: str) -> bytes:
@@ -22,9 +23,12 @@ def _java_order(name: str) -> bytes:
     return name.encode("utf-16-be", "surrogatepass")
 
 
-def signed_content(ext_fields: Mapping[str, str], body: bytes) -> bytes:
-    """What the broker signs: sorted field values (all but the signature fields), then the body."""
-    names = sorted((n for n in ext_fields if n not in _UNSIGNED_FIELDS), key=_java_order)
+def signed_content(ext_fields: Mapping[str, str], body: bytes, *, as_client: bool = False) -> bytes:
+    """What the broker signs: sorted field values (all but the signature fields), then the body. ``as_client``:
+    what the client's hook signs, which keeps ``_UNIQUE_KEY_QUERY`` (the Java client adds it to every
+    QUERY_MESSAGE before signing, so Apache 4.9's broker refuses those; pocketmq accepts either)."""
+    unsigned = _CLIENT_UNSIGNED_FIELDS if as_client else _UNSIGNED_FIELDS
+    names = sorted((n for n in ext_fields if n not in unsigned), key=_java_order)
     text = "".join(ext_fields[n] for n in names)
     return text.encode("utf-8", "surrogatepass") + body
 
@@ -51,4 +55,4 @@ class Signer:
 def sign_request(ext_fields: dict[str, str], body: bytes, access_key: str, secret_key: str) -> None:
     """Add ``AccessKey`` and ``Signature`` as a signing client does (the name server client of a broker, tests)."""
     ext_fields[ACL_ACCESS_KEY_FIELD] = access_key
-    ext_fields[ACL_SIGNATURE_FIELD] = Signer(secret_key).sign(signed_content(ext_fields, body))
+    ext_fields[ACL_SIGNATURE_FIELD] = Signer(secret_key).sign(signed_content(ext_fields, body, as_client=True))

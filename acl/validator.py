@@ -24,6 +24,7 @@ from codec.codes import (
     ACL_SIGNATURE_FIELD,
     RETRY_GROUP_TOPIC_PREFIX,
     TRACE_TOPIC,
+    UNIQUE_MSG_QUERY_FLAG,
     AclPerm,
 )
 
@@ -65,11 +66,21 @@ def decide(config: PlainAclConfig, code: int, fields: Mapping[str, str], body: b
         resources = needed_resources(code, fields, body)
     except ResourceError as err:
         return str(err)
-    if not account.signer.verify(signed_content(fields, body), fields.get(ACL_SIGNATURE_FIELD)):
+    if not _signature_holds(account, fields, body):
         return f"Check signature failed for accessKey={access_key}"
     if resources.get(TRACE_TOPIC) == AclPerm.PUB:
         return None
     return _check_permissions(account, code, resources)
+
+
+def _signature_holds(account: Account, fields: Mapping[str, str], body: bytes) -> bool:
+    signature = fields.get(ACL_SIGNATURE_FIELD)
+    if account.signer.verify(signed_content(fields, body), signature):
+        return True
+    # The client's hook also signed _UNIQUE_KEY_QUERY, which Apache's broker leaves out (and so refuses).
+    return UNIQUE_MSG_QUERY_FLAG in fields and account.signer.verify(
+        signed_content(fields, body, as_client=True), signature
+    )
 
 
 def decide_registration(
@@ -82,11 +93,7 @@ def decide_registration(
     if any(a.white_address.matches(remote_ip) for a in config.accounts.values()):
         return None
     account = config.accounts.get(fields.get(ACL_ACCESS_KEY_FIELD) or "")
-    if (
-        account is not None
-        and account.admin
-        and account.signer.verify(signed_content(fields, body), fields.get(ACL_SIGNATURE_FIELD))
-    ):
+    if account is not None and account.admin and _signature_holds(account, fields, body):
         return None
     return (
         f"broker registration from {remote_ip} refused: the address is not in the white list "
