@@ -78,6 +78,9 @@ class Broker:
             admin = self.acl_file.config.first_admin()
             if admin is not None:
                 self.registrar.credentials = (admin.access_key, admin.secret_key)
+            else:
+                log.warning("the ACL file has no admin account: broker registrations go unsigned, and a pocketmq "
+                            "name server with ACL accepts them only from a white-listed address")  # fmt: skip
             if config.grpc_port is not None:
                 log.warning("ACL 1.0 checks remoting requests only: the gRPC endpoint (5.x clients) is not checked; "
                             "--grpc-port -1 turns it off (docs/acl.md)")  # fmt: skip
