@@ -8,6 +8,7 @@ Forms: blank (matches nothing), ``*`` / ``*.*.*.*`` / ``*:*:*:*:*:*:*:*`` (every
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class AddressPattern:
     def matches(self, address: str) -> bool:
         if self.everything:
             return True
+        if not self.exact and self.ranges is None:
+            return False
         normal = _normalise(address)
         if normal is None:
             return False
@@ -44,6 +47,7 @@ class AddressPattern:
 NOTHING = AddressPattern("")
 
 
+@functools.lru_cache(maxsize=4096)  # peers are few and come back with every request
 def _normalise(address: str) -> str | None:
     """An address in the form patterns are stored in, or None when it is not an address."""
     try:

@@ -30,11 +30,11 @@ from acl.signature import Signer
 from codec.codes import ACL_MIN_KEY_LENGTH, RETRY_GROUP_TOPIC_PREFIX, AclPerm
 
 _PERM_WORDS = {
-    "DENY": AclPerm.DENY,
-    "PUB": AclPerm.PUB,
-    "SUB": AclPerm.SUB,
-    "PUB|SUB": AclPerm.PUB | AclPerm.SUB,
-    "SUB|PUB": AclPerm.PUB | AclPerm.SUB,
+    "DENY": int(AclPerm.DENY),
+    "PUB": int(AclPerm.PUB),
+    "SUB": int(AclPerm.SUB),
+    "PUB|SUB": int(AclPerm.PUB | AclPerm.SUB),
+    "SUB|PUB": int(AclPerm.PUB | AclPerm.SUB),
 }
 
 
@@ -49,8 +49,8 @@ class Account:
     signer: Signer
     white_address: AddressPattern = NOTHING
     admin: bool = False
-    default_topic_perm: int = AclPerm.DENY
-    default_group_perm: int = AclPerm.DENY
+    default_topic_perm: int = int(AclPerm.DENY)
+    default_group_perm: int = int(AclPerm.DENY)
     # Topic names and "%RETRY%<group>" for groups -> permission bits.
     resource_perms: dict[str, int] = field(default_factory=dict)
 
@@ -79,12 +79,12 @@ def _text(value: Any) -> str | None:
 def _perm(word: Any, where: str, warnings: list[str]) -> int:
     text = _text(word)
     if text is None:
-        return AclPerm.DENY
+        return int(AclPerm.DENY)
     perm = _PERM_WORDS.get(text.strip())
     if perm is None:
         warnings.append(f"{where}: unknown permission {text!r} means DENY")
-        return AclPerm.DENY
-    return int(perm)
+        return int(AclPerm.DENY)
+    return perm
 
 
 def _list(value: Any, what: str) -> list[Any]:

@@ -13,6 +13,8 @@ from codec import jsonbody
 from codec.codes import RETRY_GROUP_TOPIC_PREFIX, AclPerm, RequestCode
 from codec.errors import CodecError
 
+_PUB, _SUB = int(AclPerm.PUB), int(AclPerm.SUB)  # plain ints: IntFlag arithmetic is slow per request
+
 
 class ResourceError(ValueError):
     """The request names its resources in a way that cannot be read (a heartbeat body that is not JSON)."""
@@ -25,9 +27,9 @@ def _retry(group: str | None) -> str | None:
 def _send(resources: dict[str, int], topic: str | None, group: str | None) -> None:
     # A send to a retry topic is a consumer's re-send: it needs SUB on its group instead of PUB on the topic.
     if topic is not None and topic.startswith(RETRY_GROUP_TOPIC_PREFIX):
-        _add(resources, _retry(group), AclPerm.SUB)
+        _add(resources, _retry(group), _SUB)
     else:
-        _add(resources, topic, AclPerm.PUB)
+        _add(resources, topic, _PUB)
 
 
 def _add(resources: dict[str, int], resource: str | None, perm: int) -> None:
@@ -44,19 +46,19 @@ def needed_resources(code: int, fields: Mapping[str, str], body: bytes) -> dict[
     elif code == RequestCode.SEND_MESSAGE_V2:
         _send(resources, get("b"), get("a"))
     elif code == RequestCode.CONSUMER_SEND_MSG_BACK:
-        _add(resources, _retry(get("group")), AclPerm.SUB)
+        _add(resources, _retry(get("group")), _SUB)
     elif code == RequestCode.PULL_MESSAGE:
-        _add(resources, get("topic"), AclPerm.SUB)
-        _add(resources, _retry(get("consumerGroup")), AclPerm.SUB)
+        _add(resources, get("topic"), _SUB)
+        _add(resources, _retry(get("consumerGroup")), _SUB)
     elif code == RequestCode.QUERY_MESSAGE:
-        _add(resources, get("topic"), AclPerm.SUB)
+        _add(resources, get("topic"), _SUB)
     elif code == RequestCode.HEART_BEAT:
         _heartbeat(resources, body)
     elif code in (RequestCode.UNREGISTER_CLIENT, RequestCode.GET_CONSUMER_LIST_BY_GROUP):
-        _add(resources, _retry(get("consumerGroup")), AclPerm.SUB)
+        _add(resources, _retry(get("consumerGroup")), _SUB)
     elif code == RequestCode.UPDATE_CONSUMER_OFFSET:
-        _add(resources, _retry(get("consumerGroup")), AclPerm.SUB)
-        _add(resources, get("topic"), AclPerm.SUB)
+        _add(resources, _retry(get("consumerGroup")), _SUB)
+        _add(resources, get("topic"), _SUB)
     return resources
 
 
@@ -71,8 +73,8 @@ def _heartbeat(resources: dict[str, int], body: bytes) -> None:
         if not isinstance(consumer, dict):
             continue
         group = consumer.get("groupName")
-        _add(resources, _retry(group) if isinstance(group, str) else None, AclPerm.SUB)
+        _add(resources, _retry(group) if isinstance(group, str) else None, _SUB)
         subscriptions = consumer.get("subscriptionDataSet")
         for sub in subscriptions if isinstance(subscriptions, list) else []:
             topic = sub.get("topic") if isinstance(sub, dict) else None
-            _add(resources, topic if isinstance(topic, str) else None, AclPerm.SUB)
+            _add(resources, topic if isinstance(topic, str) else None, _SUB)

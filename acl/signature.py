@@ -28,7 +28,12 @@ def signed_content(ext_fields: Mapping[str, str], body: bytes, *, as_client: boo
     what the client's hook signs, which keeps ``_UNIQUE_KEY_QUERY`` (the Java client adds it to every
     QUERY_MESSAGE before signing, so Apache 4.9's broker refuses those; pocketmq accepts either)."""
     unsigned = _CLIENT_UNSIGNED_FIELDS if as_client else _UNSIGNED_FIELDS
-    names = sorted((n for n in ext_fields if n not in unsigned), key=_java_order)
+    names = [n for n in ext_fields if n not in unsigned]
+    # Code point order is Java's order unless a name holds characters beyond U+D7FF (rare: sort those the Java way).
+    if "".join(names).isascii():
+        names.sort()
+    else:
+        names.sort(key=_java_order)
     text = "".join(ext_fields[n] for n in names)
     return text.encode("utf-8", "surrogatepass") + body
 

@@ -30,15 +30,18 @@ from codec.codes import (
 
 log = logging.getLogger("pocketmq.acl")
 
+# Plain ints: IntFlag arithmetic costs microseconds per request.
+_DENY, _ANY, _PUB, _SUB = int(AclPerm.DENY), int(AclPerm.ANY), int(AclPerm.PUB), int(AclPerm.SUB)
+
 RELOAD_CHECK_INTERVAL_S = 1.0  # how often the file's modification time is looked at (while requests arrive)
 
 
 def has_permission(needed: int, owned: int) -> bool:
     """Permission.checkPermission: DENY wins; ANY is PUB or SUB; else the needed bit must be owned."""
-    if owned & AclPerm.DENY:
+    if owned & _DENY:
         return False
-    if needed & AclPerm.ANY:
-        return bool(owned & (AclPerm.PUB | AclPerm.SUB))
+    if needed & _ANY:
+        return bool(owned & (_PUB | _SUB))
     return bool(needed & owned)
 
 
@@ -68,7 +71,7 @@ def decide(config: PlainAclConfig, code: int, fields: Mapping[str, str], body: b
         return str(err)
     if not _signature_holds(account, fields, body):
         return f"Check signature failed for accessKey={access_key}"
-    if resources.get(TRACE_TOPIC) == AclPerm.PUB:
+    if resources.get(TRACE_TOPIC) == _PUB:
         return None
     return _check_permissions(account, code, resources)
 

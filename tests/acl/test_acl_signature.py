@@ -72,3 +72,8 @@ def test_sign_then_verify_round_trip(fields: dict[str, str], body: bytes, secret
     signer = Signer(secret)
     signature = signer.sign(signed_content(fields, body))
     assert signer.verify(signed_content({**fields, "Signature": signature}, body), signature)
+
+
+def test_names_beyond_the_bmp_sort_as_java_does() -> None:
+    # UTF-16: the emoji's surrogate pair (0xD83D...) sorts before U+FFFD, unlike code point order.
+    assert signed_content({"\ufffd": "1", "\U0001f600": "2"}, b"") == b"21"
