@@ -342,3 +342,34 @@ SYSTEM_PROPERTY_NAMES = frozenset(
         "__CRC32#",
     ]
 )
+
+
+# ACL 1.0 (acl/common: SessionCredentials, Permission, AclConstants; MixAll.UNIQUE_MSG_QUERY_FLAG).
+ACL_ACCESS_KEY_FIELD = "AccessKey"  # ext field a signing client adds to every request
+ACL_SIGNATURE_FIELD = "Signature"
+ACL_SECURITY_TOKEN_FIELD = "SecurityToken"
+UNIQUE_MSG_QUERY_FLAG = "_UNIQUE_KEY_QUERY"  # ext field left out of the signed content, as the broker does
+TRACE_TOPIC = "RMQ_SYS_TRACE_TOPIC"
+ACL_MIN_KEY_LENGTH = 6  # accessKey and secretKey must be longer than this
+
+
+class AclPerm(IntFlag):
+    """Permission bits of an ACL resource (Permission.DENY/ANY/PUB/SUB)."""
+
+    DENY = 1
+    ANY = 2
+    PUB = 4
+    SUB = 8
+
+
+# Request codes only an admin account may send (Permission.ADMIN_CODE).
+ACL_ADMIN_CODES = frozenset(
+    {
+        RequestCode.UPDATE_AND_CREATE_TOPIC,
+        RequestCode.UPDATE_BROKER_CONFIG,
+        RequestCode.DELETE_TOPIC_IN_BROKER,
+        RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        RequestCode.DELETE_SUBSCRIPTIONGROUP,
+    }
+)
+ACL_EXCEPTION_CLASS = "org.apache.rocketmq.acl.common.AclException"  # the refusal remark starts with its name

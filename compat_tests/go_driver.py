@@ -141,6 +141,10 @@ class GoClient(DriverClient):
 
     binary: Path
     work_dir: Path
+    credentials: tuple[str, str] | None = None  # ACL 1.0 (accessKey, secretKey) for produce and consume
+
+    def _acl_args(self) -> list[str]:
+        return ["--access-key", self.credentials[0], "--secret-key", self.credentials[1]] if self.credentials else []
 
     def _start(self, base: Path, *args: str) -> DriverProcess:
         proc = DriverProcess([str(self.binary), *args], base)
@@ -185,7 +189,7 @@ class GoClient(DriverClient):
         spec_file.write_text(json.dumps([m.to_spec() for m in messages], ensure_ascii=False), encoding="utf-8")
         return self._start(
             base, "produce", "--namesrv", namesrv, "--topic", topic, "--group", group, "--spec", str(spec_file),
-            "--mode", mode, "--retry", str(retries), "--send-timeout-ms", str(send_timeout_ms),
+            "--mode", mode, "--retry", str(retries), "--send-timeout-ms", str(send_timeout_ms), *self._acl_args(),
         )  # fmt: skip
 
     def produce(
@@ -242,7 +246,7 @@ class GoClient(DriverClient):
             args.append("--reply")
         if stop_file is not None:
             args += ["--stop-file", str(stop_file)]
-        return self._start(base, *args)
+        return self._start(base, *args, *self._acl_args())
 
     def start_request(
         self,

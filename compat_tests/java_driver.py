@@ -99,12 +99,24 @@ class JavaClient(DriverClient):
     version: str
     classpath: str
     work_dir: Path
+    credentials: tuple[str, str] | None = None  # ACL 1.0 (accessKey, secretKey): AclClientRPCHook, 4.9.8 only
 
     def _cmd(self, *args: str) -> list[str]:
+        acl = ["--access-key", self.credentials[0], "--secret-key", self.credentials[1]] if self.credentials else []
         return [
-            self.java, *JVM_FLAGS, "-cp", self.classpath, MAIN_CLASS, *args,
+            self.java, *JVM_FLAGS, "-cp", self.classpath, MAIN_CLASS, *args, *acl,
             "--log-dir", str(self.work_dir / "client-logs"),
         ]  # fmt: skip
+
+    def create_topic(self, namesrv: str, topic: str, group: str, timeout: float = 90) -> dict[str, Any]:
+        """MQAdmin ``createTopic`` from TBW102: the driver's last line, ``{"event": "created"}`` or ``"error"``."""
+        base = self._next("create-topic")
+        args = ["create-topic", "--namesrv", namesrv, "--topic", topic, "--group", group]
+        proc = self._track(_JsonProcess(self._cmd(*args), base.with_suffix(".stderr")))
+        proc.join(timeout)
+        events = [x for x in proc.lines if x.get("event") in ("created", "error")]
+        assert events, f"create-topic printed no outcome\n{proc.describe()}"
+        return events[-1]
 
     def start_produce(
         self,

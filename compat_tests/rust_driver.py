@@ -148,10 +148,14 @@ class RustClient(DriverClient):
 
     binary: Path
     work_dir: Path
+    credentials: tuple[str, str] | None = None  # ACL 1.0 (accessKey, secretKey) for produce and consume
 
     def _start(self, base: Path, *args: str) -> DriverProcess:
         proc = DriverProcess([str(self.binary), *args], base)
         return self._track(proc)
+
+    def _acl_args(self) -> list[str]:
+        return ["--access-key", self.credentials[0], "--secret-key", self.credentials[1]] if self.credentials else []
 
     def _plan(self, base: Path, entries: list[Any]) -> str:
         plan = base.with_suffix(".plan.json")
@@ -173,7 +177,7 @@ class RustClient(DriverClient):
             args += ["--mode", mode]
         if timeout_ms is not None:
             args += ["--timeout-ms", str(timeout_ms)]
-        return self._start(base, *args)
+        return self._start(base, *args, *self._acl_args())
 
     def produce(self, *args: Any, timeout: float = 60, **kwargs: Any) -> list[dict[str, Any]]:
         """Run ``start_produce`` to its end; the ``sent`` lines."""
@@ -207,7 +211,7 @@ class RustClient(DriverClient):
         if stop_file is not None:
             args += ["--stop-file", str(stop_file)]
         args += [f"--{flag}" for flag, on in (("orderly", orderly), ("fail", fail), ("reply", reply)) if on]
-        return self._start(base, *args)
+        return self._start(base, *args, *self._acl_args())
 
     def start_txproduce(
         self, namesrv: str, group: str, messages: list[TxMessage], *, wait_checks_ms: int = 30_000, stay_ms: int = 0

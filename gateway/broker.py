@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
+from acl.validator import PlainAclFile
 from codec.codes import RequestCode, ResponseCode
 from codec.command import RemotingCommand
 from codec.heartbeat import make_subscription
 from gateway.clock import Clock, SystemClock
-from gateway.config import BrokerConfig
+from gateway.config import BrokerConfig, acl_file_path
 from gateway.context import BrokerContext, now_ms
 from gateway.handlers.admin import AdminHandlers
 from gateway.handlers.clients import ClientHandlers
@@ -27,6 +28,7 @@ from gateway.handlers.sendback import SendBackHandler
 from gateway.handlers.transaction import EndTransactionHandler
 from gateway.registration import Registrar
 from gateway.topics import TopicTable
+from remoting.acl_guard import AclGuard
 from remoting.connection import Connection
 from remoting.limits import ConnectionSlots
 from remoting.server import DispatchTable, RemotingServer
@@ -43,7 +45,13 @@ WRITE_GRACE_S = 0.5
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, clock: Clock | None = None, slots: ConnectionSlots | None = None) -> None:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        clock: Clock | None = None,
+        slots: ConnectionSlots | None = None,
+        acl_file: PlainAclFile | None = None,
+    ) -> None:
         self.config = config
         self.store = SqliteStore(config.data_dir / "store.db", sync_flush=config.sync_flush)
         self.topics = TopicTable(
@@ -61,9 +69,25 @@ class Broker:
         self.registrar = Registrar(config, self.admin.topic_config_wrapper)
         self.client_handlers = ClientHandlers(self.ctx, self.connections)
         self.send_handler = SendHandler(self.ctx)
+        # ACL 1.0: read (or refused, AclConfigError) before anything listens; no check at all when it is off.
+        if acl_file is None and config.acl_enable:
+            acl_file = PlainAclFile(acl_file_path(config))
+        self.acl_file = acl_file if config.acl_enable else None
+        table = self.dispatch_table()
+        if self.acl_file is not None:
+            AclGuard(self.acl_file.decide).install(table)
+            admin = self.acl_file.config.first_admin()
+            if admin is not None:
+                self.registrar.credentials = (admin.access_key, admin.secret_key)
+            else:
+                log.warning("the ACL file has no admin account: broker registrations go unsigned, and a pocketmq "
+                            "name server with ACL accepts them only from a white-listed address")  # fmt: skip
+            if config.grpc_port is not None:
+                log.warning("ACL 1.0 checks remoting requests only: the gRPC endpoint (5.x clients) is not checked; "
+                            "--grpc-port -1 turns it off (docs/acl.md)")  # fmt: skip
         self.server = RemotingServer(
             "broker",
-            self.dispatch_table(),
+            table,
             limits=config.connection_limits(),
             slots=slots or ConnectionSlots(config.server_max_connections, config.server_max_buffered_bytes),
             on_open=self._opened,

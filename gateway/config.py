@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,9 @@ class BrokerConfig:
     server_max_requests_in_flight: int = 1024  # serverMaxRequestsInFlight, per connection
     server_max_connections: int | None = None  # serverMaxConnections; None: the open-file limit less a reserve
     server_max_buffered_bytes: int = 256 * 1024 * 1024  # serverMaxBufferedBytes, large frames being received
+    # ACL 1.0 (docs/acl.md): off by default, as in Apache. The file is Apache's plain_acl.yml.
+    acl_enable: bool = False  # aclEnable
+    acl_file: Path | None = None  # aclFile / --acl-file; default ${ROCKETMQ_HOME}/conf/plain_acl.yml
 
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(
@@ -119,6 +123,8 @@ BROKER_CONF_KEYS = {
     "serverMaxRequestsInFlight": "server_max_requests_in_flight",
     "serverMaxConnections": "server_max_connections",
     "serverMaxBufferedBytes": "server_max_buffered_bytes",
+    "aclEnable": "acl_enable",
+    "aclFile": "acl_file",
 }
 
 
@@ -145,3 +151,14 @@ def broker_conf_values(config: BrokerConfig) -> dict[str, str]:
             text = str(value)
         out[key] = text
     return out
+
+
+def acl_file_path(config: BrokerConfig) -> Path:
+    """The ACL file of a broker with ``aclEnable``: ``aclFile`` / ``--acl-file``, else Apache's
+    ``${ROCKETMQ_HOME}/conf/plain_acl.yml``."""
+    if config.acl_file is not None:
+        return config.acl_file
+    home = os.environ.get("ROCKETMQ_HOME")
+    if home:
+        return Path(home) / "conf" / "plain_acl.yml"
+    return Path("conf") / "plain_acl.yml"

@@ -7,8 +7,11 @@ import logging
 import anyio
 from anyio.abc import TaskStatus
 
+from acl.validator import PlainAclFile
+from codec.codes import RequestCode
 from nameserver.handlers import NameServerHandlers, _now_ms
 from nameserver.routes import RouteTable
+from remoting.acl_guard import AclGuard
 from remoting.connection import Connection
 from remoting.limits import ConnectionLimits, ConnectionSlots
 from remoting.server import RemotingServer
@@ -27,14 +30,17 @@ class NameServer:
         *,
         limits: ConnectionLimits | None = None,
         slots: ConnectionSlots | None = None,
+        acl_file: PlainAclFile | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.routes = RouteTable()
         self.handlers = NameServerHandlers(self.routes)
-        self.server = RemotingServer(
-            "namesrv", self.handlers.table(), limits=limits, slots=slots, on_close=self._connection_closed
-        )
+        table = self.handlers.table()
+        if acl_file is not None:  # brokers may (un)register only from a white-listed address or signed by an admin
+            codes = (RequestCode.REGISTER_BROKER, RequestCode.UNREGISTER_BROKER)
+            AclGuard(acl_file.decide_registration, codes).install(table)
+        self.server = RemotingServer("namesrv", table, limits=limits, slots=slots, on_close=self._connection_closed)
 
     def _connection_closed(self, conn: Connection) -> None:
         for addr in self.routes.connection_closed(conn.id):

@@ -15,8 +15,10 @@ from typing import Any
 
 import anyio
 
+from acl.plain_config import AclConfigError
+from acl.validator import PlainAclFile
 from gateway.broker import Broker
-from gateway.config import BrokerConfig
+from gateway.config import BrokerConfig, acl_file_path
 from nameserver.server import NameServer
 from pocketmq import __version__
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
@@ -41,6 +43,7 @@ BROKER_OPTIONS = {
     "grpc_tls_cert": ("GRPC_TLS_CERT", "PEM certificate for the gRPC port (default: self-signed, in the data dir)"),
     "grpc_tls_key": ("GRPC_TLS_KEY", "PEM private key of that certificate"),
     "ready_file": ("READY_FILE", "once every port accepts, write the addresses here as JSON (for test harnesses)"),
+    "acl_file": ("ACL_FILE", "turn ACL 1.0 on with this plain_acl.yml (see docs/acl.md; broker.conf: aclEnable)"),
 }
 
 
@@ -92,6 +95,9 @@ def build_broker_config(args: argparse.Namespace, namesrv_addrs: list[str] | Non
         config.grpc_tls_cert = Path(v)
     if (v := _opt(args, "grpc_tls_key", "GRPC_TLS_KEY")) is not None:
         config.grpc_tls_key = Path(v)
+    if (v := _opt(args, "acl_file", "ACL_FILE")) is not None:
+        config.acl_file = Path(v)
+        config.acl_enable = True
     if (config.grpc_tls_cert is None) != (config.grpc_tls_key is None):
         raise SystemExit("--grpc-tls-cert and --grpc-tls-key go together")
     config.max_frame_size = frame_limit()
@@ -111,6 +117,12 @@ def parser() -> argparse.ArgumentParser:
     ns = sub.add_parser("namesrv", help="run a name server alone")
     ns.add_argument("--host", default=None, help="bind address (default 127.0.0.1); env POCKETMQ_HOST")
     ns.add_argument("--port", type=int, default=None, help="port (default 9876); env POCKETMQ_NAMESRV_PORT")
+    ns.add_argument(
+        "--acl-file",
+        default=None,
+        help="accept broker registrations only from this plain_acl.yml's white lists or signed by its admin "
+        "account; env POCKETMQ_ACL_FILE",
+    )
     br = sub.add_parser("broker", help="run a broker that registers with name servers")
     _add_broker_options(br)
     br.add_argument("--namesrv-addr", default=None, help="HOST:PORT[;HOST:PORT...]; env POCKETMQ_NAMESRV_ADDR")
@@ -151,18 +163,25 @@ async def _until_signal(on_signal: anyio.abc.CancelScope, brokers: list[Broker])
             return
 
 
-async def start_up(tg: anyio.abc.TaskGroup, args: argparse.Namespace, config: BrokerConfig) -> tuple[Broker, str]:
+def load_acl(config: BrokerConfig) -> PlainAclFile | None:
+    """The ACL file when ACL is on; raises AclConfigError (before anything listens) when it cannot be used."""
+    return PlainAclFile(acl_file_path(config)) if config.acl_enable else None
+
+
+async def start_up(
+    tg: anyio.abc.TaskGroup, args: argparse.Namespace, config: BrokerConfig, acl: PlainAclFile | None
+) -> tuple[Broker, str]:
     """A name server and a broker in ``tg`` (``pocketmq up``), both listening when this returns; the broker and
     the name server address."""
     host = _opt(args, "host", "HOST") or "127.0.0.1"
     ns_port = int(_opt(args, "namesrv_port", "NAMESRV_PORT") or 9876)
     # One process, one file-descriptor limit and one heap: both listeners share the connection budget.
     slots = ConnectionSlots(config.server_max_connections, config.server_max_buffered_bytes)
-    namesrv = NameServer(host, ns_port, limits=config.connection_limits(), slots=slots)
+    namesrv = NameServer(host, ns_port, limits=config.connection_limits(), slots=slots, acl_file=acl)
     ns_port = await tg.start(namesrv.run)
     ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     config.namesrv_addrs = [f"{ns_host}:{ns_port}"]
-    broker = Broker(config, slots=slots)
+    broker = Broker(config, slots=slots, acl_file=acl)
     await tg.start(broker.run)
     _print(f"pocketmq name server listening on {host}:{ns_port}")
     _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{config.port}, "
@@ -173,16 +192,17 @@ async def start_up(tg: anyio.abc.TaskGroup, args: argparse.Namespace, config: Br
 
 async def serve_up(tg: anyio.abc.TaskGroup, args: argparse.Namespace, config: BrokerConfig) -> Endpoints:
     """``start_up``, then wait until the gRPC and HTTP ports are settled too (pocketmq.testing in a thread)."""
-    broker, namesrv_addr = await start_up(tg, args, config)
+    broker, namesrv_addr = await start_up(tg, args, config, load_acl(config))
     return Endpoints.from_ready_file(await ready_info(broker, namesrv_addr))
 
 
 async def run_up(args: argparse.Namespace) -> None:
     config = build_broker_config(args, None)
+    acl = load_acl(config)
     async with anyio.create_task_group() as tg:
         brokers: list[Broker] = []
         tg.start_soon(_until_signal, tg.cancel_scope, brokers)
-        broker, namesrv_addr = await start_up(tg, args, config)
+        broker, namesrv_addr = await start_up(tg, args, config, acl)
         brokers.append(broker)
         tg.start_soon(_announce_grpc, broker)
         tg.start_soon(_announce_http, broker)
@@ -238,7 +258,9 @@ async def ready_info(broker: Broker, namesrv_addr: str) -> dict[str, Any]:
 async def run_namesrv(args: argparse.Namespace) -> None:
     host = args.host or env("HOST") or "127.0.0.1"
     port = int(args.port if args.port is not None else env("NAMESRV_PORT") or 9876)
-    namesrv = NameServer(host, port, limits=ConnectionLimits(max_frame_size=frame_limit()))
+    acl_path = args.acl_file or env("ACL_FILE")
+    acl = PlainAclFile(Path(acl_path)) if acl_path else None
+    namesrv = NameServer(host, port, limits=ConnectionLimits(max_frame_size=frame_limit()), acl_file=acl)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_until_signal, tg.cancel_scope, [])
         port = await tg.start(namesrv.run)
@@ -272,5 +294,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     runner = {"up": run_up, "namesrv": run_namesrv, "broker": run_broker}[args.command]
     tune_for_server()
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(runner, args, backend="asyncio", backend_options={"use_uvloop": True})
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(runner, args, backend="asyncio", backend_options={"use_uvloop": True})
+    except AclConfigError as err:  # asked for ACL with a file it cannot use: refuse to run open
+        raise SystemExit(f"pocketmq: {err}") from None

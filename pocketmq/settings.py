@@ -52,11 +52,14 @@ def apply_broker_conf(config: BrokerConfig, values: dict[str, str]) -> list[str]
             config.data_dir = Path(value).expanduser()
         elif field == "sync_flush":
             config.sync_flush = value.strip().upper() == "SYNC_FLUSH"
+        elif field == "acl_file":
+            config.acl_file = Path(value).expanduser() if value.strip() else None
         elif field in (
             "auto_create_topic",
             "trace_on",
             "validate_system_topic_when_update_topic",
             "clean_file_forcibly_enable",
+            "acl_enable",
         ):
             setattr(config, field, _bool(value))
         elif field in (

@@ -19,6 +19,8 @@ from remoting.limits import ConnectionLimits, ConnectionSlots
 log = logging.getLogger("pocketmq.remoting")
 
 Handler = Callable[[RemotingCommand, Connection], HandlerResult | Awaitable[HandlerResult]]
+# Looks at a request before its handler: None lets it through, a response refuses it (ACL).
+Guard = Callable[[RemotingCommand, Connection], RemotingCommand | None]
 
 TIMER_SWEEP_S = 1.0  # how often idle, slow and stalled connections are looked for (at most)
 BACKLOG = 1024  # NettySystemConfig socketBacklog
@@ -32,13 +34,20 @@ class DispatchTable:
 
     def __init__(self) -> None:
         self.handlers: dict[int, tuple[Handler, bool]] = {}
+        self.default: tuple[Handler, bool] = _UNSUPPORTED
 
     def register(self, code: int, handler: Handler) -> None:
         self.handlers[int(code)] = (handler, _is_coroutine_function(handler))
 
     def resolve(self, code: int) -> tuple[Handler, bool]:
         """The handler of ``code`` and whether it is a coroutine function."""
-        return self.handlers.get(code, _UNSUPPORTED)
+        return self.handlers.get(code, self.default)
+
+    def guard(self, check: Guard) -> None:
+        """Run ``check`` before every handler registered so far (and for unknown codes). Installed only when
+        wanted, so a table without a guard pays nothing per request."""
+        self.handlers = {code: (_guarded(check, h), is_async) for code, (h, is_async) in self.handlers.items()}
+        self.default = (_guarded(check, self.default[0]), self.default[1])
 
     def __call__(self, cmd: RemotingCommand, conn: Connection) -> HandlerResult | Awaitable[HandlerResult]:
         handler, _is_async = self.resolve(cmd.code)
@@ -50,6 +59,18 @@ def _not_supported(cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
 
 
 _UNSUPPORTED: tuple[Handler, bool] = (_not_supported, False)
+
+
+def _guarded(check: Guard, handler: Handler) -> Handler:
+    # A plain function even around a coroutine function: a refusal is answered at once, anything else is whatever
+    # the handler returns (the connection still treats its coroutine as a step).
+    def guarded(cmd: RemotingCommand, conn: Connection) -> HandlerResult | Awaitable[HandlerResult]:
+        refusal = check(cmd, conn)
+        if refusal is not None:
+            return refusal
+        return handler(cmd, conn)
+
+    return guarded
 
 
 def _is_coroutine_function(handler: Handler) -> bool:

@@ -12,6 +12,9 @@ one JSON object per line on stdout; diagnostics go to stderr.
         [--expr "a || b"] [--max-num 32] [--passes 2] [--timeout 60] [--prop NAME ...]
     python compat_tests/cpp/driver.py probe    # prints {"event":"probe","ok":true|false,...}
 
+``--access-key AK --secret-key SK`` (before the command) sign every request with ACL 1.0 credentials
+(``set_session_credentials``, channel ``ALIYUN``) in ``produce`` and ``consume``.
+
 The spec file is a JSON list of ``{"body": base64, "tags": str, "keys": [str], "props": {str: str}}``, optionally
 with ``"delay_level": int`` and, for ``--mode orderly``, ``"order_arg": int`` (the sharding argument of that message;
 the queue is ``order_arg % queue count``; default ``--order-arg``).
@@ -53,6 +56,7 @@ import time
 from typing import Any
 
 _OUT_LOCK = threading.Lock()
+ACL_CHANNEL = "ALIYUN"  # the C++ client's OnsChannel field; signed like any other field
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -172,6 +176,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
     producer = client.Producer(args.group, timeout=args.send_timeout_ms, max_message_size=args.max_message_size)
     client.dll.SetProducerInstanceName(producer._handle, f"{args.group}-{os.getpid()}".encode())
     producer.set_namesrv_addr(args.namesrv)
+    if args.access_key:
+        producer.set_session_credentials(args.access_key, args.secret_key, ACL_CHANNEL)
     try:
         producer.start()
     except Exception as exc:
@@ -275,6 +281,8 @@ def cmd_consume(args: argparse.Namespace) -> int:
     consumer = client.PushConsumer(args.group, orderly=args.orderly, message_model=model)
     consumer.set_instance_name(f"{args.group}-{os.getpid()}")
     consumer.set_namesrv_addr(args.namesrv)
+    if args.access_key:
+        consumer.set_session_credentials(args.access_key, args.secret_key, ACL_CHANNEL)
     if args.thread_count:
         consumer.set_thread_count(args.thread_count)
 
@@ -461,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--namesrv", default="127.0.0.1:9876")
     p.add_argument("--log-dir", help="HOME for the native client: its logs go to DIR/logs/rocketmq-cpp/")
+    p.add_argument("--access-key", help="ACL 1.0 access key (produce, consume)")
+    p.add_argument("--secret-key", default="", help="ACL 1.0 secret key")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     pp = sub.add_parser("produce")

@@ -106,6 +106,8 @@ func consume(args []string) {
 	retryLevel := fs.Int("retry-delay-level", 0, "ConsumeConcurrentlyContext.DelayLevelWhenNextConsume on retry (0: the broker's 3 + reconsumeTimes)")
 	stopFile := fs.String("stop-file", "", "also stop (after --linger) once this file exists")
 	reply := fs.Bool("reply", false, "answer each request message (consumer.CreateReplyMessage) with 'reply:'+body")
+	accessKey := fs.String("access-key", "", "ACL 1.0 credentials: consumer.WithCredentials (with --secret-key)")
+	secretKey := fs.String("secret-key", "", "ACL 1.0 secret key")
 	_ = fs.Parse(args)
 
 	where := consumer.ConsumeFromFirstOffset
@@ -131,6 +133,9 @@ func consume(args []string) {
 	}
 	if *orderly {
 		opts = append(opts, consumer.WithConsumerOrder(true))
+	}
+	if *accessKey != "" {
+		opts = append(opts, consumer.WithCredentials(primitive.Credentials{AccessKey: *accessKey, SecretKey: *secretKey}))
 	}
 	if *maxReconsume >= 0 {
 		opts = append(opts, consumer.WithMaxReconsumeTimes(int32(*maxReconsume)))

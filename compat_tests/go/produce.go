@@ -85,6 +85,8 @@ func produce(args []string) {
 	mode := fs.String("mode", "sync", "sync | async | oneway | batch")
 	retries := fs.Int("retry", 2, "producer.WithRetry")
 	timeoutMs := fs.Int("send-timeout-ms", 10000, "producer.WithSendMsgTimeout")
+	accessKey := fs.String("access-key", "", "ACL 1.0 credentials: producer.WithCredentials (with --secret-key)")
+	secretKey := fs.String("secret-key", "", "ACL 1.0 secret key")
 	_ = fs.Parse(args)
 
 	data, err := os.ReadFile(*specFile)
@@ -107,6 +109,9 @@ func produce(args []string) {
 		producer.WithGroupName(*group),
 		producer.WithRetry(*retries),
 		producer.WithSendMsgTimeout(time.Duration(*timeoutMs) * time.Millisecond),
+	}
+	if *accessKey != "" {
+		opts = append(opts, producer.WithCredentials(primitive.Credentials{AccessKey: *accessKey, SecretKey: *secretKey}))
 	}
 	if sharded {
 		// Orderly sending: the same sharding key always picks the same queue (FNV-1a hash of the key).

@@ -20,6 +20,8 @@
 //!   `--fail`: a message whose user property `pmqFailTimes` is F gets RECONSUME_LATER while its reconsume times
 //!   are below F.
 //!   `--reply`: every message is answered with a reply message (request-reply), body `reply:` + request body.
+//! * `produce` and `consume` also take `--access-key AK --secret-key SK`: ACL 1.0 credentials (the client's
+//!   `AclClientRPCHook`).
 //! * `txproduce --namesrv ADDR --group G --plan FILE [--wait-checks-ms MS] [--stay-ms MS]` transaction producer
 //!   (it stays at least MS after its sends, answering checks); plan entries are
 //!   messages as for `produce` plus `"name"`, `"local"`: commit|rollback|unknown and `"checks"`: the answers to
@@ -45,10 +47,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rocketmq_client_rust::{
-    ClientError, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
+    AclClientRPCHook, ClientError, ClientRuntime, ClientRuntimeConfig, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus,
     ConsumeOrderlyContext, ConsumeOrderlyStatus, DefaultLitePullConsumer,
     DefaultMQProducer, DefaultMQPushConsumer, LocalTransactionState, MQPushConsumer, MessageQueueListener, MessageSelector, MessageUtil,
-    TransactionListener, TransactionMQProducer,
+    SessionCredentials, TransactionListener, TransactionMQProducer,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -275,15 +277,27 @@ fn sent_line(index: usize, result: Option<&SendResult>, sent_at: u64, started: I
     Value::Object(line)
 }
 
+/// ACL 1.0 credentials (`--access-key AK --secret-key SK`, produce and consume): the client's AclClientRPCHook.
+fn acl_hook(args: &Args) -> Fallible<Option<Arc<AclClientRPCHook>>> {
+    if !args.has("access-key") {
+        return Ok(None);
+    }
+    let credentials = SessionCredentials::with_keys(args.get("access-key")?.to_string(), args.get("secret-key")?.to_string());
+    Ok(Some(Arc::new(AclClientRPCHook::new(credentials))))
+}
+
 async fn produce(client_runtime: Arc<ClientRuntime>, args: &Args) -> Fallible<()> {
     let specs = read_plan(args)?;
     let timeout_ms = args.num("timeout-ms", 15000.0)? as u64;
     let mode = args.get_or("mode", "sync");
 
-    let mut producer = DefaultMQProducer::builder(client_runtime)
+    let mut builder = DefaultMQProducer::builder(client_runtime)
         .producer_group(args.get("group")?.to_string())
-        .name_server_addr(args.get("namesrv")?.to_string())
-        .build();
+        .name_server_addr(args.get("namesrv")?.to_string());
+    if let Some(hook) = acl_hook(args)? {
+        builder = builder.rpc_hook(hook);
+    }
+    let mut producer = builder.build();
     producer
         .start()
         .await
@@ -475,6 +489,9 @@ async fn consume(client_runtime: Arc<ClientRuntime>, args: &Args) -> Fallible<()
         .message_model(model)
         .message_queue_listener(Some(Arc::new(AllocationPrinter)))
         .consume_from_where(consume_from(args)?);
+    if let Some(hook) = acl_hook(args)? {
+        builder = builder.rpc_hook(Some(hook));
+    }
     if args.has("max-reconsume") {
         builder = builder.max_reconsume_times(args.num("max-reconsume", 16.0)? as i32);
     }

@@ -28,6 +28,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.apache.rocketmq.client.consumer.DefaultMQPushConsumer;
+import org.apache.rocketmq.client.consumer.rebalance.AllocateMessageQueueAveragely;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyContext;
 import org.apache.rocketmq.client.consumer.listener.ConsumeConcurrentlyStatus;
 import org.apache.rocketmq.client.consumer.listener.MessageListenerConcurrently;
@@ -39,6 +40,7 @@ import org.apache.rocketmq.common.message.Message;
 import org.apache.rocketmq.common.message.MessageClientExt;
 import org.apache.rocketmq.common.message.MessageConst;
 import org.apache.rocketmq.common.message.MessageExt;
+import org.apache.rocketmq.remoting.RPCHook;
 
 /**
  * Scenario runner for the stock RocketMQ Java client (remoting), compiled unchanged against 4.9.8 and 5.3.3.
@@ -48,6 +50,9 @@ import org.apache.rocketmq.common.message.MessageExt;
  *                [--retry-seconds S] [--batch-size K]
  * Driver consume --namesrv ADDR --topic T --group G --expr "a || b" --expect N --timeout S   (N distinct bodies)
  *                [--from first|last] [--heartbeat-ms MS] [--linger-ms MS]
+ * Driver create-topic --namesrv ADDR --topic T --group G            (MQAdmin createTopic from TBW102, 4 queues)
+ * Every command also takes [--access-key AK --secret-key SK]: ACL 1.0 credentials (AclClientRPCHook from
+ * rocketmq-acl, loaded by reflection; only on the classpath of the 4.9.8 build).
  * </pre>
  *
  * stdout carries only JSON lines (one object per line); everything else, including anything the client libraries
@@ -77,6 +82,8 @@ public final class Driver {
             rc = produce(opts);
         } else if ("consume".equals(command)) {
             rc = consume(opts);
+        } else if ("create-topic".equals(command)) {
+            rc = createTopic(opts);
         } else {
             usage("unknown command " + command);
             rc = 2;
@@ -277,10 +284,7 @@ public final class Driver {
             }
         }
 
-        DefaultMQProducer producer = new DefaultMQProducer(req(opts, "group"));
-        producer.setNamesrvAddr(req(opts, "namesrv"));
-        producer.setInstanceName(instanceName("producer"));
-        producer.setVipChannelEnabled(false);
+        DefaultMQProducer producer = newProducer(opts);
         producer.start();
         emit(event("started"));
         int failed = 0;
@@ -340,6 +344,52 @@ public final class Driver {
             producer.shutdown();
         }
         return failed == 0 ? 0 : 1;
+    }
+
+    private static DefaultMQProducer newProducer(Map<String, String> opts) throws Exception {
+        RPCHook hook = aclHook(opts);
+        DefaultMQProducer producer = hook == null ? new DefaultMQProducer(req(opts, "group"))
+            : new DefaultMQProducer(req(opts, "group"), hook);
+        producer.setNamesrvAddr(req(opts, "namesrv"));
+        producer.setInstanceName(instanceName("producer"));
+        producer.setVipChannelEnabled(false);
+        return producer;
+    }
+
+    /** AclClientRPCHook(new SessionCredentials(ak, sk)) when --access-key is given, else null. */
+    private static RPCHook aclHook(Map<String, String> opts) throws Exception {
+        if (!opts.containsKey("access-key")) {
+            return null;
+        }
+        Class<?> credentials = Class.forName("org.apache.rocketmq.acl.common.SessionCredentials");
+        Object creds = credentials.getConstructor(String.class, String.class)
+            .newInstance(opts.get("access-key"), req(opts, "secret-key"));
+        Class<?> hook = Class.forName("org.apache.rocketmq.acl.common.AclClientRPCHook");
+        return (RPCHook) hook.getConstructor(credentials).newInstance(creds);
+    }
+
+    private static int createTopic(Map<String, String> opts) throws Exception {
+        DefaultMQProducer producer = newProducer(opts);
+        producer.start();
+        try {
+            // 4.x: createTopic(key, topic, queues); 5.x: createTopic(key, topic, queues, attributes).
+            try {
+                producer.getClass().getMethod("createTopic", String.class, String.class, int.class)
+                    .invoke(producer, "TBW102", req(opts, "topic"), 4);
+            } catch (NoSuchMethodException e) {
+                producer.getClass().getMethod("createTopic", String.class, String.class, int.class, Map.class)
+                    .invoke(producer, "TBW102", req(opts, "topic"), 4, new HashMap<String, String>());
+            }
+            emit(event("created"));
+            return 0;
+        } catch (Exception e) {
+            Map<String, Object> line = event("error");
+            line.put("error", describe(e instanceof java.lang.reflect.InvocationTargetException ? e.getCause() : e));
+            emit(line);
+            return 1;
+        } finally {
+            producer.shutdown();
+        }
     }
 
     private static int produceAsync(DefaultMQProducer producer, List<Message> msgs) throws Exception {
@@ -438,7 +488,9 @@ public final class Driver {
         final AtomicInteger received = new AtomicInteger();
         final CountDownLatch enough = new CountDownLatch(1);
 
-        DefaultMQPushConsumer consumer = new DefaultMQPushConsumer(req(opts, "group"));
+        RPCHook hook = aclHook(opts);
+        DefaultMQPushConsumer consumer = hook == null ? new DefaultMQPushConsumer(req(opts, "group"))
+            : new DefaultMQPushConsumer(req(opts, "group"), hook, new AllocateMessageQueueAveragely());
         consumer.setNamesrvAddr(req(opts, "namesrv"));
         consumer.setInstanceName(instanceName("consumer"));
         consumer.setVipChannelEnabled(false);
