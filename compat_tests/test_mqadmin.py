@@ -278,11 +278,16 @@ class Live:
     client_id: str
 
     def max_offsets(self) -> dict[int, int]:
-        ends: dict[int, int] = {}
-        for result in self.sent:
-            queue_id = int(result["queueId"])
-            ends[queue_id] = max(ends.get(queue_id, 0), int(result["queueOffset"]) + 1)
-        return ends
+        return _queue_ends(self.sent)
+
+
+def _queue_ends(sent: list[dict[str, Any]]) -> dict[int, int]:
+    """Per queue the offset after the last message the producer reported there."""
+    ends: dict[int, int] = {}
+    for result in sent:
+        queue_id = int(result["queueId"])
+        ends[queue_id] = max(ends.get(queue_id, 0), int(result["queueOffset"]) + 1)
+    return ends
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +310,7 @@ def live(server: harness.PocketMQ, tmp_path_factory: pytest.TempPathFactory) -> 
         consumer.wait_ready()
         assert consumer.wait_bodies([m.body for m in messages], 60), consumer.describe()
         deadline = time.monotonic() + 20  # a push consumer commits its offsets every 5 s
-        while anyio.run(_committed_offsets, server.broker_port, LIVE_GROUP, LIVE_TOPIC) != Live(sent, "").max_offsets():
+        while anyio.run(_committed_offsets, server.broker_port, LIVE_GROUP, LIVE_TOPIC) != _queue_ends(sent):
             assert time.monotonic() < deadline, "the live consumer did not commit its offsets"
             time.sleep(0.5)
         client_ids = anyio.run(_consumer_ids, server.broker_port, LIVE_GROUP)
