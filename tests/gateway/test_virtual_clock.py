@@ -232,3 +232,51 @@ async def test_the_http_api_of_a_system_clock_answers_409(http_broker) -> None: 
     assert status == 200 and shown["mode"] == "system"
     status, refused = await http_post(http_broker.http_port, "/api/clock/advance", {"duration": "2h"})
     assert status == 409 and "--clock virtual" in refused["error"]
+
+
+async def test_one_advance_sends_every_check_in_turn_then_discards(cluster, namesrv, open_broker_client) -> None:  # type: ignore[no-untyped-def]
+    clock = VirtualClock()
+    broker = await cluster.start_broker(
+        clock=clock, clean_resource_interval_ms=3_600_000, transaction_check_interval_ms=60_000, transaction_check_max=3
+    )
+    bc = await open_broker_client(broker)
+    await producer_heartbeat(bc)
+    await bc.send_ok("Payments", b"never answered", properties={"TRAN_MSG": "true", "PGROUP": "txg"}, sys_flag=0x4)
+    done = await ClockControl(broker.ctx).advance(HOUR)  # a producer that never answers
+    assert done.checks_sent == 3 and broker.ctx.transactions.discarded == 1
+    assert not broker.ctx.transactions.pending
+    checks = [await bc.client.receive(timeout=2) for _ in range(3)]
+    assert [c.code for c in checks] == [RequestCode.CHECK_TRANSACTION_STATE] * 3
+
+
+async def test_many_due_times_are_each_a_step_in_order(vbc, control, clock) -> None:  # type: ignore[no-untyped-def]
+    start = clock.now_ms()
+    for i in range(100, 0, -1):  # sent latest first
+        await vbc.send_ok("Many", str(i).encode(), properties={"TIMER_DELAY_MS": str(i * 1000)})
+    done = await control.advance(2 * HOUR)
+    assert done.delivered == 100 and done.steps >= 101
+    msgs: list[Any] = []
+    while len(msgs) < 100:
+        msgs += await vbc.pull_records("Many", 0, len(msgs))
+    assert [int(m.body) for m in msgs] == list(range(1, 101))
+    assert [m.store_timestamp - start for m in msgs] == [i * 1000 for i in range(1, 101)]
+
+
+async def test_advances_at_the_same_time_take_turns(vbc, control, clock) -> None:  # type: ignore[no-untyped-def]
+    start = clock.now_ms()
+    await vbc.send_ok("Turns", b"x", properties={"TIMER_DELAY_SEC": "90"})
+    results = []
+
+    async def move(ms: int) -> None:
+        results.append(await control.advance(ms))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(move, 60_000)
+    assert clock.now_ms() == start + 180_000
+    assert sorted((r.from_ms - start, r.now_ms - start) for r in results) == [
+        (0, 60_000), (60_000, 120_000), (120_000, 180_000)
+    ]  # fmt: skip
+    assert sum(r.delivered for r in results) == 1
+    [msg] = await vbc.pull_records("Turns")
+    assert msg.store_timestamp == start + 90_000
