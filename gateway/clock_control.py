@@ -45,9 +45,9 @@ class Advanced:
 
     def json(self) -> dict[str, Any]:
         return {
-            "fromMs": self.from_ms, "nowMs": self.now_ms, "now": iso_time(self.now_ms), "advancedMs": self.now_ms -
-            self.from_ms, "steps": self.steps, "delivered": self.delivered, "checksSent": self.checks_sent,
-            "expired": self.expired,
+            "fromMs": self.from_ms, "nowMs": self.now_ms, "now": iso_time(self.now_ms),
+            "advancedMs": self.now_ms - self.from_ms, "steps": self.steps,
+            "delivered": self.delivered, "checksSent": self.checks_sent, "expired": self.expired,
         }  # fmt: skip
 
 

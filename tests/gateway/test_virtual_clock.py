@@ -141,6 +141,22 @@ async def test_a_pop_message_comes_back_once_its_invisible_time_has_passed(vbrok
     assert again.message.body == b"not acked" and (first.attempt, again.attempt) == (1, 2)
 
 
+async def lock(bc, client: str, queue_id: int) -> bool:  # type: ignore[no-untyped-def]
+    mqs = [{"brokerName": "broker-a", "queueId": queue_id, "topic": "Ordered"}]
+    body = json.dumps({"clientId": client, "consumerGroup": "og", "mqSet": mqs, "onlyThisBroker": False}).encode()
+    response = await bc.invoke(RequestCode.LOCK_BATCH_MQ, body=body)
+    assert response.code == 0
+    return bool(json.loads(response.body)["lockOKMQSet"])
+
+
+async def test_a_queue_lock_expires_when_the_clock_passes_its_live_time(vbc, control) -> None:  # type: ignore[no-untyped-def]
+    assert await lock(vbc, "c1", 0)
+    await control.advance(60_000)  # rebalanceLockMaxLiveTime: held up to and including 60 s
+    assert not await lock(vbc, "c2", 0)
+    await control.advance(1)
+    assert await lock(vbc, "c2", 0)
+
+
 def local_ms(day: datetime.date, hour: int, minute: int) -> int:
     return int(datetime.datetime.combine(day, datetime.time(hour, minute)).timestamp() * 1000)
 
