@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pocketmq.clock_command import ClockCommandError
+from pocketmq.admin_client import AdminError
 from pocketmq.testing import Endpoints, serve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_serve_with_a_virtual_clock_and_endpoints_advance() -> None:
 def test_a_system_clock_refuses_advance() -> None:
     with serve(in_process=True, grpc=False) as mq:
         assert mq.clock == "system"
-        with pytest.raises(ClockCommandError, match=r"409.*--clock virtual"):
+        with pytest.raises(AdminError, match=r"409.*--clock virtual"):
             mq.advance("2h")
 
 
