@@ -5,7 +5,6 @@ levels, statistics), as if a producer on the HTTP client's address had sent it."
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +108,7 @@ class AdminActions:
         """Send as a producer would (SEND_MESSAGE); RequestError with the broker's remark when it is refused."""
         ext = {
             "producerGroup": PRODUCER_GROUP, "topic": topic, "defaultTopic": "TBW102", "defaultTopicQueueNums": "4",
-            "queueId": str(queue_id), "sysFlag": str(sys_flag), "bornTimestamp": str(int(time.time() * 1000)),
+            "queueId": str(queue_id), "sysFlag": str(sys_flag), "bornTimestamp": str(self.ctx.clock.now_ms()),
             "flag": "0", "properties": encode_properties(properties), "reconsumeTimes": "0",
         }  # fmt: skip
         answer: RemotingCommand = await self.send_handler.send(

@@ -14,9 +14,11 @@ rules as the remoting admin codes. GET reads, POST acts (a JSON object body, Con
     POST /api/groups/reset-offset        {"group", "topic", "timestamp" (ms) | "skip": true}
     POST /api/messages/send              {"topic", "body", "tags", "keys", "properties", "delayLevel"}
     POST /api/messages/resend            {"msgId", "topic", "group"}: to its topic, or to the group's retry topic
+    GET  /api/clock                      {"mode": "system" | "virtual", "nowMs", "now"}
+    POST /api/clock/advance              {"ms": N} or {"duration": "2h"}: move a virtual clock (docs/testing.md)
 
 Errors are ``{"error": "..."}`` with 400 (bad input, refused), 404 (no such topic or message) or 409 (nothing to
-resend unambiguously).
+resend unambiguously, or a clock to move that is not virtual).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 from codec.codes import DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX, ResponseCode
 from gateway import message_lookup
 from gateway.admin_actions import AdminActions
+from gateway.clock import VirtualClock, check_advance_ms, parse_duration
+from gateway.clock_control import ClockControl, ClockError, iso_time
 from gateway.context import BrokerContext
 from gateway.handlers.admin import topic_config_json
 from gateway.handlers.send import SendHandler
@@ -105,7 +109,37 @@ class AdminApi:
             ("POST", "/api/groups/reset-offset"): self.reset_offset,
             ("POST", "/api/messages/send"): self.send,
             ("POST", "/api/messages/resend"): self.resend,
+            ("GET", "/api/clock"): reading(self.clock),
+            ("POST", "/api/clock/advance"): self.advance_clock,
         }
+
+    async def clock(self) -> dict[str, Any]:
+        now = self.ctx.clock.now_ms()
+        mode = "virtual" if isinstance(self.ctx.clock, VirtualClock) else "system"
+        return {"mode": mode, "nowMs": now, "now": iso_time(now)}
+
+    async def advance_clock(self, request: HttpRequest) -> HttpResponse:
+        fields = request.json()
+        try:
+            control = ClockControl(self.ctx)
+        except ClockError as err:
+            raise HttpError(409, str(err)) from None
+        ms, duration = fields.get("ms"), fields.get("duration")
+        if (ms is None) == (duration is None):
+            raise HttpError(400, 'give either "ms" (a whole number) or "duration" (e.g. "2h", "90s", "500ms")')
+        try:
+            if duration is not None:
+                if not isinstance(duration, str):
+                    raise HttpError(400, 'duration must be a string such as "2h", "90s" or "500ms"')
+                ms = parse_duration(duration[:MAX_TEXT])
+            elif isinstance(ms, bool) or not isinstance(ms, int):
+                raise HttpError(400, "ms must be a whole number of milliseconds")
+            advanced = await control.advance(check_advance_ms(ms))
+        except ValueError as err:
+            raise HttpError(400, str(err)) from None
+        except ClockError as err:
+            raise HttpError(503, str(err)) from None
+        return json_response(advanced.json())
 
     def _now_s(self) -> int:
         return self.ctx.clock.now_ms() // 1000

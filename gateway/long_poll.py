@@ -19,6 +19,12 @@ class PullWaitTable:
                 event.set()
         self._waiters.clear()
 
+    def wake_all(self) -> None:
+        """Wake every held pull and receive to look again (the virtual clock moved: POP messages whose invisible
+        time passed are due); a pull that still finds nothing goes on waiting."""
+        for key in list(self._waiters):
+            self.notify(*key)
+
     def park(self, topic: str, queue_id: int) -> anyio.Event:
         event = anyio.Event()
         self._waiters.setdefault((topic, queue_id), set()).add(event)

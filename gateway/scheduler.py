@@ -43,6 +43,8 @@ class DeliveryScheduler:
         self._wake = anyio.Event()
         self._next_due: int | None = None  # None while unknown: every new schedule wakes the loop
         self.delivered = 0
+        self.checked_at = -1  # the clock time of the last pass that found nothing (more) due
+        self._idle = anyio.Event()  # set, and replaced, whenever the loop goes to sleep
 
     def scheduled(self, due_ms: int) -> None:
         """A message due at ``due_ms`` was just stored; wake the loop if it is due before the current sleep ends."""
@@ -65,7 +67,17 @@ class DeliveryScheduler:
                 await anyio.sleep(RETRY_AFTER_ERROR_S)
                 continue
             self._next_due = next_due if next_due is not None else now + IDLE_CHECK_MS
+            self.checked_at = now
+            self._idle.set()
+            self._idle = anyio.Event()
             await self.clock.sleep_until(self._next_due, self._wake)
+
+    async def caught_up(self, now_ms: int) -> None:
+        """Return once every message due at ``now_ms`` is handed over (the virtual clock's advance)."""
+        while self.checked_at < now_ms:
+            idle = self._idle
+            self._wake.set()
+            await idle.wait()
 
     async def _hand_over(self, due: list[ScheduledEntry], now: int) -> None:
         requests = []

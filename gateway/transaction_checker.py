@@ -63,6 +63,8 @@ class TransactionChecker:
         self._wake = anyio.Event()
         self.checks_sent = 0
         self.discarded = 0
+        self.checked_at = -1  # the clock time of the last pass over the due checks
+        self._idle = anyio.Event()  # set, and replaced, whenever the loop goes to sleep
 
     async def load(self) -> None:
         self.pending = {h.phys_offset: h for h in await self.store.pending_half_messages()}
@@ -90,7 +92,21 @@ class TransactionChecker:
                     continue  # resumes when a producer of the group registers
                 await self._check_or_discard(half, conn, now)
             upcoming = [h.next_check_ms for h in self.pending.values() if h.next_check_ms > now]
+            self.checked_at = now
+            self._idle.set()
+            self._idle = anyio.Event()
             await self.clock.sleep_until(min(upcoming, default=now + IDLE_CHECK_MS), self._wake)
+
+    def next_check_after(self, now_ms: int) -> int | None:
+        """The earliest check due after ``now_ms`` (None: none pending)."""
+        return min((h.next_check_ms for h in self.pending.values() if h.next_check_ms > now_ms), default=None)
+
+    async def caught_up(self, now_ms: int) -> None:
+        """Return once every check due at ``now_ms`` is sent (or waits for a producer to connect)."""
+        while self.checked_at < now_ms:
+            idle = self._idle
+            self._wake.set()
+            await idle.wait()
 
     async def _check_or_discard(self, half: HalfMessage, conn: Connection, now: int) -> None:
         if self.policy.exhausted(half.check_times):

@@ -1,4 +1,4 @@
-"""The ``pocketmq`` command: ``up`` (name server + broker in one process), ``namesrv``, ``broker``."""
+"""The ``pocketmq`` command: ``up`` (name server + broker in one process), ``namesrv``, ``broker``, ``clock``."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ import anyio
 from acl.plain_config import AclConfigError
 from acl.validator import PlainAclFile
 from gateway.broker import Broker
+from gateway.clock import Clock, SystemClock, VirtualClock
 from gateway.config import BrokerConfig, acl_file_path
 from nameserver.server import NameServer
 from pocketmq import __version__, quick_look
 from pocketmq.admin_client import AdminError
+from pocketmq.clock_command import add_clock_command, run_clock_command
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
 from pocketmq.testing.serve import Endpoints
 from remoting.limits import ConnectionLimits, ConnectionSlots
@@ -45,7 +47,9 @@ BROKER_OPTIONS = {
     "grpc_tls_key": ("GRPC_TLS_KEY", "PEM private key of that certificate"),
     "ready_file": ("READY_FILE", "once every port accepts, write the addresses here as JSON (for test harnesses)"),
     "acl_file": ("ACL_FILE", "turn ACL 1.0 on with this plain_acl.yml (see docs/acl.md; broker.conf: aclEnable)"),
+    "clock": ("CLOCK", "system (default) or virtual: time starts at now and moves only by `pocketmq clock advance`"),
 }
+CLOCK_MODES = ("system", "virtual")
 
 
 def _add_broker_options(p: argparse.ArgumentParser) -> None:
@@ -57,6 +61,17 @@ def _add_broker_options(p: argparse.ArgumentParser) -> None:
 def _opt(args: argparse.Namespace, name: str, var: str) -> str | None:
     value = getattr(args, name, None)
     return str(value) if value is not None else env(var)
+
+
+def make_clock(args: argparse.Namespace) -> Clock:
+    """The broker's clock from ``--clock`` / ``POCKETMQ_CLOCK``."""
+    mode = (_opt(args, "clock", "CLOCK") or "system").strip().lower()
+    if mode not in CLOCK_MODES:
+        raise SystemExit(f"--clock must be one of {', '.join(CLOCK_MODES)}, not {mode!r}")
+    if mode == "virtual":
+        log.warning("virtual clock: time stands still until `pocketmq clock advance DURATION` moves it")
+        return VirtualClock()
+    return SystemClock()
 
 
 def build_broker_config(args: argparse.Namespace, namesrv_addrs: list[str] | None) -> BrokerConfig:
@@ -130,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     quick_look.add_commands(sub)
     tx = sub.add_parser("transactions", help="list pending transactional half messages (age, checks)")
     tx.add_argument("--data-dir", default=None, help="the broker's data dir (default ./pocketmq-data)")
+    add_clock_command(sub)
     return p
 
 
@@ -183,7 +199,7 @@ async def start_up(
     ns_port = await tg.start(namesrv.run)
     ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     config.namesrv_addrs = [f"{ns_host}:{ns_port}"]
-    broker = Broker(config, slots=slots, acl_file=acl)
+    broker = Broker(config, clock=make_clock(args), slots=slots, acl_file=acl)
     await tg.start(broker.run)
     _print(f"pocketmq name server listening on {host}:{ns_port}")
     _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{config.port}, "
@@ -253,6 +269,7 @@ async def ready_info(broker: Broker, namesrv_addr: str) -> dict[str, Any]:
         "grpcEndpoint": f"{host}:{broker.grpc_port}" if broker.grpc_port is not None else None,
         "httpEndpoint": f"http://{host}:{broker.http_port}" if broker.http_port is not None else None,
         "dataDir": str(broker.config.data_dir.resolve()),
+        "clock": "virtual" if isinstance(broker.ctx.clock, VirtualClock) else "system",
         "pid": os.getpid(),
     }
 
@@ -273,7 +290,7 @@ async def run_namesrv(args: argparse.Namespace) -> None:
 async def run_broker(args: argparse.Namespace) -> None:
     addrs = _opt(args, "namesrv_addr", "NAMESRV_ADDR")
     config = build_broker_config(args, [a for a in addrs.split(";") if a] if addrs else None)
-    broker = Broker(config)
+    broker = Broker(config, clock=make_clock(args))
     async with anyio.create_task_group() as tg:
         tg.start_soon(_until_signal, tg.cancel_scope, [broker])
         port = await tg.start(broker.run)
@@ -299,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
             quick_look.run(args, _print)
         except AdminError as err:
             raise SystemExit(f"pocketmq {args.command}: {err}") from None
+        return
+    if args.command == "clock":
+        run_clock_command(args)
         return
     runner = {"up": run_up, "namesrv": run_namesrv, "broker": run_broker}[args.command]
     tune_for_server()

@@ -8,7 +8,8 @@ Fixtures:
 both ``pocketmq.testing.Endpoints`` (``namesrv_addr``, ``broker_addr``, ``grpc_endpoint``, ``http_endpoint``,
 ``data_dir``). A subprocess by default; ``--pocketmq-in-process`` (or ``pocketmq_in_process = true`` in the ini
 file) runs them in a thread of the test process instead. ``@pytest.mark.pocketmq(broker_conf={...})`` gives the
-function-scoped one broker.conf keys.
+function-scoped one broker.conf keys; ``@pytest.mark.pocketmq(clock="virtual")`` a virtual clock, moved by
+``pocketmq.advance("2h")``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "pocketmq(broker_conf=None): broker.conf keys for the `pocketmq` fixture")
+    config.addinivalue_line(
+        "markers", "pocketmq(broker_conf=None, clock='system'): broker.conf keys and clock of the `pocketmq` fixture"
+    )
 
 
 def _in_process(config: pytest.Config) -> bool:
@@ -45,7 +48,8 @@ def pocketmq(request: pytest.FixtureRequest) -> Iterator[Endpoints]:
     """A pocketmq (name server + broker, fresh store) for this test only."""
     marker = request.node.get_closest_marker("pocketmq")
     broker_conf = dict(marker.kwargs.get("broker_conf") or {}) if marker else {}
-    with serve(in_process=_in_process(request.config), broker_conf=broker_conf) as endpoints:
+    clock = str(marker.kwargs.get("clock", "system")) if marker else "system"
+    with serve(in_process=_in_process(request.config), broker_conf=broker_conf, clock=clock) as endpoints:
         yield endpoints
 
 

@@ -35,6 +35,16 @@ class Endpoints:
     http_endpoint: str | None  # http://HOST:PORT: /metrics, /api/..., the console
     data_dir: Path
     pid: int
+    clock: str = "system"  # "virtual" with serve(clock="virtual"): then advance() moves it
+
+    def advance(self, duration: str | int) -> dict[str, Any]:
+        """Move a virtual clock (``serve(clock="virtual")``) by ``duration`` (``"2h"``, ``"90s"``, ``"500ms"`` or
+        ms), firing everything due on the way in order; returns once it is handed over (docs/testing.md)."""
+        from pocketmq.clock_command import advance
+
+        if self.http_endpoint is None:
+            raise ServeError("advance() needs the HTTP port (serve(http=True))")
+        return advance(self.http_endpoint, duration)
 
     @classmethod
     def from_ready_file(cls, data: dict[str, Any]) -> Endpoints:
@@ -45,6 +55,7 @@ class Endpoints:
             http_endpoint=data.get("httpEndpoint"),
             data_dir=Path(data["dataDir"]),
             pid=int(data["pid"]),
+            clock=str(data.get("clock", "system")),
         )
 
 
@@ -56,25 +67,29 @@ def serve(
     broker_conf: dict[str, str] | None = None,
     grpc: bool = True,
     http: bool = True,
+    clock: str = "system",
     timeout: float = START_TIMEOUT_S,
 ) -> Iterator[Endpoints]:
     """A name server and a broker on 127.0.0.1 free ports, ready when this yields; stopped (and a temporary store
-    removed) when the block ends. ``broker_conf``: broker.conf keys (``fileReservedTime``, ``aclEnable``...)."""
+    removed) when the block ends. ``broker_conf``: broker.conf keys (``fileReservedTime``, ``aclEnable``...).
+    ``clock="virtual"``: time stands still until ``Endpoints.advance("2h")`` moves it."""
+    if clock not in ("system", "virtual"):
+        raise ValueError(f'clock must be "system" or "virtual", not {clock!r}')
     own_dir = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="pocketmq-test-")) if own_dir else Path(data_dir)  # type: ignore[arg-type]
     root.mkdir(parents=True, exist_ok=True)
     try:
         runner = _in_thread if in_process else _in_subprocess
-        with runner(root, broker_conf or {}, grpc=grpc, http=http, timeout=timeout) as endpoints:
+        with runner(root, broker_conf or {}, grpc=grpc, http=http, clock=clock, timeout=timeout) as endpoints:
             yield endpoints
     finally:
         if own_dir:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _up_arguments(root: Path, broker_conf: dict[str, str], *, grpc: bool, http: bool) -> list[str]:
+def _up_arguments(root: Path, broker_conf: dict[str, str], *, grpc: bool, http: bool, clock: str) -> list[str]:
     args = ["--data-dir", str(root / "data"), "--host", "127.0.0.1", "--namesrv-port", "0", "--broker-port", "0"]
-    args += ["--grpc-port", "0" if grpc else "-1", "--http-port", "0" if http else "-1"]
+    args += ["--grpc-port", "0" if grpc else "-1", "--http-port", "0" if http else "-1", "--clock", clock]
     if broker_conf:
         conf = root / "broker.conf"
         conf.write_text("".join(f"{key}={value}\n" for key, value in broker_conf.items()), encoding="utf-8")
@@ -84,10 +99,10 @@ def _up_arguments(root: Path, broker_conf: dict[str, str], *, grpc: bool, http: 
 
 @contextlib.contextmanager
 def _in_subprocess(
-    root: Path, broker_conf: dict[str, str], *, grpc: bool, http: bool, timeout: float
+    root: Path, broker_conf: dict[str, str], *, grpc: bool, http: bool, clock: str, timeout: float
 ) -> Iterator[Endpoints]:
     ready_file, log_path = root / "ready.json", root / "pocketmq.log"
-    cmd = [sys.executable, "-m", "pocketmq", "up", *_up_arguments(root, broker_conf, grpc=grpc, http=http)]
+    cmd = [sys.executable, "-m", "pocketmq", "up", *_up_arguments(root, broker_conf, grpc=grpc, http=http, clock=clock)]
     cmd += ["--ready-file", str(ready_file)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETMQ_")}
     with open(log_path, "wb") as log:
@@ -113,7 +128,7 @@ def _in_subprocess(
 
 @contextlib.contextmanager
 def _in_thread(
-    root: Path, broker_conf: dict[str, str], *, grpc: bool, http: bool, timeout: float
+    root: Path, broker_conf: dict[str, str], *, grpc: bool, http: bool, clock: str, timeout: float
 ) -> Iterator[Endpoints]:
     """The same ``pocketmq up`` on an event loop of its own in a daemon thread (a signal handler needs the main
     thread, so the thread runs the servers without one and is stopped by cancelling its task group)."""
@@ -121,7 +136,7 @@ def _in_thread(
 
     from pocketmq.cli import build_broker_config, parser, serve_up
 
-    args = parser().parse_args(["up", *_up_arguments(root, broker_conf, grpc=grpc, http=http)])
+    args = parser().parse_args(["up", *_up_arguments(root, broker_conf, grpc=grpc, http=http, clock=clock)])
     started = threading.Event()
     state: dict[str, Any] = {}
 
