@@ -20,7 +20,7 @@ from acl.validator import PlainAclFile
 from gateway.broker import Broker
 from gateway.config import BrokerConfig, acl_file_path
 from nameserver.server import NameServer
-from pocketmq import __version__
+from pocketmq import __version__, cli_hooks
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
 from pocketmq.testing.serve import Endpoints
 from remoting.limits import ConnectionLimits, ConnectionSlots
@@ -44,6 +44,7 @@ BROKER_OPTIONS = {
     "grpc_tls_key": ("GRPC_TLS_KEY", "PEM private key of that certificate"),
     "ready_file": ("READY_FILE", "once every port accepts, write the addresses here as JSON (for test harnesses)"),
     "acl_file": ("ACL_FILE", "turn ACL 1.0 on with this plain_acl.yml (see docs/acl.md; broker.conf: aclEnable)"),
+    "trace": ("TRACE", "append one JSON line per request, response and gRPC call to this file (docs/testing.md)"),
 }
 
 
@@ -128,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     br.add_argument("--namesrv-addr", default=None, help="HOST:PORT[;HOST:PORT...]; env POCKETMQ_NAMESRV_ADDR")
     tx = sub.add_parser("transactions", help="list pending transactional half messages (age, checks)")
     tx.add_argument("--data-dir", default=None, help="the broker's data dir (default ./pocketmq-data)")
+    cli_hooks.add_parsers(sub)
     return p
 
 
@@ -163,6 +165,17 @@ async def _until_signal(on_signal: anyio.abc.CancelScope, brokers: list[Broker])
             return
 
 
+def start_trace(broker: Broker, args: argparse.Namespace) -> None:
+    """``--trace FILE``: the protocol trace from the first request on."""
+    path = _opt(args, "trace", "TRACE")
+    if path:
+        try:
+            broker.hooks.trace_on(Path(path))
+        except OSError as err:
+            raise SystemExit(f"pocketmq: cannot write the trace to {path}: {err.strerror or err}") from None
+        log.info("protocol trace: appending to %s", path)
+
+
 def load_acl(config: BrokerConfig) -> PlainAclFile | None:
     """The ACL file when ACL is on; raises AclConfigError (before anything listens) when it cannot be used."""
     return PlainAclFile(acl_file_path(config)) if config.acl_enable else None
@@ -182,6 +195,8 @@ async def start_up(
     ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     config.namesrv_addrs = [f"{ns_host}:{ns_port}"]
     broker = Broker(config, slots=slots, acl_file=acl)
+    broker.hooks.attach(namesrv.server.dispatch, "namesrv")  # fault rules and the trace cover both servers
+    start_trace(broker, args)
     await tg.start(broker.run)
     _print(f"pocketmq name server listening on {host}:{ns_port}")
     _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{config.port}, "
@@ -272,6 +287,7 @@ async def run_broker(args: argparse.Namespace) -> None:
     addrs = _opt(args, "namesrv_addr", "NAMESRV_ADDR")
     config = build_broker_config(args, [a for a in addrs.split(";") if a] if addrs else None)
     broker = Broker(config)
+    start_trace(broker, args)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_until_signal, tg.cancel_scope, [broker])
         port = await tg.start(broker.run)
@@ -292,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "transactions":
         list_transactions(args)
         return
+    if args.command in cli_hooks.COMMANDS:
+        raise SystemExit(cli_hooks.run(args))
     runner = {"up": run_up, "namesrv": run_namesrv, "broker": run_broker}[args.command]
     tune_for_server()
     try:
