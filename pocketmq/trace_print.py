@@ -1,8 +1,8 @@
 """``pocketmq trace FILE``: a protocol trace (remoting.trace) filtered and printed one readable line per frame.
 
-    14:52:26.123456 broker c12 CPP 479 abc@1 -> SEND_MESSAGE_V2(310) #7 topic=T group=G body=12
-    14:52:26.125012 broker c12 CPP 479 abc@1 <- SUCCESS(0) #7 for SEND_MESSAGE_V2 1.56 ms topic=T
-    14:52:27.000100 grpc   g3  JAVA 5.0.7 id  == SendMessage OK 3.20 ms topic=T
+    14:52:26.123456 broker  12    CPP 479 10.0.0.1@42 -> SEND_MESSAGE_V2(310) #7 topic=T group=G body=12
+    14:52:26.125000 broker  12    CPP 479 10.0.0.1@42 <- SUCCESS(0) #7 for SEND_MESSAGE_V2 1.50 ms topic=T group=G
+    14:52:27.000100 grpc    g3    JAVA 5.0.7 cid == SendMessage OK 3.20 ms topic=U
 
 Lines that are not JSON objects (a line cut by a crash) are skipped and counted on stderr.
 """
@@ -63,7 +63,7 @@ def _context(line: dict[str, Any]) -> str:
 def format_line(line: dict[str, Any]) -> str:
     """One trace line as text."""
     head = (
-        f"{_clock(line)} {line.get('server') if line.get('proto') != 'grpc' else 'grpc':<7}"
+        f"{_clock(line)} {line.get('server') if line.get('proto') != 'grpc' else 'grpc':<8}"
         f"{line.get('conn')!s:<5} {line.get('lang') or '?'} {line.get('ver') or '?'} {line.get('client') or '-'}"
     )
     kind = line.get("dir")

@@ -101,13 +101,13 @@ CALL = {"time": "2026-12-02T14:52:27.000100Z", "proto": "grpc", "server": "broke
 
 def test_printed_lines() -> None:
     assert format_line(REQUEST) == (
-        "14:52:26.123456 broker 12    CPP 479 10.0.0.1@42 -> SEND_MESSAGE_V2(310) #7 topic=T group=G body=12"
+        "14:52:26.123456 broker  12    CPP 479 10.0.0.1@42 -> SEND_MESSAGE_V2(310) #7 topic=T group=G body=12"
     )
     assert format_line(RESPONSE) == (
-        "14:52:26.125000 broker 12    CPP 479 10.0.0.1@42 <- SYSTEM_BUSY(2) #7 for SEND_MESSAGE_V2 1.50 ms topic=T "
+        "14:52:26.125000 broker  12    CPP 479 10.0.0.1@42 <- SYSTEM_BUSY(2) #7 for SEND_MESSAGE_V2 1.50 ms topic=T "
         "group=G remark='[pocketmq fault rule 1] injected SYSTEM_BUSY'"
     )
-    assert format_line(CALL) == "14:52:27.000100 grpc   g3    JAVA 5.0.7 cid == SendMessage OK 3.20 ms topic=U"
+    assert format_line(CALL) == "14:52:27.000100 grpc    g3    JAVA 5.0.7 cid == SendMessage OK 3.20 ms topic=U"
     assert "NO ANSWER" in format_line({**RESPONSE, "code": None, "name": "NO_ANSWER"})
 
 
