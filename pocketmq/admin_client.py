@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +17,9 @@ class AdminError(RuntimeError):
 
 
 def endpoint_from(http: str | None, ready_file: str | None) -> str:
-    """The HTTP endpoint: ``--http``, else the ``httpEndpoint`` of a ``--ready-file``, else the default port."""
+    """The HTTP endpoint: ``--http``, else the ``httpEndpoint`` of a ``--ready-file``, else ``POCKETMQ_HTTP``, else
+    the default port."""
+    http = http or (None if ready_file else os.environ.get("POCKETMQ_HTTP"))
     if http:
         return http if "://" in http else f"http://{http}"
     if ready_file:

@@ -23,7 +23,7 @@ TRACE_ACTIONS = ("on", "off", "status")
 
 
 def _add_endpoint_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--http", default=None, help="the HTTP endpoint (default http://127.0.0.1:8087)")
+    p.add_argument("--http", default=None, help="the HTTP endpoint (env POCKETMQ_HTTP; default http://127.0.0.1:8087)")
     p.add_argument("--ready-file", default=None, help="read the HTTP endpoint from pocketmq's --ready-file")
 
 
