@@ -20,7 +20,7 @@ import anyio
 from gateway.http_endpoint import HttpError, HttpRequest, HttpResponse, Routes, json_response
 from remoting.fault_rules import FaultRuleError
 from remoting.request_hooks import RequestHooks
-from remoting.trace import TRACE_SUFFIX
+from remoting.trace import TRACE_SUFFIX, TraceWriter
 
 
 def trace_path(text: Any, data_dir: Path) -> Path:
@@ -83,15 +83,16 @@ class HooksApi:
 
     async def trace_on(self, request: HttpRequest) -> HttpResponse:
         path = trace_path(request.json().get("file"), self.data_dir)
+        # Opening the file, and closing a trace it replaces, may wait for the disk: off the loop. The switch itself
+        # happens on the loop, which is the only thread that touches the dispatch tables.
         try:
-            await anyio.to_thread.run_sync(self._switch_on, path)
+            writer = await anyio.to_thread.run_sync(TraceWriter, path)
         except OSError as err:
             raise HttpError(400, f"cannot write the trace to {path}: {err.strerror or err}") from None
+        old = self.hooks.swap_trace(writer)
+        if old is not None:
+            await anyio.to_thread.run_sync(old.close)
         return json_response(self._status())
-
-    def _switch_on(self, path: Path) -> None:
-        # Off the loop: opening the file, and closing a trace it replaces, may wait for the disk.
-        self.hooks.trace_on(path)
 
     async def trace_off(self, request: HttpRequest) -> HttpResponse:
         old = self.hooks.trace_off()

@@ -65,13 +65,19 @@ class RequestHooks:
     # ---- the trace --------------------------------------------------------------------------------------
 
     def trace_on(self, path: Path) -> TraceWriter:
-        """Start tracing to ``path`` (appended to; OSError when it cannot be opened); replaces a running trace."""
+        """Start tracing to ``path`` (appended to; OSError when it cannot be opened); replaces a running trace.
+        Blocks on the disk: at start-up, or see ``swap_trace``."""
         writer = TraceWriter(path)
-        old, self.trace = self.trace, writer
-        self._update()
+        old = self.swap_trace(writer)
         if old is not None:
             old.close()
         return writer
+
+    def swap_trace(self, writer: TraceWriter) -> TraceWriter | None:
+        """Trace to ``writer`` from now on (on the event loop); the previous writer, still to be closed."""
+        old, self.trace = self.trace, writer
+        self._update()
+        return old
 
     def trace_off(self) -> TraceWriter | None:
         """Stop tracing; the writer, still to be closed (``close()`` waits for its thread: off the loop)."""
