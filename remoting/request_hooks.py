@@ -200,9 +200,11 @@ def summarize_message(message: Any, depth: int = 0) -> dict[str, Any]:
         return out
     for descriptor, value in listed:
         name = descriptor.name
-        if descriptor.label == descriptor.LABEL_REPEATED:
+        # A repeated field or a map (``FieldDescriptor.label`` is gone from newer protobuf releases).
+        if hasattr(value, "__len__") and not isinstance(value, str | bytes) and not hasattr(value, "ListFields"):
             out[name] = len(value)
-            first = value[0] if len(value) and hasattr(value[0], "ListFields") else None
+            first = next(iter(value), None) if len(value) and not hasattr(value, "keys") else None
+            first = first if hasattr(first, "ListFields") else None
             if first is not None and "topic" not in out:
                 topic = getattr(first, "topic", None)
                 if topic is not None and getattr(topic, "name", ""):
