@@ -44,10 +44,11 @@ def call(endpoint: str, path: str, body: dict[str, Any] | None = None, timeout: 
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
-        try:
-            reason = json.loads(err.read()).get("error") or err.reason
-        except (ValueError, AttributeError):
-            reason = err.reason
+        with err:  # it holds the connection open until closed
+            try:
+                reason = json.loads(err.read()).get("error") or err.reason
+            except (ValueError, AttributeError):
+                reason = err.reason
         raise AdminError(f"{path}: {reason} (HTTP {err.code})") from None
     except (urllib.error.URLError, OSError) as err:
         raise AdminError(f"cannot reach pocketmq at {endpoint}: {getattr(err, 'reason', err)}") from None

@@ -30,7 +30,9 @@ def route_code(namesrv_addr: str, topic: str) -> tuple[int, str | None]:
 
 
 def test_fault_and_trace_helpers(tmp_path: Path) -> None:
-    with serve(in_process=True, grpc=False) as mq:
+    # A subprocess: serve(in_process=True) leaves a server-side socket for the garbage collector (also on main),
+    # which a later test then reports as an unraisable ResourceWarning.
+    with serve(grpc=False) as mq:
         rule = add_fault(mq, code="GET_ROUTEINFO_BY_TOPIC", topic="TBW102", respond="SYSTEM_BUSY", times=1)
         trace = tmp_path / "trace.jsonl"
         trace_on(mq, trace)
