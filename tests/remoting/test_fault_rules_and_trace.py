@@ -70,6 +70,7 @@ def test_trace_lines() -> None:
     line = json.loads(encode_line({"ts": 0.5, "dir": "request", "fields": fields, "lang": "CPP"}))
     assert line["time"] == "1970-01-01T00:00:00.500000Z" and line["lang"] == "CPP"
     assert next(iter(line)) == "time"
+    assert json.loads(encode_line({"ts": 1.0, "remark": "lone \ud800"}))["remark"] == "lone \ud800"
 
 
 def test_the_writer_drops_and_counts_what_the_disk_cannot_take(tmp_path: Path) -> None:
