@@ -22,7 +22,7 @@ import pytest
 
 from compat_tests.go_driver import Build, GoClient, Message
 from compat_tests.harness import IN_CI, PocketMQ
-from pocketmq.admin_client import call
+from pocketmq.admin_client import AdminClient
 
 pytestmark = [pytest.mark.compat]
 
@@ -91,7 +91,7 @@ def test_go_producer_under_injected_send_errors(go: GoClient, traced: tuple[Pock
     [error] = [x for x in lines if x.get("event") == "send-error"]
     assert "CODE: 2" in error["error"] and "injected SYSTEM_BUSY" in error["error"], error
 
-    rules = call(f"http://127.0.0.1:{server.http_port}", "/api/faults")["rules"]
+    rules = AdminClient(f"http://127.0.0.1:{server.http_port}").get("/api/faults")["rules"]
     assert [(r["respond"], r["matched"], r["injected"]) for r in rules] == [
         ("SERVICE_NOT_AVAILABLE", 1, 1),
         ("SYSTEM_BUSY", 1, 1),

@@ -20,7 +20,8 @@ from acl.validator import PlainAclFile
 from gateway.broker import Broker
 from gateway.config import BrokerConfig, acl_file_path
 from nameserver.server import NameServer
-from pocketmq import __version__, cli_hooks
+from pocketmq import __version__, cli_hooks, quick_look
+from pocketmq.admin_client import AdminError
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
 from pocketmq.testing.serve import Endpoints
 from remoting.limits import ConnectionLimits, ConnectionSlots
@@ -127,6 +128,7 @@ def parser() -> argparse.ArgumentParser:
     br = sub.add_parser("broker", help="run a broker that registers with name servers")
     _add_broker_options(br)
     br.add_argument("--namesrv-addr", default=None, help="HOST:PORT[;HOST:PORT...]; env POCKETMQ_NAMESRV_ADDR")
+    quick_look.add_commands(sub)
     tx = sub.add_parser("transactions", help="list pending transactional half messages (age, checks)")
     tx.add_argument("--data-dir", default=None, help="the broker's data dir (default ./pocketmq-data)")
     cli_hooks.add_parsers(sub)
@@ -307,6 +309,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.command == "transactions":
         list_transactions(args)
+        return
+    if args.command in quick_look.COMMANDS:
+        try:
+            quick_look.run(args, _print)
+        except AdminError as err:
+            raise SystemExit(f"pocketmq {args.command}: {err}") from None
         return
     if args.command in cli_hooks.COMMANDS:
         raise SystemExit(cli_hooks.run(args))

@@ -15,16 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pocketmq.admin_client import AdminError, call, endpoint_from
+from pocketmq.admin_client import AdminClient, AdminError, add_endpoint_options, endpoint
 from pocketmq.trace_print import TraceFilter, print_trace
 
 COMMANDS = ("fault", "trace")
 TRACE_ACTIONS = ("on", "off", "status")
-
-
-def _add_endpoint_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--http", default=None, help="the HTTP endpoint (env POCKETMQ_HTTP; default http://127.0.0.1:8087)")
-    p.add_argument("--ready-file", default=None, help="read the HTTP endpoint from pocketmq's --ready-file")
 
 
 def add_parsers(sub: Any) -> None:
@@ -46,12 +41,12 @@ def add_parsers(sub: Any) -> None:
     how_often.add_argument("--times", type=int, help="only the next N matching requests")
     how_often.add_argument("--fraction", help="each matching request with this probability (0..1]")
     add.add_argument("--seed", type=int, help="seed of the fraction's random numbers (repeatable runs)")
-    _add_endpoint_options(add)
+    add_endpoint_options(add)
     for name, text in (("list", "the rules with their counts"), ("clear", "remove every rule")):
-        _add_endpoint_options(actions.add_parser(name, help=text))
+        add_endpoint_options(actions.add_parser(name, help=text))
     remove = actions.add_parser("remove", help="remove one rule")
     remove.add_argument("id", type=int)
-    _add_endpoint_options(remove)
+    add_endpoint_options(remove)
 
     trace = sub.add_parser(
         "trace",
@@ -62,7 +57,7 @@ def add_parsers(sub: Any) -> None:
     trace.add_argument("--code", help="only this request or response code (number or name) or gRPC method")
     trace.add_argument("--topic", help="only frames of this topic")
     trace.add_argument("--client", help="only frames of clients whose id contains this")
-    _add_endpoint_options(trace)
+    add_endpoint_options(trace)
 
 
 def _rule(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,36 +89,36 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fault(args: argparse.Namespace) -> int:
-    endpoint = endpoint_from(args.http, args.ready_file)
+    api = AdminClient(endpoint(args))
     if args.fault_command == "add":
-        print(_show_rule(call(endpoint, "/api/faults", _rule(args))))
+        print(_show_rule(api.post("/api/faults", _rule(args))))
     elif args.fault_command == "list":
-        rules = call(endpoint, "/api/faults")["rules"]
+        rules = api.get("/api/faults")["rules"]
         for rule in rules:
             print(_show_rule(rule))
         if not rules:
             print("no fault rules")
     elif args.fault_command == "remove":
-        print("removed " + _show_rule(call(endpoint, "/api/faults/remove", {"id": args.id})))
+        print("removed " + _show_rule(api.post("/api/faults/remove", {"id": args.id})))
     else:
-        print(f"removed {call(endpoint, '/api/faults/clear', {})['removed']} rule(s)")
+        print(f"removed {api.post('/api/faults/clear', {})['removed']} rule(s)")
     return 0
 
 
 def _trace(args: argparse.Namespace) -> int:
     words = args.words
     if words[0] in TRACE_ACTIONS:
-        endpoint = endpoint_from(args.http, args.ready_file)
+        api = AdminClient(endpoint(args))
         if words[0] == "on":
             if len(words) != 2:
                 print("pocketmq trace on FILE: one file (ending in .jsonl)", file=sys.stderr)
                 return 2
             # Resolved here: the broker runs on this machine, and a relative path means this directory.
-            status = call(endpoint, "/api/trace/on", {"file": str(Path(words[1]).resolve())})
+            status = api.post("/api/trace/on", {"file": str(Path(words[1]).resolve())})
         elif words[0] == "off":
-            status = call(endpoint, "/api/trace/off", {})
+            status = api.post("/api/trace/off", {})
         else:
-            status = call(endpoint, "/api/trace")
+            status = api.get("/api/trace")
         print(json.dumps(status))
         return 0
     if len(words) != 1:

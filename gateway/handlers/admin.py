@@ -105,9 +105,17 @@ class AdminHandlers:
         await self.ctx.groups.delete(h.group_name)
         return cmd.response(ResponseCode.SUCCESS)
 
+    def known_groups(self) -> set[str]:
+        """Every group the broker knows: configured, online, remembered from a subscription, or with committed
+        offsets (Apache creates a group's config at its first heartbeat or pull: autoCreateSubscriptionGroup)."""
+        names = set(self.ctx.groups.configured) | set(self.ctx.clients.consumers)
+        names |= {group for group, _topic in self.ctx.clients.remembered}
+        return names | set(self.ctx.store.consumer_groups())
+
     async def all_group_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
-        """GET_ALL_SUBSCRIPTIONGROUP_CONFIG: the configured groups (SubscriptionGroupWrapper)."""
-        table = {name: c.to_json() for name, c in sorted(self.ctx.groups.configured.items())}
+        """GET_ALL_SUBSCRIPTIONGROUP_CONFIG (getConsumerConfig, the 4.9 tools' examineSubscriptionGroupConfig): the
+        configs of every known group, Apache's defaults for the ones nobody configured (SubscriptionGroupWrapper)."""
+        table = {name: self.ctx.groups.get(name).to_json() for name in sorted(self.known_groups())}
         body = {"subscriptionGroupTable": table, "dataVersion": self.data_version()}
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps(body))
 
@@ -196,10 +204,8 @@ class AdminHandlers:
         """GET_BROKER_CONSUME_STATS (brokerConsumeStats): ConsumeStats of every known group, per topic, and the
         broker's total lag. Groups: configured, online, remembered from a subscription, or with committed offsets."""
         order_only = cmd.ext_fields.get("isOrder", "false").lower() == "true"
-        names = set(self.ctx.groups.configured) | set(self.ctx.clients.consumers)
-        names |= {group for group, _topic in self.ctx.clients.remembered} | set(self.ctx.store.consumer_groups())
         total, groups = 0, []
-        for name in sorted(names):
+        for name in sorted(self.known_groups()):
             if order_only and not self.ctx.groups.get(name).orderly:
                 continue
             topics = sorted(self._topics_of(name))
@@ -356,7 +362,7 @@ class AdminHandlers:
     async def broker_config(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         """GET_BROKER_CONFIG: the broker.conf keys pocketmq uses, as ``key=value`` lines (Apache: every key of its
         BrokerConfig, MessageStoreConfig and NettyServerConfig), and the config's data version."""
-        values = broker_conf_values(self.ctx.config)
+        values = FIXED_BROKER_CONFIG | broker_conf_values(self.ctx.config)
         text = "".join(f"{key}={value}\n" for key, value in sorted(values.items()))
         version = {"counter": self.config_version, "stateVersion": 0, "timestamp": self.started_ms}
         ext = {"version": json.dumps(version, separators=(",", ":"))}
@@ -398,6 +404,18 @@ class AdminHandlers:
         return cmd.response(ResponseCode.SUCCESS, body=jsonbody.dumps({"groupList": sorted(groups)}))
 
 
+# Broker keys whose value pocketmq cannot change, answered as facts: the 4.9 tools' exportConfigs reads every one of
+# them and fails on a missing key (the broker's own keys, fileReservedTime among them, come from gateway.config).
+FIXED_BROKER_CONFIG = {
+    "brokerId": "0",
+    "brokerRole": "ASYNC_MASTER",
+    "filterServerNums": "0",
+    "msgTraceTopicName": "RMQ_SYS_TRACE_TOPIC",
+    "slaveReadEnable": "false",
+    "traceTopicEnable": "false",
+    "useTLS": "false",
+    "autoCreateSubscriptionGroup": "true",
+}
 MAX_QUERY_CQ = 1024  # index entries per QUERY_CONSUME_QUEUE
 CALL_CONSUMER_TIMEOUT_S = 5.0  # Broker2Client.callClient
 VALID_GROUP = re.compile(r"^[%|a-zA-Z0-9_-]+$")

@@ -300,10 +300,10 @@ def test_send_page_sends_and_the_message_can_be_browsed(console: Any, api: Api, 
 
 
 def test_faults_page_lists_rules_and_removes_them(console: Any, server: PocketMQ, artefacts: Path) -> None:
-    from pocketmq.admin_client import call
+    from pocketmq.admin_client import AdminClient
 
-    http = f"http://127.0.0.1:{server.http_port}"
-    added = call(http, "/api/faults", {"code": "SEND_MESSAGE_V2", "topic": "Elsewhere", "respond": "SYSTEM_BUSY"})
+    http = AdminClient(f"http://127.0.0.1:{server.http_port}")
+    added = http.post("/api/faults", {"code": "SEND_MESSAGE_V2", "topic": "Elsewhere", "respond": "SYSTEM_BUSY"})
     open_page(console, "faults")
     row = find(console, f"tr[data-rule='{added['id']}']")
     assert "respond=SYSTEM_BUSY" in row.text and "topic=Elsewhere" in row.text
@@ -313,4 +313,4 @@ def test_faults_page_lists_rules_and_removes_them(console: Any, server: PocketMQ
     row.find_element("css selector", "button").click()
     wait_notice(console, f"Removed fault rule {added['id']}")
     find(console, "#no-faults")
-    assert call(http, "/api/faults")["rules"] == []
+    assert http.get("/api/faults")["rules"] == []

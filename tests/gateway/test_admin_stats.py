@@ -52,9 +52,24 @@ async def test_broker_config_producers_and_clean_expired_cq(bc, broker) -> None:
     assert lines["brokerName"] == broker.config.broker_name and lines["listenPort"] == str(broker.config.port)
     assert lines["flushDiskType"] == "ASYNC_FLUSH" and lines["autoCreateTopicEnable"] == "true"
     assert "dataVersion" not in lines and jsonbody.loads(answer.ext_fields["version"])["counter"] >= 0
+    # exportConfigs of the 4.9 tools reads these and fails on a missing one.
+    assert lines["brokerId"] == "0" and lines["brokerRole"] == "ASYNC_MASTER" and lines["useTLS"] == "false"
     missing = await bc.invoke(RequestCode.GET_PRODUCER_CONNECTION_LIST, {"producerGroup": "nobody"})
     assert missing.code == ResponseCode.SYSTEM_ERROR and "nobody" in (missing.remark or "")
     assert (await bc.invoke(RequestCode.CLEAN_EXPIRED_CONSUMEQUEUE)).code == ResponseCode.SUCCESS
+
+
+async def test_groups_that_only_consumed_have_default_configs(bc) -> None:  # type: ignore[no-untyped-def]
+    """getConsumerConfig reads GET_ALL_SUBSCRIPTIONGROUP_CONFIG: a group known from its pulls and offsets is listed
+    with Apache's defaults, as Apache auto-creates it."""
+    await bc.send_ok("GroupsT")
+    assert (await bc.pull("GroupsT", 0, 0, group="pulled-g", max_nums=1)).code == ResponseCode.SUCCESS
+    ext = {"consumerGroup": "pulled-g", "topic": "GroupsT", "queueId": "0", "commitOffset": "1"}
+    assert (await bc.invoke(RequestCode.UPDATE_CONSUMER_OFFSET, ext)).code == ResponseCode.SUCCESS
+    listed = await bc.invoke(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)
+    table = jsonbody.loads(listed.body)["subscriptionGroupTable"]
+    assert table["pulled-g"]["retryMaxTimes"] == 16 and table["pulled-g"]["consumeEnable"] is True
+    assert "never-seen-g" not in table
 
 
 async def test_namesrv_config(ns_client, namesrv) -> None:  # type: ignore[no-untyped-def]
