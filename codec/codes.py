@@ -373,3 +373,15 @@ ACL_ADMIN_CODES = frozenset(
     }
 )
 ACL_EXCEPTION_CLASS = "org.apache.rocketmq.acl.common.AclException"  # the refusal remark starts with its name
+
+# 5.x gRPC call metadata naming the client (MessagingService calls carry them; Apache's proxy reads the same).
+GRPC_CLIENT_ID_METADATA = "x-mq-client-id"
+GRPC_LANGUAGE_METADATA = "x-mq-language"
+GRPC_CLIENT_VERSION_METADATA = "x-mq-client-version"
+
+# Sends whose header uses single-letter field names (SendMessageRequestHeaderV2): "a" producerGroup, "b" topic.
+SEND_V2_REQUEST_CODES = frozenset(
+    {RequestCode.SEND_MESSAGE_V2, RequestCode.SEND_BATCH_MESSAGE, RequestCode.SEND_REPLY_MESSAGE_V2}
+)
+# Header fields that name a request's group, by request kind (consumers, producers, admin requests).
+GROUP_HEADER_FIELDS = ("consumerGroup", "producerGroup", "group")

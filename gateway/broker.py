@@ -31,6 +31,7 @@ from gateway.topics import TopicTable
 from remoting.acl_guard import AclGuard
 from remoting.connection import Connection
 from remoting.limits import ConnectionSlots
+from remoting.request_hooks import RequestHooks
 from remoting.server import DispatchTable, RemotingServer
 from runtime.supervise import supervised
 from store.sqlite import SqliteStore
@@ -85,6 +86,9 @@ class Broker:
             if config.grpc_port is not None:
                 log.warning("ACL 1.0 checks remoting requests only: the gRPC endpoint (5.x clients) is not checked; "
                             "--grpc-port -1 turns it off (docs/acl.md)")  # fmt: skip
+        # Fault rules and the protocol trace (docs/testing.md): nothing in front of the handlers until wanted.
+        self.hooks = RequestHooks()
+        self.hooks.attach(table, "broker")
         self.server = RemotingServer(
             "broker",
             table,
@@ -114,6 +118,7 @@ class Broker:
             # Imported off the loop: protobuf, h2 and the generated modules are not part of the remoting start-up.
             endpoint = await anyio.to_thread.run_sync(importlib.import_module, "gateway.grpc.endpoint")
             self.grpc_server, self.grpc_service = endpoint.build(self)
+            self.hooks.attach_grpc(self.grpc_server)
             # The TLS context (and a self-signed certificate on the first start) before clients arrive, off the loop.
             await anyio.to_thread.run_sync(self.grpc_server.tls_context)
             async with anyio.create_task_group() as tg:
@@ -143,7 +148,8 @@ class Broker:
             http = await anyio.to_thread.run_sync(importlib.import_module, "gateway.http_endpoint")
             admin_api = await anyio.to_thread.run_sync(importlib.import_module, "gateway.admin_api")
             console = await anyio.to_thread.run_sync(importlib.import_module, "gateway.console_files")
-            collector = metrics.BrokerCollector(self.ctx)
+            faults_api = await anyio.to_thread.run_sync(importlib.import_module, "gateway.faults_api")
+            collector = metrics.BrokerCollector(self.ctx, hooks=self.hooks)
 
             async def scrape(request: Any) -> Any:
                 return http.HttpResponse(metrics.CONTENT_TYPE, await metrics.render(collector))
@@ -152,7 +158,8 @@ class Broker:
                 self.ctx, self.send_handler, lambda: self.grpc_service.sessions if self.grpc_service else None
             )
             static = await anyio.to_thread.run_sync(console.console_routes)
-            endpoint = http.HttpEndpoint({("GET", "/metrics"): scrape, **api.routes(), **static})
+            hooks_api = faults_api.HooksApi(self.hooks, self.config.data_dir)
+            endpoint = http.HttpEndpoint({("GET", "/metrics"): scrape, **api.routes(), **hooks_api.routes(), **static})
             async with anyio.create_task_group() as tg:
                 try:
                     self.http_port = await tg.start(endpoint.serve, cfg.host, cfg.http_port)
@@ -292,3 +299,4 @@ class Broker:
                 with anyio.move_on_after(3):
                     await self.registrar.unregister_all()
                 await self.store.close()
+                await anyio.to_thread.run_sync(self.hooks.close)

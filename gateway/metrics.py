@@ -13,20 +13,30 @@ pocketmq's: ``pocketmq_store_bytes``, ``pocketmq_scheduled_messages``, ``pocketm
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from gateway.context import BrokerContext
 from gateway.stats import GROUP_GET_NUMS, TOPIC_PUT_NUMS
 from gateway.store_size import store_bytes
 
+if TYPE_CHECKING:
+    from remoting.request_hooks import RequestHooks
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class BrokerCollector:
-    def __init__(self, ctx: BrokerContext, extra: Callable[[], dict[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: BrokerContext,
+        extra: Callable[[], dict[str, float]] | None = None,
+        hooks: RequestHooks | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.hooks = hooks
         self.extra = extra or (lambda: {})
         self.store_bytes = 0
         self.scheduled = 0
@@ -104,6 +114,27 @@ class BrokerCollector:
             family = GaugeMetricFamily(name, text or name, labels=base)
             family.add_metric([cluster, broker], value)
             yield family
+        if self.hooks is not None:
+            yield from hook_metrics(self.hooks, cluster, broker)
+
+
+def hook_metrics(hooks: RequestHooks, cluster: str, broker: str) -> Iterator[Metric]:
+    """Faults injected per rule and action; trace lines written and dropped (docs/testing.md)."""
+    injected = CounterMetricFamily(
+        "pocketmq_faults_injected", "Faults injected by fault rules", labels=["cluster", "broker", "rule", "action"]
+    )
+    for (rule, action), count in sorted(hooks.faults.injected_counts().items()):
+        injected.add_metric([cluster, broker, str(rule), action], count)
+    yield injected
+    trace = hooks.trace
+    written, dropped = (trace.written, trace.dropped) if trace is not None else (0, 0)
+    for name, text, value in (
+        ("pocketmq_trace_lines", "Protocol trace lines written to the current trace file", written),
+        ("pocketmq_trace_dropped", "Protocol trace lines dropped: the disk did not keep up", dropped),
+    ):
+        family = CounterMetricFamily(name, text, labels=["cluster", "broker"])
+        family.add_metric([cluster, broker], value)
+        yield family
 
 
 async def render(collector: BrokerCollector) -> bytes:

@@ -62,10 +62,11 @@ class AdminClient:
             with urllib.request.urlopen(req, timeout=TIMEOUT_S) as answer:
                 return json.loads(answer.read() or b"null")
         except urllib.error.HTTPError as err:
-            try:
-                detail = json.loads(err.read()).get("error", "")
-            except (ValueError, AttributeError):
-                detail = ""
+            with err:  # it holds its connection open until closed
+                try:
+                    detail = json.loads(err.read()).get("error", "")
+                except (ValueError, AttributeError):
+                    detail = ""
             raise AdminError(f"{err.code} {err.reason}: {detail}".rstrip(": ")) from None
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             reason = getattr(err, "reason", err)

@@ -21,7 +21,7 @@ from gateway.broker import Broker
 from gateway.clock import Clock, SystemClock, VirtualClock
 from gateway.config import BrokerConfig, acl_file_path
 from nameserver.server import NameServer
-from pocketmq import __version__, quick_look
+from pocketmq import __version__, cli_hooks, quick_look
 from pocketmq.admin_client import AdminError
 from pocketmq.clock_command import add_clock_command, run_clock_command
 from pocketmq.settings import apply_broker_conf, env, frame_limit, local_address, read_broker_conf
@@ -48,6 +48,7 @@ BROKER_OPTIONS = {
     "ready_file": ("READY_FILE", "once every port accepts, write the addresses here as JSON (for test harnesses)"),
     "acl_file": ("ACL_FILE", "turn ACL 1.0 on with this plain_acl.yml (see docs/acl.md; broker.conf: aclEnable)"),
     "clock": ("CLOCK", "system (default) or virtual: time starts at now and moves only by `pocketmq clock advance`"),
+    "trace": ("TRACE", "append one JSON line per request, response and gRPC call to this file (docs/testing.md)"),
 }
 CLOCK_MODES = ("system", "virtual")
 
@@ -146,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     tx = sub.add_parser("transactions", help="list pending transactional half messages (age, checks)")
     tx.add_argument("--data-dir", default=None, help="the broker's data dir (default ./pocketmq-data)")
     add_clock_command(sub)
+    cli_hooks.add_parsers(sub)
     return p
 
 
@@ -181,6 +183,17 @@ async def _until_signal(on_signal: anyio.abc.CancelScope, brokers: list[Broker])
             return
 
 
+def start_trace(broker: Broker, args: argparse.Namespace) -> None:
+    """``--trace FILE``: the protocol trace from the first request on."""
+    path = _opt(args, "trace", "TRACE")
+    if path:
+        try:
+            broker.hooks.trace_on(Path(path))
+        except OSError as err:
+            raise SystemExit(f"pocketmq: cannot write the trace to {path}: {err.strerror or err}") from None
+        log.info("protocol trace: appending to %s", path)
+
+
 def load_acl(config: BrokerConfig) -> PlainAclFile | None:
     """The ACL file when ACL is on; raises AclConfigError (before anything listens) when it cannot be used."""
     return PlainAclFile(acl_file_path(config)) if config.acl_enable else None
@@ -200,6 +213,8 @@ async def start_up(
     ns_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     config.namesrv_addrs = [f"{ns_host}:{ns_port}"]
     broker = Broker(config, clock=make_clock(args), slots=slots, acl_file=acl)
+    broker.hooks.attach(namesrv.server.dispatch, "namesrv")  # fault rules and the trace cover both servers
+    start_trace(broker, args)
     await tg.start(broker.run)
     _print(f"pocketmq name server listening on {host}:{ns_port}")
     _print(f"pocketmq broker {config.broker_name} ({config.cluster}) listening on {config.host}:{config.port}, "
@@ -291,6 +306,7 @@ async def run_broker(args: argparse.Namespace) -> None:
     addrs = _opt(args, "namesrv_addr", "NAMESRV_ADDR")
     config = build_broker_config(args, [a for a in addrs.split(";") if a] if addrs else None)
     broker = Broker(config, clock=make_clock(args))
+    start_trace(broker, args)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_until_signal, tg.cancel_scope, [broker])
         port = await tg.start(broker.run)
@@ -320,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "clock":
         run_clock_command(args)
         return
+    if args.command in cli_hooks.COMMANDS:
+        raise SystemExit(cli_hooks.run(args))
     runner = {"up": run_up, "namesrv": run_namesrv, "broker": run_broker}[args.command]
     tune_for_server()
     try:

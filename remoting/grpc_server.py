@@ -122,6 +122,9 @@ class GrpcServer:
         self.connections: set[GrpcConnection] = set()
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
+        # Told of every finished call while set (the protocol trace):
+        # (context, path, stream id, request or None, request bytes, grpc status, message, loop time started).
+        self.observer: Callable[..., None] | None = None
 
     def tls_context(self) -> ssl.SSLContext | None:
         if self._tls is None and self._tls_context is not None:
@@ -162,6 +165,8 @@ class _Stream:
     task: asyncio.Task[None] | None = None
     headers_sent: bool = False
     ended: bool = False  # the client half-closed
+    path: str = ""
+    request: Any = None  # the decoded request of a unary or server-streaming call (kept for the trace)
 
 
 class GrpcConnection(asyncio.Protocol):
@@ -351,7 +356,7 @@ class GrpcConnection(asyncio.Protocol):
                 return
         metadata = {k: v for k, v in headers.items() if not k.startswith(":")}
         context = CallContext(self.peer, self.local, metadata, deadline, self.tls is not None, self.id)
-        stream = _Stream(stream_id, method, context, MessageDecoder(self.server.limits.max_message_size))
+        stream = _Stream(stream_id, method, context, MessageDecoder(self.server.limits.max_message_size), path=path)
         self.streams[stream_id] = stream
         if method.kind is Kind.BIDI:
             stream.queue = asyncio.Queue()
@@ -402,6 +407,21 @@ class GrpcConnection(asyncio.Protocol):
     # ---- calls ----------------------------------------------------------------------------------------
 
     async def _run(self, stream: _Stream) -> None:
+        observer = self.server.observer
+        started = self.loop.time() if observer is not None else 0.0
+        status, message = Status.CANCELLED, "the call was cancelled"
+        try:
+            status, message = await self._outcome(stream)
+        finally:
+            if observer is not None:
+                size = len(stream.requests[0]) if stream.requests else 0
+                try:
+                    observer(stream.context, stream.path, stream.stream_id, stream.request, size, int(status), message,
+                             started)  # fmt: skip
+                except Exception as err:  # the trace must never break a call
+                    _bugs.error("%s: tracing a call failed: %r", self.server.name, err, exc_info=err)
+
+    async def _outcome(self, stream: _Stream) -> tuple[Status, str]:
         status, message = Status.OK, ""
         try:
             try:
@@ -425,15 +445,16 @@ class GrpcConnection(asyncio.Protocol):
                 self._finish(stream, status, message)
         finally:
             self.streams.pop(stream.stream_id, None)
+        return status, message
 
     async def _call(self, stream: _Stream) -> None:
         method, context = stream.method, stream.context
         if method.kind is Kind.UNARY:
-            request = method.request_type.FromString(stream.requests[0])
+            request = stream.request = method.request_type.FromString(stream.requests[0])
             response = await method.handler(request, context)
             await self._send_message(stream, response)
         elif method.kind is Kind.SERVER_STREAM:
-            request = method.request_type.FromString(stream.requests[0])
+            request = stream.request = method.request_type.FromString(stream.requests[0])
             async for response in method.handler(request, context):
                 await self._send_message(stream, response)
         else:

@@ -21,6 +21,9 @@ log = logging.getLogger("pocketmq.remoting")
 Handler = Callable[[RemotingCommand, Connection], HandlerResult | Awaitable[HandlerResult]]
 # Looks at a request before its handler: None lets it through, a response refuses it (ACL).
 Guard = Callable[[RemotingCommand, Connection], RemotingCommand | None]
+# Runs every request in place of its handler, given the handler and whether it is a coroutine function (fault
+# injection, protocol trace).
+Interceptor = Callable[[RemotingCommand, Connection, Handler, bool], HandlerResult | Awaitable[HandlerResult]]
 
 TIMER_SWEEP_S = 1.0  # how often idle, slow and stalled connections are looked for (at most)
 BACKLOG = 1024  # NettySystemConfig socketBacklog
@@ -35,9 +38,16 @@ class DispatchTable:
     def __init__(self) -> None:
         self.handlers: dict[int, tuple[Handler, bool]] = {}
         self.default: tuple[Handler, bool] = _UNSUPPORTED
+        # While an interceptor is installed: the handlers without it, to put back when it is removed.
+        self._plain: tuple[dict[int, tuple[Handler, bool]], tuple[Handler, bool]] | None = None
+        self._interceptor: Interceptor | None = None
 
     def register(self, code: int, handler: Handler) -> None:
-        self.handlers[int(code)] = (handler, _is_coroutine_function(handler))
+        entry = (handler, _is_coroutine_function(handler))
+        if self._plain is not None and self._interceptor is not None:
+            self._plain[0][int(code)] = entry
+            entry = (_intercepted(self._interceptor, *entry), entry[1])
+        self.handlers[int(code)] = entry
 
     def resolve(self, code: int) -> tuple[Handler, bool]:
         """The handler of ``code`` and whether it is a coroutine function."""
@@ -46,8 +56,24 @@ class DispatchTable:
     def guard(self, check: Guard) -> None:
         """Run ``check`` before every handler registered so far (and for unknown codes). Installed only when
         wanted, so a table without a guard pays nothing per request."""
+        interceptor = self._interceptor
+        self.intercept(None)
         self.handlers = {code: (_guarded(check, h), is_async) for code, (h, is_async) in self.handlers.items()}
         self.default = (_guarded(check, self.default[0]), self.default[1])
+        self.intercept(interceptor)
+
+    def intercept(self, interceptor: Interceptor | None) -> None:
+        """Run every request through ``interceptor(cmd, conn, handler)`` (after any guard); None removes it. Only
+        installed while something (a fault rule, the trace) wants it, so the table pays nothing otherwise."""
+        if self._plain is not None:
+            self.handlers, self.default = self._plain
+            self._plain = None
+        self._interceptor = interceptor
+        if interceptor is None:
+            return
+        self._plain = (self.handlers, self.default)
+        self.handlers = {code: (_intercepted(interceptor, h, a), a) for code, (h, a) in self.handlers.items()}
+        self.default = (_intercepted(interceptor, *self.default), self.default[1])
 
     def __call__(self, cmd: RemotingCommand, conn: Connection) -> HandlerResult | Awaitable[HandlerResult]:
         handler, _is_async = self.resolve(cmd.code)
@@ -71,6 +97,13 @@ def _guarded(check: Guard, handler: Handler) -> Handler:
         return handler(cmd, conn)
 
     return guarded
+
+
+def _intercepted(interceptor: Interceptor, handler: Handler, is_async: bool) -> Handler:
+    def intercepted(cmd: RemotingCommand, conn: Connection) -> HandlerResult | Awaitable[HandlerResult]:
+        return interceptor(cmd, conn, handler, is_async)
+
+    return intercepted
 
 
 def _is_coroutine_function(handler: Handler) -> bool:

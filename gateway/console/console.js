@@ -361,6 +361,31 @@ pages.connections = async () => {
   ];
 };
 
+pages.faults = async () => {
+  const [f, trace] = await Promise.all([get("/api/faults"), get("/api/trace")]);
+  const rule = r => Object.entries(r).filter(([k]) => !["id", "action", "matched", "injected", "exhausted"].includes(k))
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(",") : v}`).join(" ");
+  const remove = id => act(() => post("/api/faults/remove", { id }), `Removed fault rule ${id}`);
+  return [
+    h("h2", {}, "Fault rules"),
+    h("p", { class: "muted" }, "Added with pocketmq fault add or POST /api/faults (docs/testing.md)."),
+    f.rules.length
+      ? table([["Rule", "num"], ["Action"], ["Matches and does"], ["Matched", "num"], ["Injected", "num"], [""]],
+        f.rules.map(r => h("tr", { "data-rule": r.id },
+          h("td", { class: "num" }, r.id), h("td", {}, r.action + (r.exhausted ? " (exhausted)" : "")),
+          h("td", { class: "mono" }, rule(r)), h("td", { class: "num", "data-col": "matched" }, r.matched),
+          h("td", { class: "num", "data-col": "injected" }, r.injected),
+          h("td", {}, h("button", { type: "button", onclick: () => remove(r.id) }, "Remove")))), { id: "faults" })
+      : h("p", { class: "muted", id: "no-faults" }, "None: requests are served as they come."),
+    f.rules.length ? h("button", { type: "button", id: "clear-faults",
+      onclick: () => act(() => post("/api/faults/clear", {}), r => `Removed ${r.removed} rule(s)`) }, "Remove all") : "",
+    h("h2", {}, "Protocol trace"),
+    h("p", { id: "trace" }, trace.on
+      ? `On: ${trace.file}, ${trace.written} line(s) written, ${trace.dropped} dropped${trace.failed ? ", failed: " + trace.failed : ""}.`
+      : "Off (pocketmq trace on FILE)."),
+  ];
+};
+
 pages.send = async () => {
   const [names, broker] = await Promise.all([loadTopicNames(), get("/api/broker")]);
   const levels = broker.delayLevels || [];

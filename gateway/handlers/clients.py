@@ -12,6 +12,7 @@ from codec.heartbeat import make_subscription, parse_heartbeat
 from gateway.clients import ClientChannel
 from gateway.context import BrokerContext, now_ms
 from remoting.connection import Connection
+from remoting.faults import CLIENT_ID_ATTRIBUTE
 
 log = logging.getLogger("pocketmq.broker")
 
@@ -33,6 +34,7 @@ class ClientHandlers:
 
     async def heart_beat(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:
         hb = parse_heartbeat(cmd.body)
+        conn.attributes[CLIENT_ID_ATTRIBUTE] = hb.client_id  # fault rules and the trace name the connection's client
         channel = ClientChannel(hb.client_id, conn.id, conn.peer_text, cmd.language, cmd.version, now_ms())
         for group in hb.producer_groups:
             self.ctx.clients.register_producer(group, channel)

@@ -297,3 +297,20 @@ def test_send_page_sends_and_the_message_can_be_browsed(console: Any, api: Api, 
     browsed = f"{TOPIC} queue {stored['queueId']} from offset {stored['queueOffset']}"
     wait(console, lambda d: browsed in d.find_element("id", "results").text, "the sent message")
     assert text_of(console, "#found [data-col=body]") == "sent from the console"
+
+
+def test_faults_page_lists_rules_and_removes_them(console: Any, server: PocketMQ, artefacts: Path) -> None:
+    from pocketmq.admin_client import AdminClient
+
+    http = AdminClient(f"http://127.0.0.1:{server.http_port}")
+    added = http.post("/api/faults", {"code": "SEND_MESSAGE_V2", "topic": "Elsewhere", "respond": "SYSTEM_BUSY"})
+    open_page(console, "faults")
+    row = find(console, f"tr[data-rule='{added['id']}']")
+    assert "respond=SYSTEM_BUSY" in row.text and "topic=Elsewhere" in row.text
+    assert row.find_element("css selector", "[data-col=injected]").text == "0"
+    assert text_of(console, "#trace").startswith("Off")
+    shot(console, artefacts, "faults")
+    row.find_element("css selector", "button").click()
+    wait_notice(console, f"Removed fault rule {added['id']}")
+    find(console, "#no-faults")
+    assert http.get("/api/faults")["rules"] == []

@@ -1,0 +1,225 @@
+"""Fault injection and the protocol trace, in front of the process's dispatch tables and gRPC servers.
+
+Nothing is installed while there is no fault rule and the trace is off: the tables run their handlers directly
+and the gRPC server checks one attribute per call. Adding the first rule or turning the trace on installs one
+interceptor in every attached table; removing the last rule with the trace off takes it out again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codec.codes import (
+    GRPC_CLIENT_ID_METADATA,
+    GRPC_CLIENT_VERSION_METADATA,
+    GRPC_LANGUAGE_METADATA,
+    RequestCode,
+    ResponseCode,
+)
+from codec.command import RemotingCommand
+from remoting.connection import Connection, HandlerResult, error_response
+from remoting.fault_rules import request_facts
+from remoting.faults import CLIENT_ID_ATTRIBUTE, FaultInjector, Handler, then
+from remoting.server import DispatchTable
+from remoting.trace import MAX_VALUE_CHARS, TraceWriter, clipped_fields
+
+if TYPE_CHECKING:
+    from remoting.grpc_server import CallContext, GrpcServer
+
+REQUEST_NAMES = {int(c): c.name for c in RequestCode}
+RESPONSE_NAMES = {int(c): c.name for c in ResponseCode}
+
+
+class RequestHooks:
+    def __init__(self) -> None:
+        self.faults = FaultInjector(on_change=self._update)
+        self.trace: TraceWriter | None = None
+        self._tables: list[tuple[DispatchTable, str]] = []
+        self._grpc: list[GrpcServer] = []
+        self._installed = False
+
+    # ---- wiring ---------------------------------------------------------------------------------------
+
+    def attach(self, table: DispatchTable, server: str) -> None:
+        """Hook ``table`` (of the ``server`` named in trace lines: broker, namesrv) whenever hooks are wanted."""
+        self._tables.append((table, server))
+        if self._installed:
+            table.intercept(self._interceptor(server))
+
+    def attach_grpc(self, server: GrpcServer) -> None:
+        self._grpc.append(server)
+        server.observer = self._grpc_call if self.trace is not None else None
+
+    def _update(self) -> None:
+        wanted = bool(self.faults.rules) or self.trace is not None
+        if wanted != self._installed:
+            self._installed = wanted
+            for table, server in self._tables:
+                table.intercept(self._interceptor(server) if wanted else None)
+        for grpc in self._grpc:
+            grpc.observer = self._grpc_call if self.trace is not None else None
+
+    # ---- the trace --------------------------------------------------------------------------------------
+
+    def trace_on(self, path: Path) -> TraceWriter:
+        """Start tracing to ``path`` (appended to; OSError when it cannot be opened); replaces a running trace.
+        Blocks on the disk: at start-up, or see ``swap_trace``."""
+        writer = TraceWriter(path)
+        old = self.swap_trace(writer)
+        if old is not None:
+            old.close()
+        return writer
+
+    def swap_trace(self, writer: TraceWriter) -> TraceWriter | None:
+        """Trace to ``writer`` from now on (on the event loop); the previous writer, still to be closed."""
+        old, self.trace = self.trace, writer
+        self._update()
+        return old
+
+    def trace_off(self) -> TraceWriter | None:
+        """Stop tracing; the writer, still to be closed (``close()`` waits for its thread: off the loop)."""
+        old, self.trace = self.trace, None
+        self._update()
+        return old
+
+    # ---- per request ----------------------------------------------------------------------------------
+
+    def _interceptor(self, server: str) -> Any:
+        faults = self.faults
+
+        def intercept(
+            cmd: RemotingCommand, conn: Connection, handler: Handler, is_step: bool
+        ) -> HandlerResult | Awaitable[HandlerResult]:
+            trace = self.trace
+            if trace is None:
+                rule = faults.choose(cmd, conn) if faults.rules else None
+                return handler(cmd, conn) if rule is None else faults.apply(rule, cmd, conn, handler, is_step)
+            started = time.monotonic()
+            request = _request_entry(cmd, conn, server)
+            trace.put(request)
+            try:
+                rule = faults.choose(cmd, conn) if faults.rules else None
+                result = handler(cmd, conn) if rule is None else faults.apply(rule, cmd, conn, handler, is_step)
+            except Exception as err:
+                trace.put(_response_entry(request, error_response(cmd, err), started))
+                raise
+            if cmd.is_oneway:
+                return result
+            if result is None or isinstance(result, RemotingCommand):
+                trace.put(_response_entry(request, result, started))
+                return result
+
+            async def traced(response: RemotingCommand | None) -> RemotingCommand | None:
+                trace.put(_response_entry(request, response, started))
+                return response
+
+            return then(result, traced, is_step)
+
+        return intercept
+
+    def _grpc_call(self, context: CallContext, path: str, stream_id: int, request: Any, size: int,
+                   status: int, message: str, started: float) -> None:  # fmt: skip
+        trace = self.trace
+        if trace is None:
+            return
+        meta = context.metadata
+        entry: dict[str, Any] = {
+            "ts": time.time(), "proto": "grpc", "server": "broker", "dir": "call", "conn": f"g{context.connection_id}",
+            "peer": f"{context.peer[0]}:{context.peer[1]}", "client": meta.get(GRPC_CLIENT_ID_METADATA),
+            "lang": meta.get(GRPC_LANGUAGE_METADATA), "ver": meta.get(GRPC_CLIENT_VERSION_METADATA),
+            "method": path.rsplit("/", 1)[-1], "stream": stream_id, "body": size, "status": status,
+            "statusName": _grpc_status_name(status), "message": message or None,
+            "latencyMs": round((time.monotonic() - started) * 1000, 3),
+        }  # fmt: skip
+        if request is not None:
+            fields = summarize_message(request)
+            entry["fields"] = fields
+            if "topic" in fields:
+                entry["topic"] = fields["topic"]
+            if "group" in fields:
+                entry["group"] = fields["group"]
+        trace.put(entry)
+
+    def close(self) -> None:
+        """At shutdown: the trace's last lines are written and its file closed."""
+        old = self.trace_off()
+        if old is not None:
+            old.close()
+
+
+def _request_entry(cmd: RemotingCommand, conn: Connection, server: str) -> dict[str, Any]:
+    client_id = conn.attributes.get(CLIENT_ID_ATTRIBUTE)
+    facts = request_facts(cmd.code, cmd.ext_fields, client_id, cmd.language)
+    entry: dict[str, Any] = {
+        "ts": time.time(), "proto": "remoting", "server": server, "dir": "request", "conn": conn.id,
+        "peer": conn.peer_text, "client": client_id, "lang": cmd.language, "ver": cmd.version, "code": cmd.code,
+        "name": REQUEST_NAMES.get(cmd.code), "opaque": cmd.opaque, "oneway": cmd.is_oneway,
+        "topic": facts.topic, "group": facts.group, "fields": clipped_fields(cmd.ext_fields), "body": len(cmd.body),
+    }  # fmt: skip
+    if cmd.remark:
+        entry["remark"] = cmd.remark[:512]
+    return entry
+
+
+def _response_entry(request: dict[str, Any], response: RemotingCommand | None, started: float) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "ts": time.time(), "proto": "remoting", "server": request["server"], "dir": "response",
+        "conn": request["conn"], "peer": request["peer"], "client": request["client"], "lang": request["lang"],
+        "ver": request["ver"], "request": request["code"], "requestName": request["name"],
+        "opaque": request["opaque"], "topic": request["topic"], "group": request["group"],
+        "latencyMs": round((time.monotonic() - started) * 1000, 3),
+    }  # fmt: skip
+    if response is None:
+        entry.update(code=None, name="NO_ANSWER")
+        return entry
+    entry.update(code=response.code, name=RESPONSE_NAMES.get(response.code), fields=clipped_fields(response.ext_fields),
+                 body=len(response.body))  # fmt: skip
+    if response.remark:
+        entry["remark"] = response.remark[:512]
+    return entry
+
+
+def _grpc_status_name(status: int) -> str:
+    from codec.grpc_frames import Status  # imported only once gRPC is up: no protobuf at the remoting start-up
+
+    try:
+        return Status(status).name
+    except ValueError:
+        return str(status)
+
+
+def summarize_message(message: Any, depth: int = 0) -> dict[str, Any]:
+    """The top of a protobuf request for a trace line: scalars, resource names (``topic``, ``group``), list sizes."""
+    out: dict[str, Any] = {}
+    try:
+        listed = message.ListFields()
+    except Exception:
+        return out
+    for descriptor, value in listed:
+        name = descriptor.name
+        # A repeated field or a map (``FieldDescriptor.label`` is gone from newer protobuf releases).
+        if hasattr(value, "__len__") and not isinstance(value, str | bytes) and not hasattr(value, "ListFields"):
+            out[name] = len(value)
+            first = next(iter(value), None) if len(value) and not hasattr(value, "keys") else None
+            first = first if hasattr(first, "ListFields") else None
+            if first is not None and "topic" not in out:
+                topic = getattr(first, "topic", None)
+                if topic is not None and getattr(topic, "name", ""):
+                    out["topic"] = topic.name
+        elif hasattr(value, "ListFields"):
+            resource_name = getattr(value, "name", None)
+            if isinstance(resource_name, str) and resource_name:
+                out[name] = resource_name
+            elif depth < 1:
+                out[name] = summarize_message(value, depth + 1)
+        elif isinstance(value, str | int | float | bool):
+            out[name] = value[:MAX_VALUE_CHARS] if isinstance(value, str) else value
+        elif isinstance(value, bytes):
+            out[name] = f"{len(value)} bytes"
+    for nested in list(out.values()):
+        if isinstance(nested, dict) and "topic" in nested and "topic" not in out:
+            out["topic"] = nested["topic"]
+    return out
