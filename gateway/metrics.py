@@ -7,14 +7,14 @@ rocketmq-exporter names: ``rocketmq_producer_tps`` / ``rocketmq_producer_offset`
 ``rocketmq_brokeruntime_msg_put_total_today_now`` and ``..._gettotal_today_now``, ``rocketmq_broker_tps`` / ``_qps``.
 pocketmq's: ``pocketmq_store_bytes``, ``pocketmq_scheduled_messages``, ``pocketmq_half_messages_pending``,
 ``pocketmq_connections``, ``pocketmq_grpc_clients``, ``pocketmq_store_free_bytes``,
-``pocketmq_retention_deleted_messages``.
+``pocketmq_retention_deleted_messages``, ``pocketmq_invariant_violations_total{invariant}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from gateway.context import BrokerContext
@@ -104,6 +104,14 @@ class BrokerCollector:
             family = GaugeMetricFamily(name, text or name, labels=base)
             family.add_metric([cluster, broker], value)
             yield family
+        violations = CounterMetricFamily(
+            "pocketmq_invariant_violations",
+            "Delivery invariants found broken (docs/testing.md)",
+            labels=[*base, "invariant"],
+        )
+        for invariant, count in sorted(ctx.invariants.counts.items()):
+            violations.add_metric([cluster, broker, invariant], count)
+        yield violations
 
 
 async def render(collector: BrokerCollector) -> bytes:
