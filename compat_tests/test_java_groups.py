@@ -89,9 +89,16 @@ def server_log(server: PocketMQ) -> str:
 
 def invariants(server: PocketMQ) -> dict[str, Any]:
     """The broker's invariant checker report (docs/testing.md): ``total``, ``counts``, ``recent`` violations."""
-    with urlopen(f"http://127.0.0.1:{server.http_port}/api/invariants", timeout=10) as answer:
-        report: dict[str, Any] = json.loads(answer.read())
-    return report
+    deadline = time.monotonic() + 15  # the HTTP port may open a moment after the broker's
+    while True:
+        try:
+            with urlopen(f"http://127.0.0.1:{server.http_port}/api/invariants", timeout=10) as answer:
+                report: dict[str, Any] = json.loads(answer.read())
+            return report
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def describe(*procs: Consumer) -> str:

@@ -1,7 +1,8 @@
 """The invariant checker: delivery promises pocketmq can verify with certainty, observed as messages move.
 
-Protocol-free: the handlers call the ``observe``-style hooks below with plain values; nothing here reads the store
-or the wire. Every check is O(1) per message (or per pull) and every table is bounded, so the checker stays on.
+Protocol-free: the handlers call the hooks below with plain values; nothing here reads the store or the wire. Every
+check is O(1) per message (or per pull) and every table is bounded, so the checker stays on: a pull answer costs two
+struct reads and a byte test per record (bench/invariants_bench.py).
 
 Invariants (docs/testing.md, "Invariant checker", says what each one does not catch):
 
@@ -11,10 +12,12 @@ Invariants (docs/testing.md, "Invariant checker", says what each one does not ca
   Going back (re-delivery after a failure, rebalance, restart) is always allowed.
 - ``fifo_group_order``: a 5.x FIFO consumer group is not handed a message of a message group while an earlier
   message of that group in the same queue is still in flight (handed out, not acked, still invisible).
-- ``half_delivered``: no consumer is handed a half message (prepared, neither committed nor rolled back);
+- ``half_delivered``: no consumer is handed a half message (TRAN_MSG=true, prepared type in its sysFlag: neither
+  committed nor rolled back);
   ``half_resolved_twice``: a half message is committed after it was committed or rolled back.
-- ``delayed_early``: a delayed or timed message is not handed over to its queue before its due time, and no
-  consumer gets a timed message (``TIMER_DELIVER_MS``) stored in its queue before that time.
+- ``delayed_early``: a delayed or timed message is not handed over to its queue before its due time, a send
+  with a ``TIMER_DELIVER_MS`` in the future is not stored straight into its queue, and no POP consumer gets a
+  timed message stored in its queue before that time.
 - ``dead_letter_early``: a message goes to ``%DLQ%<group>`` only once it failed its maximum number of times
   (or the client asked for it).
 - ``delivery_gap``: an acked send lies below its queue's max offset, and an unfiltered pull answer is contiguous
@@ -28,12 +31,12 @@ import logging
 import os
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from codec.codes import PROPERTY_TIMER_DELIVER_MS, PROPERTY_TRAN_MSG
-from codec.properties import NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR, decode_properties
+from codec.codes import PROPERTY_TIMER_DELIVER_MS, PROPERTY_TRAN_MSG, TRANSACTION_TYPE_MASK, MessageSysFlag
+from codec.properties import NAME_VALUE_SEPARATOR, decode_properties
 from codec.record import QUEUE_OFFSET_POS, StoredMessage, decode_record
 
 log = logging.getLogger("pocketmq.invariants")
@@ -52,10 +55,11 @@ MAX_TRACKED = 65_536  # entries per table; the oldest is forgotten first (a miss
 ENV_SWITCH = "POCKETMQ_INVARIANTS"  # "off" (or 0/false/no) turns the checker off
 
 _QUEUE_OFFSET = struct.Struct(">q")
-# Markers searched for in a pull body (one C-speed scan each) before any record is decoded.
-_HALF_MARKER = f"{PROPERTY_TRAN_MSG}{NAME_VALUE_SEPARATOR}true".encode()
-_TIMER_MARKER = f"{PROPERTY_TIMER_DELIVER_MS}{NAME_VALUE_SEPARATOR}".encode()
-_PROPERTY_END = PROPERTY_SEPARATOR
+# The low byte of a record's sysFlag (big-endian int after queueOffset and physicalOffset): the transaction type.
+_SYS_FLAG_LOW_BYTE = QUEUE_OFFSET_POS + 8 + 8 + 3
+_PREPARED = int(MessageSysFlag.TRANSACTION_PREPARED)
+_HALF_MARKER = f"{PROPERTY_TRAN_MSG}{NAME_VALUE_SEPARATOR}true"
+_TIMER_MARKER = f"{PROPERTY_TIMER_DELIVER_MS}{NAME_VALUE_SEPARATOR}"
 
 
 @dataclass(slots=True, frozen=True)
@@ -133,10 +137,9 @@ class InvariantChecker:
         max_offset: int,
         next_offset: int,
         records: Sequence[bytes],
-        body: bytes,
         filtered: bool,
     ) -> None:
-        """A pull of ``offset`` answered with ``records`` (their concatenation ``body``) and ``next_offset``."""
+        """A pull of ``offset`` answered with ``records`` and ``next_offset``."""
         if not self.enabled:
             return
         key = (group, topic, queue_id)
@@ -158,7 +161,9 @@ class InvariantChecker:
                 self._frontiers[key] = next_offset
         if records:
             self._check_contiguous(group, topic, queue_id, offset, next_offset, records, filtered)
-            self._check_delivered(group, topic, queue_id, body, records)
+            for record in records:
+                if record[_SYS_FLAG_LOW_BYTE] & TRANSACTION_TYPE_MASK == _PREPARED:
+                    self.delivered(group, decode_record(record)[0])
 
     def offset_committed(self, group: str, topic: str, queue_id: int, offset: int) -> None:
         """The group (or an admin) moved its consumer offset: a later pull from there is no skip."""
@@ -199,16 +204,6 @@ class InvariantChecker:
                 count=len(records), nextOffset=next_offset, filtered=filtered,
             )  # fmt: skip
 
-    def _check_delivered(self, group: str, topic: str, queue_id: int, body: bytes, records: Iterable[bytes]) -> None:
-        """Half and timed messages in a pull body: found by a scan for their property, then decoded."""
-        half, timed = _HALF_MARKER in body, _TIMER_MARKER in body
-        if not (half or timed):
-            return
-        for record in records:
-            if (half and _HALF_MARKER in record) or (timed and _TIMER_MARKER in record):
-                message, _ = decode_record(record)
-                self.delivered(group, message)
-
     # ---- any delivery (pull or POP) ---------------------------------------------------------------------
 
     def delivered(self, group: str, message: StoredMessage) -> None:
@@ -216,11 +211,13 @@ class InvariantChecker:
         if not self.enabled:
             return
         props = message.properties
-        if _HALF_MARKER.decode() not in props and _TIMER_MARKER.decode() not in props:
+        if _HALF_MARKER not in props and _TIMER_MARKER not in props:
             return
         decoded = decode_properties(props)
         where = {"group": group, "topic": message.topic, "queue": message.queue_id, "offset": message.queue_offset}
-        if decoded.get(PROPERTY_TRAN_MSG) == "true":
+        # A pre-4.6.1 client's retry of a transactional message keeps TRAN_MSG=true but is a normal message
+        # (send.is_half_message); it is consumed at least once before, so its reconsume count is above 0.
+        if decoded.get(PROPERTY_TRAN_MSG) == "true" and message.reconsume_times == 0:
             self.violated(
                 "half_delivered",
                 f"half message (not committed) delivered to {group} from {message.topic}:{message.queue_id}",
@@ -236,6 +233,15 @@ class InvariantChecker:
             )  # fmt: skip
 
     # ---- sends, transactions, scheduling, dead letters -------------------------------------------------
+
+    def stored_for_delivery(self, topic: str, queue_id: int, deliver_ms: str, store_ms: int) -> None:
+        """A message with ``TIMER_DELIVER_MS`` stored straight into its queue (not deferred) at ``store_ms``."""
+        if self.enabled and deliver_ms.strip().isdigit() and int(deliver_ms) > store_ms:
+            self.violated(
+                "delayed_early",
+                f"timed message stored in {topic}:{queue_id} at {store_ms}, before its delivery time {deliver_ms}",
+                topic=topic, queue=queue_id, storeTimestamp=store_ms, deliverMs=int(deliver_ms),
+            )  # fmt: skip
 
     def send_acked(self, topic: str, queue_id: int, queue_offset: int, max_offset: int) -> None:
         if self.enabled and queue_offset >= max_offset:

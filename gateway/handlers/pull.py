@@ -148,7 +148,7 @@ class PullHandler:
         if o == hi:
             if self.ctx.invariants.enabled:  # a pull at the end may still have skipped what came before it
                 self.ctx.invariants.pull_served(h.consumer_group, h.topic, h.queue_id, o, self._locked(h), lo, hi, o,
-                                                [], b"", False)  # fmt: skip
+                                                [], False)  # fmt: skip
             return PullOutcome(ResponseCode.PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE", o, lo, hi)
         if o > hi:
             return PullOutcome(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", hi, lo, hi)
@@ -156,14 +156,14 @@ class PullHandler:
         max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_TRANSFER_BYTES
         accept = acceptor(message_filter)
         pulled = store.pull(h.topic, h.queue_id, o, max_count, max_bytes, accept, MAX_SCAN)
-        body = b"".join(pulled.records) if pulled.records else b""
         invariants = self.ctx.invariants
         if invariants.enabled:
             invariants.pull_served(
                 h.consumer_group, h.topic, h.queue_id, o, self._locked(h), lo, hi, pulled.next_offset,
-                pulled.records, body, accept is not None,
+                pulled.records, accept is not None,
             )  # fmt: skip
         if pulled.records:
+            body = b"".join(pulled.records)
             self.ctx.stats.got(h.topic, h.consumer_group, len(pulled.records), len(body))
             return PullOutcome(ResponseCode.SUCCESS, "FOUND", pulled.next_offset, lo, hi, body)
         return PullOutcome(ResponseCode.PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", pulled.next_offset, lo, hi)

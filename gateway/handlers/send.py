@@ -19,6 +19,7 @@ from codec.codes import (
     PROPERTY_PRODUCER_GROUP,
     PROPERTY_REAL_QUEUE_ID,
     PROPERTY_REAL_TOPIC,
+    PROPERTY_TIMER_DELIVER_MS,
     PROPERTY_TRACE_ON,
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
@@ -206,6 +207,8 @@ class SendHandler:
         deferral = self.ctx.delays.plan(props, now)
         if deferral is not None:
             defer(base, deferral)
+        elif PROPERTY_TIMER_DELIVER_MS in props:
+            self.ctx.invariants.stored_for_delivery(base.topic, queue_id, props[PROPERTY_TIMER_DELIVER_MS], now)
         request = append_request(base, props, due_ms=deferral.due_ms if deferral is not None else None)
         return PreparedSend([request], props[PROPERTY_UNIQ_KEY], queue_id)
 

@@ -19,10 +19,12 @@ def checker() -> InvariantChecker:
     return InvariantChecker(lambda: NOW)
 
 
-def records(offsets: range, topic: str = "T", props: dict[str, str] | None = None, store_ms: int = NOW) -> list[bytes]:
+def records(
+    offsets: range | list[int], props: dict[str, str] | None = None, store_ms: int = NOW, sys_flag: int = 0
+) -> list[bytes]:
     out = []
     for o in offsets:
-        msg = StoredMessage(topic, 0, b"x", encode_properties(props or {}), store_timestamp=store_ms)
+        msg = StoredMessage("T", 0, b"x", encode_properties(props or {}), sys_flag=sys_flag, store_timestamp=store_ms)
         record = encode_record(msg)
         set_offsets(record, o, 1000 + o)
         out.append(bytes(record))
@@ -31,7 +33,7 @@ def records(offsets: range, topic: str = "T", props: dict[str, str] | None = Non
 
 def pull(checker: InvariantChecker, offset: int, answered: list[bytes], next_offset: int, *, locked: bool = True,
          group: str = "g", lo: int = 0, hi: int = 100, filtered: bool = False) -> None:  # fmt: skip
-    checker.pull_served(group, "T", 0, offset, locked, lo, hi, next_offset, answered, b"".join(answered), filtered)
+    checker.pull_served(group, "T", 0, offset, locked, lo, hi, next_offset, answered, filtered)
 
 
 def only(checker: InvariantChecker) -> str:
@@ -122,9 +124,11 @@ def test_an_acked_send_lies_below_the_max_offset(checker) -> None:
 
 
 def test_a_delivered_half_message_is_flagged_a_committed_one_is_not(checker) -> None:
-    committed = records(range(0, 1), props={"UNIQ_KEY": "C"})
-    half = records(range(1, 2), props={"TRAN_MSG": "true", "UNIQ_KEY": "H", "PGROUP": "pg"})
+    committed = records(range(0, 1), props={"UNIQ_KEY": "C"}, sys_flag=0x8)
+    half = records(range(1, 2), props={"TRAN_MSG": "true", "UNIQ_KEY": "H", "PGROUP": "pg"}, sys_flag=0x4)
     pull(checker, 0, committed, 1, locked=False)
+    legacy_retry = StoredMessage("T", 0, b"x", encode_properties({"TRAN_MSG": "true"}), reconsume_times=1)
+    checker.delivered("g", legacy_retry)  # a pre-4.6.1 client's retry of a transactional message: a normal one
     assert checker.total == 0
     pull(checker, 1, half, 2, locked=False)
     assert only(checker) == "half_delivered" and checker.recent[0].evidence["uniqKey"] == "H"
@@ -151,13 +155,16 @@ def test_a_hand_over_before_the_due_time(checker) -> None:
     assert only(checker) == "delayed_early"
 
 
-def test_a_timed_message_stored_in_its_queue_before_its_time(checker) -> None:
-    on_time = records(range(0, 1), props={"TIMER_DELIVER_MS": str(NOW)}, store_ms=NOW)
-    early = records(range(1, 2), props={"TIMER_DELIVER_MS": str(NOW + 60_000)}, store_ms=NOW)
-    pull(checker, 0, on_time, 1, locked=False)
+def test_a_timed_message_stored_or_delivered_before_its_time(checker) -> None:
+    on_time = StoredMessage("T", 0, b"x", encode_properties({"TIMER_DELIVER_MS": str(NOW)}), store_timestamp=NOW)
+    checker.delivered("g", on_time)
+    checker.stored_for_delivery("T", 0, str(NOW - 1), NOW)  # a delivery time already past: stored at once
     assert checker.total == 0
-    pull(checker, 1, early, 2, locked=False)
-    assert only(checker) == "delayed_early" and checker.recent[0].evidence["deliverMs"] == NOW + 60_000
+    early = StoredMessage("T", 0, b"x", encode_properties({"TIMER_DELIVER_MS": str(NOW + 60_000)}), store_timestamp=NOW)
+    checker.delivered("g", early)
+    checker.stored_for_delivery("T", 0, str(NOW + 60_000), NOW)
+    assert [v.invariant for v in checker.recent] == ["delayed_early", "delayed_early"]
+    assert checker.recent[0].evidence["deliverMs"] == NOW + 60_000
 
 
 # ---- dead letters ---------------------------------------------------------------------------------------------
