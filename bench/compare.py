@@ -407,7 +407,8 @@ class PocketmqServer(Server):
             conf = self.work_dir / "broker.conf"
             conf.write_text("".join(f"{k}={v}\n" for k, v in self.broker_conf.items()))
             cmd += ["--config", str(conf)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETMQ_")}
+        # POCKETMQ_INVARIANTS passes through: `POCKETMQ_INVARIANTS=off` measures the broker without its checker.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETMQ_") or k == "POCKETMQ_INVARIANTS"}
         t0 = time.perf_counter()
         self.procs.append(spawn(cmd, self.log_path, self.source_dir, env))
         t_first = asyncio.run(first_send(self.namesrv, self.alive))

@@ -101,6 +101,7 @@ class AdminApi:
             ("GET", "/api/groups"): reading(self.groups),
             ("GET", "/api/connections"): reading(self.connections),
             ("GET", "/api/pending"): reading(self.pending),
+            ("GET", "/api/invariants"): reading(self.invariants),
             ("GET", "/api/messages"): self.browse,
             ("GET", "/api/messages/by-key"): self.by_key,
             ("GET", "/api/messages/by-id"): self.by_id,
@@ -155,6 +156,10 @@ class AdminApi:
             "dataDir": str(cfg.data_dir), "topicCount": len(self.ctx.topics.topics),
             "connectionCount": len(self.ctx.connections), "delayLevels": list(self.ctx.delays.levels),
         }  # fmt: skip
+
+    async def invariants(self) -> dict[str, Any]:
+        """The invariant checker's counts per invariant and its last violations, newest first."""
+        return self.ctx.invariants.snapshot()
 
     async def topics(self) -> list[dict[str, Any]]:
         store, now_s = self.ctx.store, self._now_s()

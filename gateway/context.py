@@ -15,6 +15,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import BrokerConfig
 from gateway.delay import DelayPolicy, parse_delay_levels
 from gateway.groups import SubscriptionGroups
+from gateway.invariants import InvariantChecker, checker_for
 from gateway.locks import QueueLockTable
 from gateway.long_poll import PullWaitTable
 from gateway.retention import Retention
@@ -63,6 +64,7 @@ class BrokerContext:
     groups: SubscriptionGroups = field(init=False)
     stats: BrokerStats = field(init=False)
     retention: Retention = field(init=False)
+    invariants: InvariantChecker = field(init=False)
 
     def __post_init__(self) -> None:
         self.groups = SubscriptionGroups(self.store)
@@ -70,7 +72,8 @@ class BrokerContext:
         self.retention = Retention(self.store, self.config, self.clock)
         self.locks = QueueLockTable(self.config.rebalance_lock_max_live_ms)
         self.delays = DelayPolicy(parse_delay_levels(self.config.message_delay_level), self.config.timer_max_delay_ms)
-        self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify)
+        self.invariants = checker_for(self.clock.now_ms)
+        self.scheduler = DeliveryScheduler(self.store, self.clock, self.waits.notify, self.invariants)
         cfg = self.config
         self.transaction_policy = CheckPolicy(
             cfg.transaction_timeout_ms, cfg.transaction_check_interval_ms, cfg.transaction_check_max

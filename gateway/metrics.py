@@ -7,7 +7,7 @@ rocketmq-exporter names: ``rocketmq_producer_tps`` / ``rocketmq_producer_offset`
 ``rocketmq_brokeruntime_msg_put_total_today_now`` and ``..._gettotal_today_now``, ``rocketmq_broker_tps`` / ``_qps``.
 pocketmq's: ``pocketmq_store_bytes``, ``pocketmq_scheduled_messages``, ``pocketmq_half_messages_pending``,
 ``pocketmq_connections``, ``pocketmq_grpc_clients``, ``pocketmq_store_free_bytes``,
-``pocketmq_retention_deleted_messages``.
+``pocketmq_retention_deleted_messages``, ``pocketmq_invariant_violations_total{invariant}``.
 """
 
 from __future__ import annotations
@@ -114,6 +114,14 @@ class BrokerCollector:
             family = GaugeMetricFamily(name, text or name, labels=base)
             family.add_metric([cluster, broker], value)
             yield family
+        violations = CounterMetricFamily(
+            "pocketmq_invariant_violations",
+            "Delivery invariants found broken (docs/testing.md)",
+            labels=[*base, "invariant"],
+        )
+        for invariant, count in sorted(ctx.invariants.counts.items()):
+            violations.add_metric([cluster, broker, invariant], count)
+        yield violations
         if self.hooks is not None:
             yield from hook_metrics(self.hooks, cluster, broker)
 

@@ -41,6 +41,7 @@ def tell_consumers(
 ) -> int:
     """Send RESET_CONSUMER_CLIENT_OFFSET to every online consumer of ``group``, which moves its offsets and commits
     them; return how many were told."""
+    ctx.invariants.offsets_reset(group, topic)
     consumers = ctx.clients.consumers.get(group)
     broker = ctx.config.broker_name
     told = 0

@@ -223,8 +223,10 @@ class PopService:
             record = self._record(topic, queue_id, row.queue_offset)
             if record is None:  # the message is gone (its topic deleted and made again): nothing to hand out
                 await store.settle_pop(group, topic, [(queue_id, row.queue_offset, row.generation)])
+                self.ctx.invariants.fifo_settled(group, topic, queue_id, row.queue_offset)
                 continue
             if row.attempt + 1 > req.max_attempts:
+                self.ctx.invariants.dead_lettered(group, topic, row.attempt, req.max_attempts, forced=False)
                 dead.append((row, record))
                 continue
             handed = InFlight(
@@ -233,6 +235,7 @@ class PopService:
             changed.append(handed)
             self._track(req, queue_id, handed, now)
             out.append(self._popped(record, handed, queue_id, req.invisible_ms))
+            self._observe(req, queue_id, out[-1], handed, now)
         pop_offset = await store.pop_offset(group, topic, queue_id)
         start = self._first_offset(group, topic, queue_id) if pop_offset is None else pop_offset
         offset, scanned = start, 0
@@ -256,6 +259,7 @@ class PopService:
                 changed.append(handed)
                 self._track(req, queue_id, handed, now)
                 out.append(self._popped(message, handed, queue_id, req.invisible_ms))
+                self._observe(req, queue_id, out[-1], handed, now)
             if pulled.next_offset <= offset:
                 break
             offset = pulled.next_offset
@@ -268,6 +272,16 @@ class PopService:
             await self._dead_letter(group, topic, queue_id, row, record)
         self._commit_progress(group, topic, queue_id, rows, changed, offset)
         return out
+
+    def _observe(self, req: ReceiveRequest, queue_id: int, popped: Popped, handed: InFlight, now: int) -> None:
+        invariants = self.ctx.invariants
+        if not invariants.enabled:
+            return
+        invariants.delivered(req.group, popped.message)
+        if req.fifo and handed.message_group is not None:
+            invariants.fifo_handed(
+                req.group, req.topic, queue_id, handed.message_group, handed.queue_offset, handed.visible_ms, now
+            )
 
     def _note_visible(self, key: tuple[str, str], visible_ms: int) -> None:
         if len(self._next_visible) >= MAX_WATCHED and key not in self._next_visible:
@@ -317,6 +331,7 @@ class PopService:
         with anyio.CancelScope(shield=True):
             await self.ctx.store.append([request])
             await self.ctx.store.settle_pop(group, topic, [(queue_id, row.queue_offset, row.generation)])
+        self.ctx.invariants.fifo_settled(group, topic, queue_id, row.queue_offset)
         self.ctx.waits.notify(dlq, 0)
 
     # ---- ack, change, dead-letter --------------------------------------------------------------------
@@ -349,6 +364,7 @@ class PopService:
             receipt = next(done)
             if next(settled):
                 self._forget(group, topic, receipt)
+                self.ctx.invariants.fifo_settled(group, topic, receipt.queue_id, receipt.queue_offset)
                 queues.add(receipt.queue_id)
             else:
                 out[i] = OutOfDate(f"the message of receipt handle {handle!r} was acked or delivered again since")

@@ -17,6 +17,7 @@ from codec.properties import decode_properties
 from codec.record import decode_record
 from gateway.clock import Clock
 from gateway.delay import due_message
+from gateway.invariants import InvariantChecker
 from gateway.messages import append_request
 from remoting.errors import RequestError
 from store.api import AppendRequest, MessageStore, ScheduledEntry
@@ -36,8 +37,15 @@ def hand_over_request(entry: ScheduledEntry, now_ms: int) -> AppendRequest:
 
 
 class DeliveryScheduler:
-    def __init__(self, store: MessageStore, clock: Clock, on_delivered: Callable[[str, int], None]) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        clock: Clock,
+        on_delivered: Callable[[str, int], None],
+        invariants: InvariantChecker | None = None,
+    ) -> None:
         self.store = store
+        self.invariants = invariants
         self.clock = clock
         self.on_delivered = on_delivered  # (topic, queue_id): wakes held pulls
         self._wake = anyio.Event()
@@ -84,6 +92,9 @@ class DeliveryScheduler:
         for entry in due:
             try:
                 requests.append(hand_over_request(entry, now))
+                if self.invariants is not None:
+                    last = requests[-1]
+                    self.invariants.handed_over(last.topic, last.queue_id, entry.due_ms, now, entry.phys_offset)
             except (CodecError, ValueError, RequestError) as err:
                 # Unreadable: deliver nothing for it, but take it out of the schedule so it cannot block the rest.
                 log.error("dropping unreadable scheduled message at %d: %s", entry.phys_offset, err)

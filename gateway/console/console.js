@@ -111,8 +111,23 @@ function topicSelect(name, selected, all) {
 
 const pages = {};
 
+function invariantsSection(inv) {
+  const names = Object.keys(inv.counts).sort();
+  return [
+    h("h2", {}, "Invariants"),
+    h("p", { class: "muted", id: "invariants-summary" }, inv.enabled
+      ? `${inv.total} violation${inv.total === 1 ? "" : "s"} since start (docs/testing.md, "Invariant checker")`
+      : "The invariant checker is off (POCKETMQ_INVARIANTS=off)."),
+    table([["Invariant"], ["Violations", "num"]],
+      names.map(n => h("tr", {}, h("td", {}, n), h("td", { class: "num" }, inv.counts[n]))), { id: "invariant-counts" }),
+    inv.recent.length ? table([["Time"], ["Invariant"], ["Evidence"]],
+      inv.recent.map(v => h("tr", {}, h("td", {}, time(v.timeMs)), h("td", {}, v.invariant), h("td", {}, v.message))),
+      { id: "invariant-violations" }) : null,
+  ];
+}
+
 pages.broker = async () => {
-  const b = await get("/api/broker");
+  const [b, inv] = await Promise.all([get("/api/broker"), get("/api/invariants")]);
   document.getElementById("where").textContent = `${b.cluster} / ${b.brokerName} @ ${b.address}`;
   return [
     h("h2", {}, "Cluster and broker"),
@@ -130,6 +145,7 @@ pages.broker = async () => {
       stat("Half messages pending", b.pendingHalfMessages, "half")),
     h("p", { class: "muted" }, "Data directory: ", h("code", {}, b.dataDir),
       " · Prometheus metrics at ", h("a", { href: "/metrics" }, "/metrics")),
+    invariantsSection(inv),
   ];
 };
 

@@ -52,6 +52,7 @@ class OffsetHandlers:
         h = decode_header(UpdateConsumerOffsetRequestHeader, cmd.ext_fields)
         self._check_queue(h.topic, h.queue_id)
         self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+        self.ctx.invariants.offset_committed(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         return cmd.response(ResponseCode.SUCCESS)
 
     async def max_offset(self, cmd: RemotingCommand, conn: Connection) -> RemotingCommand:

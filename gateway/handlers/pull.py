@@ -72,6 +72,7 @@ class PullHandler:
         message_filter = self._filter(h)
         if h.sys_flag & _COMMIT_OFFSET:
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
+            self.ctx.invariants.offset_committed(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         outcome = self.read(h, message_filter)
         if outcome.code == ResponseCode.PULL_NOT_FOUND and h.sys_flag & _SUSPEND:
             if self.ctx.waits.closing:
@@ -145,17 +146,32 @@ class PullHandler:
         if o < lo:
             return PullOutcome(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_TOO_SMALL", lo, lo, hi)
         if o == hi:
+            if self.ctx.invariants.enabled:  # a pull at the end may still have skipped what came before it
+                self.ctx.invariants.pull_served(h.consumer_group, h.topic, h.queue_id, o, self._locked(h), lo, hi, o,
+                                                [], False)  # fmt: skip
             return PullOutcome(ResponseCode.PULL_NOT_FOUND, "OFFSET_OVERFLOW_ONE", o, lo, hi)
         if o > hi:
             return PullOutcome(ResponseCode.PULL_OFFSET_MOVED, "OFFSET_OVERFLOW_BADLY", hi, lo, hi)
         max_count = max(1, min(h.max_msg_nums, 1024))
         max_bytes = h.max_msg_bytes if h.max_msg_bytes and h.max_msg_bytes > 0 else MAX_TRANSFER_BYTES
-        pulled = store.pull(h.topic, h.queue_id, o, max_count, max_bytes, acceptor(message_filter), MAX_SCAN)
+        accept = acceptor(message_filter)
+        pulled = store.pull(h.topic, h.queue_id, o, max_count, max_bytes, accept, MAX_SCAN)
+        invariants = self.ctx.invariants
+        if invariants.enabled:
+            invariants.pull_served(
+                h.consumer_group, h.topic, h.queue_id, o, self._locked(h), lo, hi, pulled.next_offset,
+                pulled.records, accept is not None,
+            )  # fmt: skip
         if pulled.records:
             body = b"".join(pulled.records)
             self.ctx.stats.got(h.topic, h.consumer_group, len(pulled.records), len(body))
             return PullOutcome(ResponseCode.SUCCESS, "FOUND", pulled.next_offset, lo, hi, body)
         return PullOutcome(ResponseCode.PULL_RETRY_IMMEDIATELY, "NO_MATCHED_MESSAGE", pulled.next_offset, lo, hi)
+
+    def _locked(self, h: PullMessageRequestHeader) -> bool:
+        """Whether the group consumes this queue orderly: it holds the queue's lock (LOCK_BATCH_MQ)."""
+        mq = (h.topic, self.ctx.config.broker_name, h.queue_id)
+        return self.ctx.locks.holder(h.consumer_group, mq, self.ctx.clock.now_ms()) is not None
 
     def _respond(self, cmd: RemotingCommand, outcome: PullOutcome) -> RemotingCommand:
         ext = encode_header(

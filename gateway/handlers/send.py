@@ -19,6 +19,7 @@ from codec.codes import (
     PROPERTY_PRODUCER_GROUP,
     PROPERTY_REAL_QUEUE_ID,
     PROPERTY_REAL_TOPIC,
+    PROPERTY_TIMER_DELIVER_MS,
     PROPERTY_TRACE_ON,
     PROPERTY_TRAN_MSG,
     PROPERTY_UNIQ_KEY,
@@ -129,10 +130,12 @@ class SendHandler:
                 ResponseCode.MESSAGE_ILLEGAL,
                 f"the message body size {len(cmd.body)} exceeds the maximum {self.ctx.config.max_message_size}",
             )
-        dead_letter = dead_letter_for_resend(
-            header.topic, header.reconsume_times or 0, max_reconsume_times(header.max_reconsume_times, cmd.version)
-        )
+        max_times = max_reconsume_times(header.max_reconsume_times, cmd.version)
+        dead_letter = dead_letter_for_resend(header.topic, header.reconsume_times or 0, max_times)
         if dead_letter is not None and not is_batch_send(cmd, header):
+            self.ctx.invariants.dead_lettered(
+                dead_letter[len(DLQ_GROUP_TOPIC_PREFIX) :], header.topic, header.reconsume_times or 0, max_times, False
+            )
             header.topic = dead_letter
             header.queue_id = 0
             header.properties = remove_properties(header.properties or "", frozenset({PROPERTY_DELAY}))
@@ -204,6 +207,8 @@ class SendHandler:
         deferral = self.ctx.delays.plan(props, now)
         if deferral is not None:
             defer(base, deferral)
+        elif PROPERTY_TIMER_DELIVER_MS in props:
+            self.ctx.invariants.stored_for_delivery(base.topic, queue_id, props[PROPERTY_TIMER_DELIVER_MS], now)
         request = append_request(base, props, due_ms=deferral.due_ms if deferral is not None else None)
         return PreparedSend([request], props[PROPERTY_UNIQ_KEY], queue_id)
 
@@ -287,6 +292,14 @@ class SendHandler:
             if not answer.done():
                 answer.set_exception(err)
 
+    def _check_acked(self, requests: RecordRun | list[AppendRequest], stored: Any) -> None:
+        """The invariant checker sees the last offset this send acks (below the queue's max offset)."""
+        if isinstance(requests, RecordRun):
+            topic, queue_id, last = requests.topic, requests.queue_id, stored.queue_offset + len(requests.ends) - 1
+        else:
+            topic, queue_id, last = requests[-1].topic, requests[-1].queue_id, stored[-1].queue_offset
+        self.ctx.invariants.send_acked(topic, queue_id, last, self.ctx.store.max_offset(topic, queue_id))
+
     def _success(self, cmd: RemotingCommand, prepared: PreparedSend, stored: Any) -> RemotingCommand:
         """The answer to a stored send; ``stored`` is list[AppendResult], or AppendResult for a batch."""
         requests = prepared.requests
@@ -309,6 +322,8 @@ class SendHandler:
             else:
                 self.ctx.waits.notify(requests[0].topic, requests[0].queue_id)
             msg_ids = ",".join([msg_id(r.phys_offset) for r in results]) if len(results) > 1 else msg_id(first[1])
+        if self.ctx.invariants.enabled:
+            self._check_acked(requests, stored)
         ext = {
             "msgId": msg_ids,
             "queueId": str(prepared.queue_id),  # the queue asked for, also when stored under a schedule topic

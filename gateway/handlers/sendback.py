@@ -40,12 +40,11 @@ class SendBackHandler:
         if record is None:
             raise RequestError(ResponseCode.SYSTEM_ERROR, f"look message by offset failed, {h.offset}")
         original, _ = decode_record(record)
-        decision = decide_send_back(
-            h.group,
-            original.reconsume_times,
-            h.delay_level,
-            max_reconsume_times(h.max_reconsume_times, cmd.version),
-        )
+        max_times = max_reconsume_times(h.max_reconsume_times, cmd.version)
+        decision = decide_send_back(h.group, original.reconsume_times, h.delay_level, max_times)
+        if decision.dead_letter:
+            forced = h.delay_level < 0
+            self.ctx.invariants.dead_lettered(h.group, original.topic, original.reconsume_times, max_times, forced)
         queue_nums = 1  # retryQueueNums / DLQ_NUMS_PER_GROUP
         await self.ctx.topics.ensure_system_topic(decision.topic, queue_nums)
         request = resend_request(self.ctx, original, decision.topic, decision.delay_level, h.origin_msg_id)

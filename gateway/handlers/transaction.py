@@ -79,11 +79,14 @@ class EndTransactionHandler:
                 await self.ctx.store.append([request])
             except AlreadyResolved as err:  # committed or rolled back meanwhile: never a second delivery
                 raise RequestError(ResponseCode.SYSTEM_ERROR, f"transaction was already resolved: {err}") from err
+            self.ctx.invariants.half_resolved(h.commit_log_offset, committed=True)
             self.ctx.waits.notify(msg.topic, msg.queue_id)
         elif not await self.ctx.store.update_half(
             h.commit_log_offset, state=HalfState.ROLLED_BACK, check_times=0, next_check_ms=0, now_ms=now
         ):
             raise RequestError(ResponseCode.SYSTEM_ERROR, "transaction was already resolved")
+        else:
+            self.ctx.invariants.half_resolved(h.commit_log_offset, committed=False)
         self.ctx.transactions.resolved(h.commit_log_offset)
         return cmd.response(ResponseCode.SUCCESS)
 

@@ -191,6 +191,8 @@ def test_broker_page(console: Any, artefacts: Path) -> None:
     assert "KiB" in text_of(console, "[data-stat=storeBytes] .value") or "MiB" in text_of(
         console, "[data-stat=storeBytes] .value"
     )
+    assert text_of(console, "#invariants-summary").startswith("0 violations since start")
+    assert "orderly_skip" in text_of(console, "#invariant-counts")
     shot(console, artefacts, "broker")
 
 
