@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import anyio
+import grpc
 import pytest
 
 from codec.codes import RequestCode, ResponseCode
@@ -57,7 +58,9 @@ def test_serve_is_ready_when_it_yields_and_gone_after(in_process: bool) -> None:
     with serve(in_process=in_process, broker_conf={"brokerName": "broker-t"}) as mq:
         assert route_brokers(mq.namesrv_addr) == [mq.broker_addr]
         assert api(mq, "/api/broker")["brokerName"] == "broker-t"
-        assert mq.grpc_endpoint is not None and not refuses(mq.grpc_endpoint)
+        assert mq.grpc_endpoint is not None
+        with grpc.insecure_channel(mq.grpc_endpoint) as channel:  # an HTTP/2 connection made, then closed
+            grpc.channel_ready_future(channel).result(timeout=10)
         data_dir = mq.data_dir
         assert (data_dir / "store.db").exists()
     assert refuses(mq.broker_addr) and refuses(mq.namesrv_addr)
