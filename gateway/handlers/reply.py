@@ -88,7 +88,8 @@ class ReplyHandler:
             response = await requester.request(
                 request(RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT, ext, cmd.body), timeout=PUSH_REPLY_TIMEOUT_S
             )
-        except (TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError) as err:
+        except (TimeoutError, ConnectionError, anyio.BrokenResourceError, anyio.ClosedResourceError) as err:
+            # ConnectionError: the requester went away while the push waited for its answer.
             return f"push reply to the requester failed: {type(err).__name__}"
         if response.code != ResponseCode.SUCCESS:
             return f"the requester refused the reply: {response.code} {response.remark}"

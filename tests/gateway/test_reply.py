@@ -72,3 +72,21 @@ async def test_a_requester_that_never_answers_does_not_hold_up_the_responder(bc,
     second = await bc.client.receive(timeout=3)
     assert second.opaque == 901 and second.code == 1 and "TimeoutError" in second.remark, second.remark
     assert await bc.max_offset("DefaultCluster_REPLY_TOPIC", 0) == 1  # stored all the same
+
+
+async def test_a_requester_that_leaves_during_the_push_gets_the_reply_stored(bc, open_broker_client, wire, caplog):
+    """Seen in CI with the Go client: the requester's connection closed while the push waited for its answer; that
+    was a traceback in the log, and is now a stored reply reported as not pushed."""
+    requester = await open_broker_client(bc.broker)
+    await register_producer(requester, "leaving@1")
+    reply = request(RequestCode.SEND_REPLY_MESSAGE_V2, wire.send_fields(
+        "DefaultCluster_REPLY_TOPIC", properties=reply_props("leaving@1"), v2=True), b"too late")  # fmt: skip
+    reply.opaque = 77
+    await bc.client.stream.send(encode_frame(reply))
+    push = await requester.client.receive(timeout=3)
+    assert push.code == RequestCode.PUSH_REPLY_MESSAGE_TO_CLIENT
+    await requester.client.aclose()  # gone before answering the push
+    answer = await bc.client.receive(timeout=3)
+    assert answer.opaque == 77 and answer.code == 1 and "ConnectionError" in answer.remark, answer.remark
+    assert await bc.max_offset("DefaultCluster_REPLY_TOPIC", 0) == 1
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
