@@ -8,8 +8,10 @@ Invariants (docs/testing.md, "Invariant checker", says what each one does not ca
 
 - ``orderly_skip``: a group consuming a queue orderly (it holds the queue's LOCK_BATCH_MQ lock) never pulls past
   messages nobody in the group was handed. Per (group, topic, queue) the *frontier* is the highest next offset the
-  broker handed out, or the group committed or was reset to; a pull that starts beyond it skips stored messages.
-  Going back (re-delivery after a failure, rebalance, restart) is always allowed.
+  broker handed out, or an UPDATE_CONSUMER_OFFSET committed or a reset moved the group to; a pull that starts beyond
+  it skips stored messages. A commit carried by a pull does not move it: a consumer that commits past what it was
+  handed (say, after a wrong ``nextBeginOffset``) has skipped. Going back (re-delivery after a failure, rebalance,
+  restart) is always allowed.
 - ``fifo_group_order``: a 5.x FIFO consumer group is not handed a message of a message group while an earlier
   message of that group in the same queue is still in flight (handed out, not acked, still invisible).
 - ``half_delivered``: no consumer is handed a half message (TRAN_MSG=true, prepared type in its sysFlag: neither

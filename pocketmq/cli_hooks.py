@@ -37,6 +37,9 @@ def add_parsers(sub: Any) -> None:
     what.add_argument("--drop", action="store_true", help="serve the request, never answer")
     what.add_argument("--close", action="store_true", help="close the connection instead")
     add.add_argument("--remark", help="text added to the injected answer's remark")
+    add.add_argument("--header", action="append", metavar="NAME=VALUE",
+                     help="a header field of the injected answer (with --respond; repeat for more)")  # fmt: skip
+    add.add_argument("--after", type=int, help="let the first N matching requests through untouched")
     how_often = add.add_mutually_exclusive_group()
     how_often.add_argument("--times", type=int, help="only the next N matching requests")
     how_often.add_argument("--fraction", help="each matching request with this probability (0..1]")
@@ -65,9 +68,21 @@ def _rule(args: argparse.Namespace) -> dict[str, Any]:
         "code": args.code, "topic": args.topic, "group": args.group, "clientId": args.client_id,
         "language": args.language, "respond": args.respond, "remark": args.remark, "delayMs": args.delay_ms,
         "drop": args.drop or None, "close": args.close or None, "times": args.times, "fraction": args.fraction,
-        "seed": args.seed,
+        "seed": args.seed, "after": args.after, "header": _header_fields(args.header),
     }  # fmt: skip
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _header_fields(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise AdminError(f"--header takes NAME=VALUE, not {pair!r}")
+        out[name] = value
+    return out
 
 
 def _show_rule(rule: dict[str, Any]) -> str:

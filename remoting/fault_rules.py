@@ -4,12 +4,16 @@ A rule is parsed from JSON (the admin API, the CLI and ``pocketmq.testing`` all 
 
     {"code": "SEND_MESSAGE_V2", "topic": "T", "group": "G", "clientId": "...", "language": "GO",
      "respond": "SYSTEM_BUSY", "remark": "...",      # or "delayMs": 500, or "drop": true, or "close": true
+     "header": {"nextBeginOffset": "10"},             # respond only: the injected answer's header fields
+     "after": 2,                                      # let the first 2 matches through untouched
      "times": 3}                                      # or "fraction": 0.25 with "seed": 7
 
 Every match criterion is optional (none: every request). ``code`` is a request code's number or name, or a list
-of them. A rule fires on its next ``times`` matches (then it is exhausted but stays listed with its counts), or on
-each match with probability ``fraction`` drawn from its own RNG seeded with ``seed`` (repeatable runs), or, with
-neither, on every match. Bad input raises ``FaultRuleError`` naming the field.
+of them. A rule lets its first ``after`` matches pass, then fires on its next ``times`` matches (then it is
+exhausted but stays listed with its counts), or on each match with probability ``fraction`` drawn from its own RNG
+seeded with ``seed`` (repeatable runs), or, with neither, on every match. ``header`` gives an injected answer the
+header fields a client needs to act on it (a PULL_NOT_FOUND with a ``nextBeginOffset`` moves a consumer on: the
+way to break delivery order on purpose). Bad input raises ``FaultRuleError`` naming the field.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from codec.codes import GROUP_HEADER_FIELDS, SEND_V2_REQUEST_CODES, LanguageCode
 MAX_TEXT = 256  # characters of a topic, group or client id in a rule
 MAX_DELAY_MS = 600_000
 MAX_TIMES = 1_000_000_000
+MAX_HEADER_FIELDS = 32
 
 
 class FaultRuleError(ValueError):
@@ -69,7 +74,9 @@ class FaultRule:
     language: str | None = None
     response_code: int = ResponseCode.SYSTEM_BUSY
     remark: str = ""
+    header: dict[str, str] = field(default_factory=dict)  # ext fields of the injected answer
     delay_ms: int = 0
+    after: int = 0  # matches let through before the rule fires
     times: int | None = None  # fire on this many matches, then stop
     fraction: float | None = None  # fire on each match with this probability
     seed: int | None = None
@@ -93,6 +100,8 @@ class FaultRule:
     def fire(self) -> bool:
         """Count one match; whether the fault is injected this time."""
         self.matched += 1
+        if self.matched <= self.after:
+            return False
         if self.fraction is not None and self.rng.random() >= self.fraction:
             return False
         self.injected += 1
@@ -113,8 +122,12 @@ class FaultRule:
             out["respond"] = _name(ResponseCode, self.response_code)
             if self.remark:
                 out["remark"] = self.remark
+            if self.header:
+                out["header"] = dict(self.header)
         if self.action is Action.DELAY:
             out["delayMs"] = self.delay_ms
+        if self.after:
+            out["after"] = self.after
         if self.times is not None:
             out["times"] = self.times
         if self.fraction is not None:
@@ -178,8 +191,8 @@ def _whole(fields: Mapping[str, Any], name: str, low: int, high: int) -> int | N
 
 
 KNOWN_FIELDS = frozenset(
-    {"code", "topic", "group", "clientId", "language", "respond", "remark", "delayMs", "drop", "close", "times",
-     "fraction", "seed"}
+    {"code", "topic", "group", "clientId", "language", "respond", "remark", "header", "delayMs", "drop", "close",
+     "after", "times", "fraction", "seed"}
 )  # fmt: skip
 
 
@@ -204,8 +217,12 @@ def parse_rule(fields: Mapping[str, Any], rule_id: int) -> FaultRule:
     if rule.action is Action.RESPOND:
         rule.response_code = parse_code(fields["respond"], ResponseCode, "respond")
         rule.remark = _text(fields, "remark") or ""
+        rule.header = _header(fields.get("header"))
     elif rule.action is Action.DELAY:
         rule.delay_ms = _whole(fields, "delayMs", 0, MAX_DELAY_MS) or 0
+    if rule.action is not Action.RESPOND and fields.get("header"):
+        raise FaultRuleError("header only goes with respond (it is the injected answer's header)")
+    rule.after = _whole(fields, "after", 0, MAX_TIMES) or 0
     rule.times = _whole(fields, "times", 1, MAX_TIMES)
     fraction = fields.get("fraction")
     if fraction is not None:
@@ -226,6 +243,27 @@ def parse_rule(fields: Mapping[str, Any], rule_id: int) -> FaultRule:
     elif fields.get("seed") is not None:
         raise FaultRuleError("seed only goes with fraction")
     return rule
+
+
+def _header(value: Any) -> dict[str, str]:
+    """Header fields of an injected answer: names and values as text (numbers are written as text)."""
+    if value is None or value == {}:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FaultRuleError('header must be an object of field names and values, e.g. {"nextBeginOffset": "10"}')
+    if len(value) > MAX_HEADER_FIELDS:
+        raise FaultRuleError(f"header: at most {MAX_HEADER_FIELDS} fields")
+    out: dict[str, str] = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not name or len(name) > MAX_TEXT:
+            raise FaultRuleError(f"header: field names must be text of 1..{MAX_TEXT} characters")
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise FaultRuleError(f"header: the value of {name} must be text or a number")
+        text = str(item)
+        if len(text) > MAX_TEXT:
+            raise FaultRuleError(f"header: the value of {name} is longer than {MAX_TEXT} characters")
+        out[name] = text
+    return out
 
 
 def _action(fields: Mapping[str, Any]) -> Action:

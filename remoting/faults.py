@@ -83,7 +83,7 @@ class FaultInjector:
         self, rule: FaultRule, cmd: RemotingCommand, conn: Connection, handler: Handler, is_step: bool
     ) -> HandlerResult | Awaitable[HandlerResult]:
         if rule.action is Action.RESPOND:
-            return cmd.response(rule.response_code, rule.injected_remark())
+            return cmd.response(rule.response_code, rule.injected_remark(), ext_fields=dict(rule.header) or None)
         if rule.action is Action.CLOSE:
             conn.close(f"fault rule {rule.id} closes it")
             return None

@@ -71,8 +71,9 @@ class PullHandler:
         h = decode_header(PullMessageRequestHeader, cmd.ext_fields)
         message_filter = self._filter(h)
         if h.sys_flag & _COMMIT_OFFSET:
+            # Not an invariants.offset_committed: a consumer commits what it consumed, never more than it was
+            # handed, so a commit riding on a pull does not excuse a pull past the orderly frontier.
             self.ctx.store.set_consumer_offset(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
-            self.ctx.invariants.offset_committed(h.consumer_group, h.topic, h.queue_id, h.commit_offset)
         outcome = self.read(h, message_filter)
         if outcome.code == ResponseCode.PULL_NOT_FOUND and h.sys_flag & _SUSPEND:
             if self.ctx.waits.closing:

@@ -38,6 +38,16 @@ async def test_respond_for_the_next_n_matches(broker: Any, bc: Any) -> None:
     assert await bc.max_offset("FaultsT", 0) + sum([await bc.max_offset("FaultsT", q) for q in (1, 2, 3)]) == 1
 
 
+async def test_after_n_matches_an_answer_with_the_header_given(broker: Any, bc: Any) -> None:
+    header = {"suggestWhichBrokerId": "0", "nextBeginOffset": "7", "minOffset": "0", "maxOffset": "9"}
+    added = rule(broker, code="GET_MAX_OFFSET", respond="PULL_NOT_FOUND", header=header, after=1, times=1)
+    assert await bc.max_offset("FaultsHeaderT", 0) == 0  # the first match goes through
+    response = await bc.invoke(RequestCode.GET_MAX_OFFSET, {"topic": "FaultsHeaderT", "queueId": "0"})
+    assert (response.code, response.ext_fields) == (ResponseCode.PULL_NOT_FOUND, header)
+    assert await bc.max_offset("FaultsHeaderT", 0) == 0  # exhausted: served again
+    assert (added.matched, added.injected, added.exhausted) == (2, 1, True)
+
+
 async def test_matches_only_its_topic_group_and_language(broker: Any, bc: Any) -> None:
     rule(broker, topic="Other", respond=ResponseCode.SERVICE_NOT_AVAILABLE)
     rule(broker, group="some-group", respond="SYSTEM_ERROR")

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from codec import jsonbody
-from codec.codes import RequestCode
+from codec.codes import PullSysFlag, RequestCode
 from codec.message_id import decode_offset_msg_id
 from gateway.clock import FakeClock
 
@@ -64,6 +64,17 @@ async def test_a_pull_that_skips_messages_of_a_locked_queue_is_caught(http_broke
         if s.name == "pocketmq_invariant_violations_total"
     }
     assert samples["orderly_skip"] == 1 and samples["half_delivered"] == 0
+
+
+async def test_a_commit_riding_on_the_pull_does_not_excuse_a_skip(broker, bc):  # type: ignore[no-untyped-def]
+    for i in range(10):
+        await bc.send_ok(TOPIC, f"m{i}".encode())
+    await lock(bc)
+    assert len(await bc.pull_records(TOPIC, 0, 0, group=GROUP, max_nums=3)) == 3
+    # What a Java consumer does after a wrong nextBeginOffset: it commits the offset it was told and pulls there.
+    await bc.pull(TOPIC, 0, 7, group=GROUP, sys_flag=PullSysFlag.COMMIT_OFFSET, commit_offset=7, suspend_ms=0)
+    [violation] = broker.ctx.invariants.snapshot()["recent"]
+    assert violation["invariant"] == "orderly_skip" and (violation["pullOffset"], violation["frontier"]) == (7, 3)
 
 
 async def test_a_normal_orderly_run_with_redelivery_and_commits_is_clean(broker, bc):  # type: ignore[no-untyped-def]

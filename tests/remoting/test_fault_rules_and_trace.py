@@ -53,6 +53,30 @@ def test_matching_and_counting() -> None:
     assert rule.to_json()["injected"] == 2 and rule.to_json()["exhausted"]
 
 
+def test_after_lets_the_first_matches_through() -> None:
+    rule = parse_rule({"code": "PULL_MESSAGE", "respond": "PULL_NOT_FOUND", "after": 2, "times": 1}, 1)
+    assert [rule.fire() for _ in range(3)] == [False, False, True]
+    assert (rule.matched, rule.injected, rule.exhausted) == (3, 1, True)  # an exhausted rule is no longer asked
+    assert rule.to_json()["after"] == 2
+
+
+def test_an_injected_answer_carries_the_header_given() -> None:
+    rule = parse_rule({"respond": "PULL_NOT_FOUND", "header": {"nextBeginOffset": 10, "minOffset": "0"}}, 1)
+    assert rule.header == {"nextBeginOffset": "10", "minOffset": "0"}
+    assert rule.to_json()["header"] == {"nextBeginOffset": "10", "minOffset": "0"}
+    for fields, problem in (
+        ({"drop": True, "header": {"a": "1"}}, "header only goes with respond"),
+        ({"respond": 1, "header": ["a"]}, "header must be an object"),
+        ({"respond": 1, "header": {"a": {"b": 1}}}, "the value of a must be text"),
+        ({"respond": 1, "header": {"a": True}}, "the value of a must be text"),
+        ({"respond": 1, "header": {"": "1"}}, "field names must be text"),
+        ({"respond": 1, "header": {f"f{i}": i for i in range(40)}}, "at most 32 fields"),
+        ({"respond": 1, "after": -1}, "after must be 0.."),
+    ):
+        with pytest.raises(FaultRuleError, match=problem):
+            parse_rule(fields, 2)
+
+
 def test_a_fraction_follows_its_seed() -> None:
     def draws(seed: int) -> list[bool]:
         rule = parse_rule({"drop": True, "fraction": 0.3, "seed": seed}, 1)
