@@ -156,7 +156,8 @@ class GroupClient(DriverClient):
         )
 
     def start_consume(self, namesrv: str, topic: str, group: str, name: str = "consume", **opts: Any) -> Consumer:
-        """listener, model, fail, max_reconsume, expect, timeout, start_from, linger_ms, consume_ms; see GroupDriver."""
+        """listener, model, fail, max_reconsume, expect, timeout, start_from, linger_ms, consume_ms, pull_batch_size;
+        see GroupDriver."""
         if "start_from" in opts:
             opts["from"] = opts.pop("start_from")
         return self._start(Consumer, name, "consume", namesrv=namesrv, topic=topic, group=group, **opts)

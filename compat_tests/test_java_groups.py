@@ -29,6 +29,7 @@ import pytest
 from compat_tests.harness import PocketMQ
 from compat_tests.java_driver import CLIENT_VERSIONS
 from compat_tests.java_groups import Consumer, GroupClient, unb64
+from pocketmq.admin_client import AdminClient
 
 pytestmark = [
     pytest.mark.compat,
@@ -503,3 +504,36 @@ def test_broadcasting_three_consumers(client: GroupClient, pocketmq: PocketMQ, n
         topics = {t for x in c.events("owned") for t in x["queues"]}
         assert topics == {topic}, f"{c.name} held queues of {topics}"
         assert not c.events("allocate"), f"{c.name} used the allocation strategy in broadcasting mode"
+
+
+def test_an_orderly_skip_forced_by_a_fault_is_caught(client: GroupClient, pocketmq: PocketMQ, names: str) -> None:
+    """Order broken on purpose: one key's 15 steps in a one-queue topic, an orderly consumer pulling 5 at a time,
+    and a fault rule that answers its second pull with PULL_NOT_FOUND and nextBeginOffset 10. The stock client
+    moves on to offset 10, so it never sees steps 5..9; the broker's invariant checker reports the skip with the
+    offsets, and the rule counts its one injection."""
+    ns, topic, group = pocketmq.namesrv_addr, f"{names}-t", f"{names}-g"
+    admin = AdminClient(f"http://127.0.0.1:{pocketmq.http_port}")
+    client.create_topics(ns, {topic: 1})
+    producer = client.start_produce(ns, topic, f"{group}-p", names, "ordered", keys=1, steps=15)
+    assert [r["queueOffset"] for r in producer.results()] == list(range(15))
+    before = invariants(pocketmq)["counts"]["orderly_skip"]
+    header = {"suggestWhichBrokerId": 0, "nextBeginOffset": 10, "minOffset": 0, "maxOffset": 15}
+    rule = admin.post("/api/faults", {"code": "PULL_MESSAGE", "topic": topic, "group": group, "after": 1, "times": 1,
+                                      "respond": "PULL_NOT_FOUND", "header": header})  # fmt: skip
+    try:
+        consumer = client.start_consume(ns, topic, group, listener="orderly", start_from="first", pull_batch_size=5,
+                                        expect=10, timeout=60, linger_ms=1000)  # fmt: skip
+        consumer.join(90)
+        stopping = consumer.event("stopping")
+        assert stopping["reason"] == "expected", f"{stopping}\n{describe(consumer)}\n{server_log(pocketmq)}"
+        [rule_after] = [r for r in admin.get("/api/faults")["rules"] if r["id"] == rule["id"]]
+    finally:
+        admin.post("/api/faults/remove", {"id": rule["id"]})
+
+    assert [ordered_step(m)[1] for m in consumer.messages] == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14]
+    assert (rule_after["injected"], rule_after["exhausted"]) == (1, True)
+    report = invariants(pocketmq)
+    assert report["counts"]["orderly_skip"] == before + 1, report["recent"]
+    [skip] = [v for v in report["recent"] if v["invariant"] == "orderly_skip" and v.get("group") == group]
+    assert (skip["topic"], skip["queue"], skip["pullOffset"], skip["frontier"]) == (topic, 0, 10, 5), skip
+    assert "5..9" in skip["message"], skip

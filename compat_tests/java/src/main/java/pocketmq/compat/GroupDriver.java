@@ -61,6 +61,7 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * GroupDriver consume --namesrv ADDR --topic T --group G [--listener concurrent|orderly]
  *                     [--model clustering|broadcasting] [--fail never|first|always] [--max-reconsume N]
  *                     [--expect N] [--timeout S] [--from first|last] [--linger-ms MS] [--consume-ms MS]
+ *                     [--pull-batch-size N]
  * </pre>
  *
  * Generated message i of prefix P: body "P#i|" (then every byte value when --binary), tags "tag{i%3}", keys
@@ -525,6 +526,9 @@ public final class GroupDriver {
         consumer.setAllocateMessageQueueStrategy(new ReportingAllocation());
         if (opts.containsKey("max-reconsume")) {
             consumer.setMaxReconsumeTimes(Integer.parseInt(opts.get("max-reconsume")));
+        }
+        if (opts.containsKey("pull-batch-size")) {
+            consumer.setPullBatchSize(Integer.parseInt(opts.get("pull-batch-size")));
         }
         consumer.subscribe(req(opts, "topic"), opts.getOrDefault("expr", "*"));
 
