@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -19,10 +20,11 @@ from typing import Any
 
 START_TIMEOUT_S = 60.0  # a loaded 2-core CI machine: the gRPC imports alone can take seconds
 STOP_TIMEOUT_S = 15.0
+TRACEBACK = "Traceback (most recent call last)"
 
 
 class ServeError(RuntimeError):
-    """pocketmq did not start (the message has the end of its log)."""
+    """pocketmq did not start, or died, stopped badly or logged a traceback (the message has its log)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class Endpoints:
     data_dir: Path
     pid: int
     clock: str = "system"  # "virtual" with serve(clock="virtual"): then advance() moves it
+    log_path: Path | None = None  # its log (a subprocess's; in-process, logging goes where the caller's goes)
 
     def advance(self, duration: str | int) -> dict[str, Any]:
         """Move a virtual clock (``serve(clock="virtual")``) by ``duration`` (``"2h"``, ``"90s"``, ``"500ms"`` or
@@ -71,8 +74,9 @@ def serve(
     timeout: float = START_TIMEOUT_S,
 ) -> Iterator[Endpoints]:
     """A name server and a broker on 127.0.0.1 free ports, ready when this yields; stopped (and a temporary store
-    removed) when the block ends. ``broker_conf``: broker.conf keys (``fileReservedTime``, ``aclEnable``...).
-    ``clock="virtual"``: time stands still until ``Endpoints.advance("2h")`` moves it."""
+    removed) when the block ends. A subprocess that died, did not exit 0 when stopped or logged a traceback raises
+    ``ServeError`` then (unless the block already raised). ``broker_conf``: broker.conf keys (``fileReservedTime``,
+    ``aclEnable``...). ``clock="virtual"``: time stands still until ``Endpoints.advance("2h")`` moves it."""
     if clock not in ("system", "virtual"):
         raise ValueError(f'clock must be "system" or "virtual", not {clock!r}')
     own_dir = data_dir is None
@@ -115,15 +119,42 @@ def _in_subprocess(
             if time.monotonic() > deadline:
                 raise ServeError(f"pocketmq was not ready within {timeout:.0f} s:\n{_tail(log_path)}")
             time.sleep(0.02)
-        yield Endpoints.from_ready_file(json.loads(ready_file.read_text(encoding="utf-8")))
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        endpoints = Endpoints.from_ready_file(json.loads(ready_file.read_text(encoding="utf-8")))
+        yield dataclasses.replace(endpoints, log_path=log_path)
+    except BaseException:
+        _stop(proc)
+        raise
+    died = proc.poll()
+    code = _stop(proc)
+    _check_stopped(log_path, died, code)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def _check_stopped(log_path: Path, died: int | None, code: int) -> None:
+    """A test that passed still fails when pocketmq died by itself, did not stop cleanly or logged a traceback:
+    otherwise a broker crash shows up only as a client's connection errors, or not at all."""
+    log = log_path.read_text(encoding="utf-8", errors="replace")
+    trace = log.find(TRACEBACK)
+    if died is not None:
+        problem = f"exited by itself with status {died}"
+    elif code != 0:
+        problem = f"exited with status {code} when stopped"
+    elif trace >= 0:
+        problem = "logged a traceback"
+    else:
+        return
+    excerpt = log[trace:][:4000] if trace >= 0 else _tail(log_path)
+    raise ServeError(f"pocketmq {problem} ({log_path}):\n{excerpt}")
 
 
 @contextlib.contextmanager

@@ -7,42 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.hostile import Tally, Victim, blaster, never_reader, rss_kib, sample_rss, slow_writer
-from compat_tests.harness import free_port
+from pocketmq.testing import serve
 
 SECONDS = 8.0
 RSS_LIMIT_MIB = 160
 
 
-def start(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int, Path]:
-    conf = tmp_path / "broker.conf"
-    conf.write_text("serverFrameReadTimeoutSeconds=2\nserverChannelMaxIdleTimeSeconds=20\n")
-    ns_port, broker_port = free_port(), free_port()
-    log_path = tmp_path / "server.log"  # a file, not a pipe: nobody reads a pipe during the campaign
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pocketmq", "up", "--data-dir", str(tmp_path / "data"), "--config", str(conf),
-             "--namesrv-port", str(ns_port), "--broker-port", str(broker_port)],
-            stdout=subprocess.PIPE, stderr=log_file, text=True,
-        )  # fmt: skip
-    assert proc.stdout is not None
-    line = ""
-    while not line.startswith("namesrvAddr="):
-        line = proc.stdout.readline()
-        assert line, log_path.read_text()
-    return proc, ns_port, broker_port, log_path
-
-
 @pytest.mark.slow
 def test_the_server_survives_a_fuzzing_campaign_and_serves_a_well_behaved_client(tmp_path: Path) -> None:
-    proc, ns_port, broker_port, log_path = start(tmp_path)
+    conf = {"serverFrameReadTimeoutSeconds": "2", "serverChannelMaxIdleTimeSeconds": "20"}
+    # serve() fails the test if the process dies, does not exit 0 on SIGTERM or logs a traceback.
+    with serve(data_dir=tmp_path, broker_conf=conf, grpc=False, http=False) as mq:
+        campaign_against(mq.pid, port_of(mq.namesrv_addr), port_of(mq.broker_addr))
+
+
+def port_of(address: str) -> int:
+    return int(address.rpartition(":")[2])
+
+
+def campaign_against(pid: int, ns_port: int, broker_port: int) -> None:
     rng = random.Random(20261201)
     tally = Tally()
     victim = Victim("127.0.0.1", broker_port)
@@ -50,7 +38,7 @@ def test_the_server_survives_a_fuzzing_campaign_and_serves_a_well_behaved_client
 
     async def campaign() -> tuple[list[bool], list[int]]:
         stop = asyncio.Event()
-        sampler = asyncio.create_task(sample_rss(proc.pid, peak, stop))
+        sampler = asyncio.create_task(sample_rss(pid, peak, stop))
         victim_task = asyncio.create_task(victim.run(SECONDS))
         await asyncio.sleep(0.5)  # the victim's topic exists before anyone pulls from it
         blasts = [blaster("127.0.0.1", port, random.Random(rng.random()), 750, tally)
@@ -63,21 +51,11 @@ def test_the_server_survives_a_fuzzing_campaign_and_serves_a_well_behaved_client
         await sampler
         return results[-2], results[-1]
 
-    try:
-        closed, taken = asyncio.run(campaign())
-        assert proc.poll() is None, "pocketmq exited"
-        assert victim.errors == [], victim.errors[:5]
-        assert victim.rounds > 50
-        assert tally.frames >= 3000
-        assert all(closed), "a slow writer was not cut off by the frame timeout"
-        assert max(taken) < 16 * 1024 * 1024  # a never-reader was stopped being read long before its 3000 pulls
-        assert peak[0] / 1024 < RSS_LIMIT_MIB, f"peak RSS {peak[0] / 1024:.0f} MiB"
-        assert rss_kib(proc.pid) / 1024 < RSS_LIMIT_MIB
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=20)
-        assert proc.stdout is not None
-        proc.stdout.close()
-        log = log_path.read_text()
-    assert code == 0
-    assert "Traceback" not in log, log[log.find("Traceback") - 500 :][:4000]
+    closed, taken = asyncio.run(campaign())
+    assert victim.errors == [], victim.errors[:5]
+    assert victim.rounds > 50
+    assert tally.frames >= 3000
+    assert all(closed), "a slow writer was not cut off by the frame timeout"
+    assert max(taken) < 16 * 1024 * 1024  # a never-reader was stopped being read long before its 3000 pulls
+    assert peak[0] / 1024 < RSS_LIMIT_MIB, f"peak RSS {peak[0] / 1024:.0f} MiB"
+    assert rss_kib(pid) / 1024 < RSS_LIMIT_MIB
