@@ -4,6 +4,7 @@ generator (the stock Java client, bench/java-loadgen). Prints numbers only, no a
     python bench/compare.py --quick                    # smoke run: 1 round, 5 s windows, a 50k backlog
     python bench/compare.py                            # 3 rounds, 15 s windows, a 500k backlog
     python bench/compare.py --rounds 5 --seconds 20 --backlog 200000 --phases sync,async --only pocketmq --keep
+    python bench/compare.py --checker --rounds 3       # the invariant checker's cost: pocketmq on vs off
 
 For each round and each server (order A P, then P A, ...: rounds interleave so drift on a shared machine hits both),
 the server is started fresh in its own temporary directory and measured:
@@ -70,7 +71,9 @@ LOADGEN_MAIN = "pocketmq.bench.LoadGen"
 PHASES = ("sync", "async", "batch", "fill", "drain")
 PYTHON_PACKAGES = ("pocketmq", "codec", "remoting", "nameserver", "gateway", "store", "runtime")  # pyproject.toml
 KINDS = ("apache", "pocketmq")
-LABEL = {"apache": "Apache", "pocketmq": "pocketmq"}
+# --checker: pocketmq as it ships against itself with POCKETMQ_INVARIANTS=off (docs/testing.md, the checker's cost).
+NO_CHECKER = "pocketmq-off"
+LABEL = {"apache": "Apache", "pocketmq": "pocketmq", NO_CHECKER: "checker-off"}
 PROBE_TOPIC = "BenchProbe"
 SYNC_THREADS = 16
 ASYNC_INFLIGHT = 512
@@ -382,9 +385,10 @@ class ApacheServer(Server):
 class PocketmqServer(Server):
     kind = "pocketmq"
 
-    def __init__(self, work_dir: Path, source_dir: Path) -> None:
+    def __init__(self, work_dir: Path, source_dir: Path, checker: bool = True) -> None:
         super().__init__(work_dir)
         self.source_dir = source_dir
+        self.checker = checker
         self.ns_port = free_port()
         self.broker_port = free_port()
         while self.broker_port == self.ns_port:
@@ -409,6 +413,8 @@ class PocketmqServer(Server):
             cmd += ["--config", str(conf)]
         # POCKETMQ_INVARIANTS passes through: `POCKETMQ_INVARIANTS=off` measures the broker without its checker.
         env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETMQ_") or k == "POCKETMQ_INVARIANTS"}
+        if not self.checker:
+            env["POCKETMQ_INVARIANTS"] = "off"
         t0 = time.perf_counter()
         self.procs.append(spawn(cmd, self.log_path, self.source_dir, env))
         t_first = asyncio.run(first_send(self.namesrv, self.alive))
@@ -612,6 +618,7 @@ class Config:
     keep: bool
     timeout: float
     drop_caches: bool
+    baseline: str = "apache"  # the kind ratios divide by
 
 
 def phase_args(cfg: Config, phase: str, run: ServerRun, fill: PhaseRun | None) -> tuple[list[str], float]:
@@ -735,7 +742,9 @@ def run_server(cfg: Config, kind: str, round_no: int) -> ServerRun:
     run = ServerRun(kind, round_no)
     work = cfg.tmp / f"round{round_no + 1}-{kind}"
     server: Server = (
-        ApacheServer(work, cfg.java, cfg.apache_cp) if kind == "apache" else PocketmqServer(work, cfg.source_dir)
+        ApacheServer(work, cfg.java, cfg.apache_cp)
+        if kind == "apache"
+        else PocketmqServer(work, cfg.source_dir, checker=kind != NO_CHECKER)
     )
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nround {round_no + 1}/{cfg.rounds}: {LABEL[kind]} (load average {load})", flush=True)
@@ -797,9 +806,11 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
-def paired_ratio(runs: dict[str, list[ServerRun]], metric: Callable[[ServerRun], float | None]) -> float | None:
-    """Median over rounds of pocketmq / Apache, each round's two runs paired."""
-    pairs = zip(runs.get("pocketmq", []), runs.get("apache", []), strict=False)
+def paired_ratio(
+    runs: dict[str, list[ServerRun]], metric: Callable[[ServerRun], float | None], baseline: str = "apache"
+) -> float | None:
+    """Median over rounds of pocketmq / the baseline (Apache), each round's two runs paired."""
+    pairs = zip(runs.get("pocketmq", []), runs.get(baseline, []), strict=False)
     return median([ratio(metric(p), metric(a)) for p, a in pairs])
 
 
@@ -812,13 +823,16 @@ def phase_metric(phase: str, get: Callable[[PhaseRun], float | None]) -> Callabl
 
 
 def summary(cfg: Config, runs: dict[str, list[ServerRun]]) -> Iterator[str]:
-    kinds = [k for k in KINDS if runs.get(k)]
+    kinds = [k for k in (cfg.baseline, "pocketmq") if runs.get(k)]
     both = len(kinds) == 2
     n = max(len(v) for v in runs.values())
     yield ""
     legend = (
         "; P/A = pocketmq / Apache, the median of the per-round ratios (msgs/s above 1: pocketmq faster; "
         "latency, CPU and RSS below 1: pocketmq leaner)"
+        if cfg.baseline == "apache"
+        else "; P/A = pocketmq with its invariant checker / with POCKETMQ_INVARIANTS=off, the median of the "
+        "per-round ratios (msgs/s below 1, CPU above 1: what the checker costs)"
     )
     yield f"Summary: medians over {n} round{'s' if n != 1 else ''}{legend if both else ''}"
     yield ""
@@ -835,7 +849,7 @@ def summary(cfg: Config, runs: dict[str, list[ServerRun]]) -> Iterator[str]:
     ):
         cells = [f"{LABEL[k]} {fmt(median([metric(r) for r in runs[k]]))}" for k in kinds]
         if both:
-            cells.append(f"P/A {num(paired_ratio(runs, metric), 3)}")
+            cells.append(f"P/A {num(paired_ratio(runs, metric, cfg.baseline), 3)}")
         yield f"{title:<44} " + "   ".join(cells)
     yield ""
     header = (
@@ -867,7 +881,7 @@ def summary(cfg: Config, runs: dict[str, list[ServerRun]]) -> Iterator[str]:
                 if name in ("loadgen", "others"):
                     cells.append(" " * width)
                     continue
-                cells.append(num(paired_ratio(runs, phase_metric(phase, get)), 2).rjust(width))
+                cells.append(num(paired_ratio(runs, phase_metric(phase, get), cfg.baseline), 2).rjust(width))
             yield f"{'':<6} {'P/A':<9} {' '.join(cells)}".rstrip()
     notes = []
     for phase in ("fill", "drain"):
@@ -960,6 +974,9 @@ def main() -> None:
     p.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {','.join(PHASES)}")
     p.add_argument("--only", choices=KINDS, help="measure one server only")
     p.add_argument(
+        "--checker", action="store_true", help="pocketmq against itself with POCKETMQ_INVARIANTS=off, no Apache"
+    )
+    p.add_argument(
         "--keep-page-cache",
         action="store_true",
         help="do not drop the page cache before each server and phase (it is dropped when writable)",
@@ -978,7 +995,9 @@ def main() -> None:
     java, mvn = shutil.which("java"), shutil.which("mvn")
     if java is None or mvn is None:
         raise SystemExit("java and mvn are needed (the load generator and the Apache servers are Java)")
-    kinds = [args.only] if args.only else list(KINDS)
+    if args.checker and args.only:
+        p.error("--checker compares pocketmq with itself: it does not go with --only")
+    kinds = [NO_CHECKER, "pocketmq"] if args.checker else [args.only] if args.only else list(KINDS)
 
     def signalled(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
@@ -997,9 +1016,12 @@ def main() -> None:
         backlog=args.backlog or (50_000 if args.quick else 500_000),
         phases=phases, keep=args.keep, timeout=args.timeout,
         drop_caches=not args.keep_page_cache and os.access(DROP_CACHES, os.W_OK),
+        baseline=NO_CHECKER if args.checker else "apache",
     )  # fmt: skip
 
     compiled = byte_compile(cfg.source_dir) if "pocketmq" in kinds else ""
+    if args.checker:
+        print("--checker: pocketmq with its invariant checker, and with POCKETMQ_INVARIANTS=off, no Apache")
     now = datetime.datetime.now().astimezone()
     print(f"pocketmq vs Apache RocketMQ {ROCKETMQ_VERSION}, side by side, {now:%Y-%m-%d %H:%M %Z}"
           f"{' (--quick)' if args.quick else ''}")  # fmt: skip
