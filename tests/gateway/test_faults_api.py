@@ -68,8 +68,14 @@ async def test_the_cli_adds_lists_and_clears(http_broker: Any, capsys: pytest.Ca
     assert "no ResponseCode named 'BUSY'" in capsys.readouterr().err
     assert await pocketmq("fault", "add", "--drop", "--fraction", "2", *http) == 1
     assert "fraction must be in (0, 1]" in capsys.readouterr().err
+    assert await pocketmq("fault", "add", "--respond", "PULL_NOT_FOUND", "--header", "nextBeginOffset=10",
+                          "--header", "minOffset=0", "--after", "1", *http) == 0  # fmt: skip
+    added = capsys.readouterr().out
+    assert '"header": {"nextBeginOffset": "10", "minOffset": "0"}' in added and '"after": 1' in added
+    assert await pocketmq("fault", "add", "--respond", "PULL_NOT_FOUND", "--header", "nextBeginOffset", *http) == 1
+    assert "--header takes NAME=VALUE, not 'nextBeginOffset'" in capsys.readouterr().err
     assert await pocketmq("fault", "clear", *http) == 0
-    assert "removed 2 rule(s)" in capsys.readouterr().out
+    assert "removed 3 rule(s)" in capsys.readouterr().out
     assert http_broker.server.dispatch._interceptor is None
 
 
