@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketMQ]:
         yield pmq
     finally:
         pmq.stop()
+
+
+def client_factory(client_class: Any, binary: Path, work_dir: Path) -> Iterator[Callable[[tuple[str, str]], Any]]:
+    """A fixture's ``make(credentials)``: driver clients (Go, Rust) with those credentials, each in a directory of its
+    own, all closed when the test ends."""
+    clients: list[Any] = []
+
+    def make(credentials: tuple[str, str]) -> Any:
+        client = client_class(binary, work_dir.with_name(f"{work_dir.name}-{len(clients)}"), credentials=credentials)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 def unique(prefix: str) -> str:
@@ -181,16 +196,7 @@ def test_java_admin_action_needs_an_admin_account(java: Any, server: PocketMQ) -
 
 @pytest.fixture
 def go(go_build: go_driver.Build, tmp_path: Path) -> Iterator[Any]:
-    clients: list[go_driver.GoClient] = []
-
-    def make(credentials: tuple[str, str]) -> go_driver.GoClient:
-        client = go_driver.GoClient(go_build.binary, tmp_path / f"go-{len(clients)}", credentials=credentials)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    yield from client_factory(go_driver.GoClient, go_build.binary, tmp_path / "go")
 
 
 def test_go_right_secret_sends_and_consumes(go: Any, server: PocketMQ) -> None:
@@ -299,16 +305,7 @@ def test_node_wrong_secret_is_refused(node: node_driver.NodeClient, server: Pock
 
 @pytest.fixture
 def rust(rust_build: rust_driver.Build, tmp_path: Path) -> Iterator[Any]:
-    clients: list[rust_driver.RustClient] = []
-
-    def make(credentials: tuple[str, str]) -> rust_driver.RustClient:
-        client = rust_driver.RustClient(rust_build.binary, tmp_path / f"rust-{len(clients)}", credentials=credentials)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    yield from client_factory(rust_driver.RustClient, rust_build.binary, tmp_path / "rust")
 
 
 def test_rust_right_secret_sends_and_consumes(rust: Any, server: PocketMQ) -> None:
