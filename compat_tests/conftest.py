@@ -85,6 +85,39 @@ def node_install() -> node_driver.Install:
     return installed
 
 
+# ------------------------------------------------------------------------------------------ clients
+
+
+@pytest.fixture
+def go(go_build: go_driver.Build, tmp_path: Path) -> Iterator[go_driver.GoClient]:
+    """A stock-Go-client driver for one test (its processes stopped after it)."""
+    client = go_driver.GoClient(binary=go_build.binary, work_dir=tmp_path / "go")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def rust(rust_build: rust_driver.Build, tmp_path: Path) -> Iterator[rust_driver.RustClient]:
+    """A stock-Rust-client driver for one test."""
+    client = rust_driver.RustClient(binary=rust_build.binary, work_dir=tmp_path / "rust")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def node(node_install: node_driver.Install, tmp_path: Path) -> Iterator[node_driver.NodeClient]:
+    """A stock-Node-client (ali-ons) driver for one test."""
+    client = node_driver.NodeClient(node=node_install.node, work_dir=tmp_path / "node")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 # ------------------------------------------------------------------------------------------ servers
 
 

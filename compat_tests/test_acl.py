@@ -269,15 +269,6 @@ def test_cpp_wrong_secret_is_refused(cpp_available: None, server: PocketMQ, tmp_
 # ------------------------------------------------------------------ Node (ali-ons accessKeyId / accessKeySecret)
 
 
-@pytest.fixture
-def node(node_install: node_driver.Install, tmp_path: Path) -> Iterator[node_driver.NodeClient]:
-    client = node_driver.NodeClient(node=node_install.node, work_dir=tmp_path / "node")
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 def test_node_right_secret_sends_and_consumes(node: node_driver.NodeClient, server: PocketMQ) -> None:
     # ali-ons does not create topics on first send (the Node tests create theirs as admin tools do).
     topic, payloads = create_topic_as_admin(server, unique("AclNode")), bodies("node")

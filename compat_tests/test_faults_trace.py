@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from compat_tests.go_driver import Build, GoClient, Message
+from compat_tests.go_driver import GoClient, Message
 from compat_tests.harness import IN_CI, PocketMQ
 from pocketmq.admin_client import AdminClient
 
@@ -59,15 +59,6 @@ def trace_lines(trace: Path, until: Any, timeout: float = 10.0) -> list[dict[str
 
 
 # --------------------------------------------------------------------------- Go: send errors and retries
-
-
-@pytest.fixture
-def go(go_build: Build, tmp_path: Path) -> Iterator[GoClient]:
-    client = GoClient(binary=go_build.binary, work_dir=tmp_path / "go")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def test_go_producer_under_injected_send_errors(go: GoClient, traced: tuple[PocketMQ, Path]) -> None:

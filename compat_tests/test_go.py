@@ -24,7 +24,7 @@ import pytest
 from codec import jsonbody
 from codec.codes import RequestCode, ResponseCode
 from codec.command import request
-from compat_tests.go_driver import Build, DriverProcess, GoClient, Message, body_of
+from compat_tests.go_driver import DriverProcess, GoClient, Message, body_of
 from compat_tests.harness import PocketMQ, free_port
 from compat_tests.node_driver import create_topic
 from remoting.client import RemotingClient
@@ -37,15 +37,6 @@ COMPRESS_OVER = 4096  # producer.WithCompressMsgBodyOverHowmuch default
 COMPRESSED_FLAG = 0x1
 DELAY_LEVEL_MS = {1: 1000, 2: 5000}  # the broker's default messageDelayLevel "1s 5s 10s ..."
 CLOCK_SLACK_MS = 150
-
-
-@pytest.fixture
-def go(go_build: Build, tmp_path: Path) -> Iterator[GoClient]:
-    client = GoClient(binary=go_build.binary, work_dir=tmp_path / "go")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture

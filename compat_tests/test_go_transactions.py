@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from compat_tests.go_driver import Build, DriverProcess, GoClient, PlannedTx, body_of
+from compat_tests.go_driver import DriverProcess, GoClient, PlannedTx, body_of
 from compat_tests.harness import PocketMQ
 from store.inspect import pending_half_messages
 
@@ -53,15 +53,6 @@ def txserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketMQ]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def go(go_build: Build, tmp_path: Path) -> Iterator[GoClient]:
-    client = GoClient(binary=go_build.binary, work_dir=tmp_path / "go")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ import pytest
 
 from compat_tests.harness import PocketMQ
 from compat_tests.node_driver import (
-    Install,
     Message,
     NodeClient,
     create_topic,
@@ -51,15 +49,6 @@ LATE_BOUND_MS = 3_000
 RETRY_LEVEL_3_MS = 10_000  # the first redelivery of a failed message: %RETRY% with delay level 3 + reconsumeTimes 0
 # Properties the client adds itself to every message it hands the listener (from the pull response).
 CLIENT_ADDED = {"MIN_OFFSET", "MAX_OFFSET"}
-
-
-@pytest.fixture
-def node(node_install: Install, tmp_path: Path) -> Iterator[NodeClient]:
-    client = NodeClient(node=node_install.node, work_dir=tmp_path / "node")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture

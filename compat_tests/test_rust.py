@@ -38,7 +38,7 @@ import pytest
 
 from compat_tests.driver_process import DriverProcess
 from compat_tests.harness import PocketMQ
-from compat_tests.rust_driver import Build, Message, RustClient, TxMessage
+from compat_tests.rust_driver import Message, RustClient, TxMessage
 
 # The first test also waits for the session's cargo build (~4 min cold on 2 cores, bounded by rust_driver's own
 # 540 s limit); every test body bounds its driver processes itself (<= 60 s each).
@@ -84,15 +84,6 @@ def fastmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PocketMQ]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def rust(rust_build: Build, tmp_path: Path) -> Iterator[RustClient]:
-    client = RustClient(binary=rust_build.binary, work_dir=tmp_path / "rust")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
