@@ -1,10 +1,11 @@
 """What fault rules and the protocol trace cost a sync send: an in-process broker, one wire client sending
 sequentially (request, group commit, answer), in rounds that alternate the modes so drift hits all of them.
 
-    python bench/hooks_overhead.py [--sends 3000] [--rounds 5] [--modes off,rule,trace]
+    python bench/hooks_overhead.py [--sends 3000] [--rounds 5] [--modes off,rule,live,trace]
 
 Modes: ``off`` (no rule, no trace: nothing installed), ``rule`` (one rule that never matches this topic: the
-interceptor runs and checks it), ``trace`` (the trace on, to a file in the temporary directory). Prints the median
+interceptor runs and checks it), ``live`` (the trace on without a file: the live trace in memory only), ``trace``
+(the trace on, to a file in the temporary directory, which feeds the live trace too). Prints the median
 microseconds per send of each mode. Runs against any checkout (``off`` needs nothing this branch added).
 """
 
@@ -81,11 +82,13 @@ async def main(sends: int, rounds: int, modes: list[str]) -> None:
                         broker.hooks.faults.add({"topic": "NotThisOne", "respond": "SYSTEM_BUSY"})
                     elif mode == "trace":
                         broker.hooks.trace_on(Path(tmp) / "trace.jsonl")
+                    elif mode == "live":
+                        broker.hooks.live_on()
                     results[mode].append(await _sends(client, sends))
                     dispatch[mode].append(_dispatch_us(broker, 50_000))
                     if mode == "rule":
                         broker.hooks.faults.clear()
-                    elif mode == "trace":
+                    elif mode in ("trace", "live"):
                         old = broker.hooks.trace_off()
                         if old is not None:
                             await anyio.to_thread.run_sync(old.close)
@@ -101,6 +104,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sends", type=int, default=3000)
     p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--modes", default="off,rule,trace")
+    p.add_argument("--modes", default="off,rule,live,trace")
     a = p.parse_args()
     anyio.run(main, a.sends, a.rounds, a.modes.split(","), backend="asyncio", backend_options={"use_uvloop": True})

@@ -3,19 +3,22 @@ its admin API (``--http URL`` or ``--ready-file PATH``), and a trace file printe
 
     pocketmq fault add --code SEND_MESSAGE_V2 --topic T --respond SYSTEM_BUSY --times 3
     pocketmq fault list | remove ID | clear
-    pocketmq trace on FILE | off | status
+    pocketmq trace on [FILE] | off | status
     pocketmq trace FILE [--code X] [--topic T] [--client ID]
+    pocketmq trace --follow [--code X] [--topic T] [--client ID]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from pocketmq.admin_client import AdminClient, AdminError, add_endpoint_options, endpoint
+from pocketmq.trace_follow import follow
 from pocketmq.trace_print import TraceFilter, print_trace
 
 COMMANDS = ("fault", "trace")
@@ -53,10 +56,12 @@ def add_parsers(sub: Any) -> None:
 
     trace = sub.add_parser(
         "trace",
-        help="trace frames to a file (on FILE | off | status), or print a trace file",
-        description="pocketmq trace on FILE | off | status  (a running pocketmq);  pocketmq trace FILE [filters]",
+        help="trace frames (on [FILE] | off | status), print a trace file, or follow the live trace",
+        description="pocketmq trace on [FILE] | off | status  (a running pocketmq; on without a file: in memory, "
+        "for the console and --follow);  pocketmq trace FILE [filters];  pocketmq trace --follow [filters]",
     )
-    trace.add_argument("words", nargs="+", metavar="on FILE | off | status | FILE")
+    trace.add_argument("words", nargs="*", metavar="on [FILE] | off | status | FILE")
+    trace.add_argument("--follow", action="store_true", help="print the live trace of a running pocketmq as it comes")
     trace.add_argument("--code", help="only this request or response code (number or name) or gRPC method")
     trace.add_argument("--topic", help="only frames of this topic")
     trace.add_argument("--client", help="only frames of clients whose id contains this")
@@ -122,14 +127,26 @@ def _fault(args: argparse.Namespace) -> int:
 
 def _trace(args: argparse.Namespace) -> int:
     words = args.words
+    wanted = TraceFilter(code=args.code, topic=args.topic, client=args.client)
+    if not words and not args.follow:
+        print("pocketmq trace: on [FILE], off, status, a FILE to print, or --follow", file=sys.stderr)
+        return 2
+    if args.follow:
+        if words:
+            print("pocketmq trace --follow takes no file; pocketmq trace FILE prints one", file=sys.stderr)
+            return 2
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends it
+            follow(AdminClient(endpoint(args)), wanted, sys.stdout, sys.stderr)
+        return 0
     if words[0] in TRACE_ACTIONS:
         api = AdminClient(endpoint(args))
         if words[0] == "on":
-            if len(words) != 2:
-                print("pocketmq trace on FILE: one file (ending in .jsonl)", file=sys.stderr)
+            if len(words) > 2:
+                print("pocketmq trace on [FILE]: at most one file (ending in .jsonl)", file=sys.stderr)
                 return 2
             # Resolved here: the broker runs on this machine, and a relative path means this directory.
-            status = api.post("/api/trace/on", {"file": str(Path(words[1]).resolve())})
+            wanted_trace = {"file": str(Path(words[1]).resolve())} if len(words) == 2 else {"live": True}
+            status = api.post("/api/trace/on", wanted_trace)
         elif words[0] == "off":
             status = api.post("/api/trace/off", {})
         else:
@@ -139,7 +156,6 @@ def _trace(args: argparse.Namespace) -> int:
     if len(words) != 1:
         print("pocketmq trace FILE: one file to print", file=sys.stderr)
         return 2
-    wanted = TraceFilter(code=args.code, topic=args.topic, client=args.client)
     try:
         with open(words[0], encoding="utf-8", errors="replace") as source:
             print_trace(source, sys.stdout, sys.stderr, wanted)

@@ -3,6 +3,9 @@
 Nothing is installed while there is no fault rule and the trace is off: the tables run their handlers directly
 and the gRPC server checks one attribute per call. Adding the first rule or turning the trace on installs one
 interceptor in every attached table; removing the last rule with the trace off takes it out again.
+
+While the trace is on, each entry goes to the live trace (``live``, the last entries in memory) and, when the trace
+has a file, to its writer too. ``live_on()`` traces without a file.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from remoting.fault_rules import request_facts
 from remoting.faults import CLIENT_ID_ATTRIBUTE, FaultInjector, Handler, then
 from remoting.server import DispatchTable
 from remoting.trace import MAX_VALUE_CHARS, TraceWriter, clipped_fields
+from remoting.trace_ring import TraceRing
 
 if TYPE_CHECKING:
     from remoting.grpc_server import CallContext, GrpcServer
@@ -36,7 +40,10 @@ RESPONSE_NAMES = {int(c): c.name for c in ResponseCode}
 class RequestHooks:
     def __init__(self) -> None:
         self.faults = FaultInjector(on_change=self._update)
-        self.trace: TraceWriter | None = None
+        self.trace: TraceWriter | None = None  # the trace's file, when it has one
+        self.live = TraceRing()
+        self.live_only = False  # tracing without a file
+        self._feed: TraceFeed | None = None  # where entries go while tracing
         self._tables: list[tuple[DispatchTable, str]] = []
         self._grpc: list[GrpcServer] = []
         self._installed = False
@@ -51,16 +58,18 @@ class RequestHooks:
 
     def attach_grpc(self, server: GrpcServer) -> None:
         self._grpc.append(server)
-        server.observer = self._grpc_call if self.trace is not None else None
+        server.observer = self._grpc_call if self._feed is not None else None
 
     def _update(self) -> None:
-        wanted = bool(self.faults.rules) or self.trace is not None
+        tracing = self.trace is not None or self.live_only
+        self._feed = TraceFeed(self.live, self.trace) if tracing else None
+        wanted = bool(self.faults.rules) or tracing
         if wanted != self._installed:
             self._installed = wanted
             for table, server in self._tables:
                 table.intercept(self._interceptor(server) if wanted else None)
         for grpc in self._grpc:
-            grpc.observer = self._grpc_call if self.trace is not None else None
+            grpc.observer = self._grpc_call if tracing else None
 
     # ---- the trace --------------------------------------------------------------------------------------
 
@@ -79,9 +88,20 @@ class RequestHooks:
         self._update()
         return old
 
+    def live_on(self) -> None:
+        """Trace into the live trace only (no file), unless the trace is on already (a file feeds it too)."""
+        self.live_only = True
+        self._update()
+
+    @property
+    def tracing(self) -> bool:
+        return self._feed is not None
+
     def trace_off(self) -> TraceWriter | None:
-        """Stop tracing; the writer, still to be closed (``close()`` waits for its thread: off the loop)."""
+        """Stop tracing (file and live); the writer, still to be closed (``close()`` waits for its thread: off
+        the loop). The live trace keeps its last entries."""
         old, self.trace = self.trace, None
+        self.live_only = False
         self._update()
         return old
 
@@ -93,7 +113,7 @@ class RequestHooks:
         def intercept(
             cmd: RemotingCommand, conn: Connection, handler: Handler, is_step: bool
         ) -> HandlerResult | Awaitable[HandlerResult]:
-            trace = self.trace
+            trace = self._feed
             if trace is None:
                 rule = faults.choose(cmd, conn) if faults.rules else None
                 return handler(cmd, conn) if rule is None else faults.apply(rule, cmd, conn, handler, is_step)
@@ -122,7 +142,7 @@ class RequestHooks:
 
     def _grpc_call(self, context: CallContext, path: str, stream_id: int, request: Any, size: int,
                    status: int, message: str, started: float) -> None:  # fmt: skip
-        trace = self.trace
+        trace = self._feed
         if trace is None:
             return
         meta = context.metadata
@@ -148,6 +168,21 @@ class RequestHooks:
         old = self.trace_off()
         if old is not None:
             old.close()
+
+
+class TraceFeed:
+    """Where a trace entry goes: the live trace, and the file's writer when there is one."""
+
+    __slots__ = ("ring", "writer")
+
+    def __init__(self, ring: TraceRing, writer: TraceWriter | None) -> None:
+        self.ring = ring
+        self.writer = writer
+
+    def put(self, entry: dict[str, Any]) -> None:
+        self.ring.put(entry)
+        if self.writer is not None:
+            self.writer.put(entry)
 
 
 def _request_entry(cmd: RemotingCommand, conn: Connection, server: str) -> dict[str, Any]:

@@ -53,11 +53,15 @@ def iso_time(timestamp: float) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def encode_line(entry: dict[str, Any]) -> str:
-    """One trace line; ``ts`` (seconds since the epoch) becomes ``time``."""
-    ts = entry.pop("ts", None)
-    line = {"time": iso_time(ts)} if isinstance(ts, float) else {}
+def encode_line(entry: Mapping[str, Any], seq: int | None = None) -> str:
+    """One trace line; ``ts`` (seconds since the epoch) becomes ``time``; ``seq`` is the live trace's number.
+    ``entry`` is left as it is: the writer thread and the live trace (remoting.trace_ring) share it."""
+    ts = entry.get("ts")
+    line: dict[str, Any] = {"time": iso_time(ts)} if isinstance(ts, float) else {}
+    if seq is not None:
+        line["seq"] = seq
     line.update(entry)
+    line.pop("ts", None)
     try:
         # orjson: 3.7 us a line where json.dumps takes 11.3, and the writer thread shares the GIL with the loop.
         return orjson.dumps(line, default=str).decode()

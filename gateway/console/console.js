@@ -396,9 +396,9 @@ pages.faults = async () => {
     f.rules.length ? h("button", { type: "button", id: "clear-faults",
       onclick: () => act(() => post("/api/faults/clear", {}), r => `Removed ${r.removed} rule(s)`) }, "Remove all") : "",
     h("h2", {}, "Protocol trace"),
-    h("p", { id: "trace" }, trace.on
-      ? `On: ${trace.file}, ${trace.written} line(s) written, ${trace.dropped} dropped${trace.failed ? ", failed: " + trace.failed : ""}.`
-      : "Off (pocketmq trace on FILE)."),
+    h("p", { id: "trace" }, !trace.on ? "Off (pocketmq trace on FILE, or Start on the Trace page)."
+      : trace.file ? `On: ${trace.file}, ${trace.written} line(s) written, ${trace.dropped} dropped${trace.failed ? ", failed: " + trace.failed : ""}.`
+        : "On, in memory only: see the Trace page."),
   ];
 };
 
@@ -438,6 +438,191 @@ pages.send = async () => {
     } catch (err) { notice(err.message, "error"); }
   });
   return [h("h2", {}, "Send a test message"), form, result];
+};
+
+// ---- The live protocol trace ------------------------------------------------------------------------------
+
+const TRACE_ROWS = 500;  // rows kept on the page (and asked for at once), newest first
+const TRACE_POLL_MS = 1000;
+let traceView = null;  // the Trace page's state while it is shown; a poll of an older one stops
+
+function traceCodeName(e) {
+  if (e.proto === "grpc") return e.method;
+  if (e.dir === "response") return e.requestName || e.request;
+  return e.name || e.code;
+}
+
+function traceAnswer(e) {
+  if (e.proto === "grpc") return e.statusName ?? e.status;
+  if (e.dir === "response") return e.code === null ? "NO_ANSWER" : `${e.name || "?"} (${e.code})`;
+  return e.oneway ? "oneway" : "";
+}
+
+function traceFailed(e) {
+  return e.proto === "grpc" ? e.status !== 0 : e.dir === "response" && e.code !== 0;
+}
+
+function traceValue(v) { return v !== null && typeof v === "object" ? JSON.stringify(v) : String(v); }
+
+function traceDetail(e) {
+  const facts = [["seq", e.seq], ["time", e.time], ["server", e.server], ["peer", e.peer], ["client", e.client],
+    ["code", e.code], ["request", e.request], ["oneway", e.oneway], ["stream", e.stream], ["status", e.status],
+    ["message", e.message], ["remark", e.remark]].filter(([, v]) => v !== undefined && v !== null && v !== "");
+  const fields = Object.entries(e.fields || {});
+  return h("tr", { class: "sub trace-detail", "data-detail-of": e.seq }, h("td", { colspan: 13 },
+    h("div", { class: "row" },
+      h("div", {}, h("h3", {}, "Frame"), table([["Field"], ["Value"]],
+        facts.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { class: "mono" }, traceValue(v)))))),
+      h("div", {}, h("h3", {}, e.proto === "grpc" ? "Request summary" : "Header fields"),
+        fields.length
+          ? table([["Name"], ["Value"]], fields.map(([k, v]) => h("tr", { "data-field": k },
+            h("td", { class: "mono" }, k), h("td", { class: "mono" }, traceValue(v)))), { class: "trace-fields" })
+          : h("p", { class: "muted" }, "None.")))));
+}
+
+function traceRow(e) {
+  const cell = (col, value, cls) => h("td", { "data-col": col, class: cls }, value ?? "");
+  const row = h("tr", { class: "trace-row", "data-seq": e.seq, "data-dir": e.dir, "data-name": traceCodeName(e) },
+    cell("time", String(e.time || "").slice(11, 26), "mono"), cell("proto", e.proto), cell("dir", e.dir),
+    cell("conn", e.conn, "mono"), h("td", { "data-col": "client", class: "mono clip", title: e.client }, e.client || "–"),
+    cell("lang", [e.lang, e.ver].filter(x => x !== undefined && x !== null).join(" ")),
+    cell("code", traceCodeName(e)), cell("topic", e.topic), cell("group", e.group),
+    cell("opaque", e.opaque, "num"), cell("answer", traceAnswer(e), traceFailed(e) ? "lag-bad" : null),
+    cell("latency", e.latencyMs === undefined ? "" : e.latencyMs.toFixed(2), "num"), cell("body", e.body, "num"));
+  row.addEventListener("click", () => {
+    if (row.traceDetail) { row.traceDetail.remove(); row.traceDetail = null; return; }
+    row.traceDetail = traceDetail(e);
+    row.after(row.traceDetail);
+  });
+  return row;
+}
+
+function addTraceRows(view, entries) {
+  if (!entries.length) return;
+  const fresh = document.createDocumentFragment();
+  for (const e of entries.slice(-TRACE_ROWS).reverse()) {
+    const row = traceRow(e);
+    fresh.append(row);
+    view.rows.push(row);
+  }
+  view.tbody.prepend(fresh);
+  while (view.rows.length > TRACE_ROWS) {
+    const oldest = view.rows.shift();
+    if (oldest.traceDetail) oldest.traceDetail.remove();
+    oldest.remove();
+  }
+}
+
+function showTraceSummary(view) {
+  const missed = view.missed ? ` · ${view.missed} entries missed (paused, filtered out of the limit or older ` +
+    "than the broker keeps)" : "";
+  view.summary.textContent = `${view.rows.length} row(s), newest first (at most ${TRACE_ROWS}); ` +
+    `click a row for its header fields${view.paused ? " · paused" : ""}${missed}`;
+}
+
+async function refreshTraceStatus(view) {
+  const t = await get("/api/trace");
+  if (traceView !== view) return;
+  view.on = t.on;
+  view.status.textContent = t.on
+    ? `On${t.file ? `, also written to ${t.file}` : ", in memory only"}; the broker keeps the last ` +
+      `${t.live.capacity} entries.`
+    : `Off: nothing is traced. The broker still holds ${t.live.held} earlier entries.`;
+  view.start.disabled = t.on;
+  view.stop.disabled = !t.on;
+}
+
+async function fetchTrace(view) {
+  if (view.busy) return;  // the next poll catches up
+  view.busy = true;
+  const generation = view.generation;
+  try {
+    const params = { after: view.after, limit: TRACE_ROWS };
+    if (view.q) params.q = view.q;
+    const r = await get("/api/trace/recent", params);
+    if (traceView !== view || generation !== view.generation) return;
+    if (r.seq < view.after) { view.after = 0; return; }  // a restarted broker numbers from 1 again
+    if (view.after) view.missed += r.missed + r.more;
+    view.after = r.seq;
+    addTraceRows(view, r.entries);
+    showTraceSummary(view);
+    if (r.on !== view.on) await refreshTraceStatus(view);
+  } catch (err) {
+    view.summary.textContent = `Cannot read the trace: ${err.message}`;
+  } finally {
+    view.busy = false;
+  }
+}
+
+async function pollTrace(view) {
+  if (traceView !== view || !view.tbody.isConnected) return;  // the page was left or built again
+  if (!view.paused && document.visibilityState === "visible") await fetchTrace(view);
+  if (traceView === view && view.tbody.isConnected) view.timer = setTimeout(() => pollTrace(view), TRACE_POLL_MS);
+}
+
+function restartTrace(view) {
+  view.generation++;
+  view.after = 0;
+  view.missed = 0;
+  for (const row of view.rows) { if (row.traceDetail) row.traceDetail.remove(); row.remove(); }
+  view.rows = [];
+  showTraceSummary(view);
+}
+
+pages.trace = async () => {
+  if (traceView) clearTimeout(traceView.timer);
+  const view = {
+    after: 0, missed: 0, q: "", paused: false, busy: false, generation: 0, on: false, rows: [], timer: null,
+    tbody: h("tbody", {}), summary: h("p", { class: "muted", id: "trace-summary" }),
+    status: h("p", { id: "trace-status" }),
+  };
+  traceView = view;
+  const change = async (path, body, success) => {
+    try {
+      await post(path, body);
+      notice(success, "ok");
+      await refreshTraceStatus(view);
+      await fetchTrace(view);
+    } catch (err) { notice(err.message, "error"); }
+  };
+  view.start = h("button", { type: "button", id: "trace-start",
+    onclick: () => change("/api/trace/on", { live: true }, "Live trace started") }, "Start");
+  view.stop = h("button", { type: "button", class: "danger", id: "trace-stop",
+    onclick: () => change("/api/trace/off", {}, "Trace stopped") }, "Stop");
+  const pause = h("button", { type: "button", class: "secondary", id: "trace-pause", onclick: () => {
+    view.paused = !view.paused;
+    pause.textContent = view.paused ? "Resume" : "Pause";
+    showTraceSummary(view);
+    if (!view.paused) fetchTrace(view);
+  } }, "Pause");
+  const clear = h("button", { type: "button", class: "secondary", id: "trace-clear", onclick: () => {
+    const after = view.after;
+    restartTrace(view);
+    view.after = after;  // only what comes from now on
+  } }, "Clear");
+  let typing = null;
+  const filter = h("input", { type: "search", id: "trace-filter", maxlength: 200, size: 32,
+    placeholder: "name, method, topic, group, client…" });
+  filter.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { view.q = filter.value.trim(); restartTrace(view); fetchTrace(view); }, 300);
+  });
+  const rows = table([["Time (UTC)"], ["Proto"], ["Dir"], ["Conn"], ["Client"], ["Lang / ver"], ["Code / method"],
+    ["Topic"], ["Group"], ["Opaque", "num"], ["Response"], ["Latency ms", "num"], ["Body", "num"]], [],
+  { id: "trace-rows", class: "trace" });
+  rows.querySelector("tbody").replaceWith(view.tbody);
+  await refreshTraceStatus(view);
+  await fetchTrace(view);
+  view.timer = setTimeout(() => pollTrace(view), TRACE_POLL_MS);
+  return [
+    h("h2", {}, "Live protocol trace"),
+    h("p", { class: "muted" }, "Every remoting request and response and every gRPC call, as the broker sees them " +
+      "(docs/testing.md, \"Protocol trace\"). Tracing costs the broker time per request: stop it when done."),
+    view.status,
+    h("div", { class: "toolbar" }, view.start, view.stop, pause, clear, field("Filter", filter)),
+    view.summary,
+    h("div", { class: "scroll" }, rows),
+  ];
 };
 
 // ---- Navigation ------------------------------------------------------------------------------------------

@@ -316,3 +316,62 @@ def test_faults_page_lists_rules_and_removes_them(console: Any, server: PocketMQ
     wait_notice(console, f"Removed fault rule {added['id']}")
     find(console, "#no-faults")
     assert http.get("/api/faults")["rules"] == []
+
+
+def columns(row: Any) -> dict[str, str]:
+    return {cell.get_attribute("data-col"): cell.text for cell in row.find_elements("css selector", ":scope > td")}
+
+
+def trace_rows(driver: Any, css: str = "") -> list[Any]:
+    return driver.find_elements("css selector", f"#trace-rows tr.trace-row{css}")
+
+
+def test_trace_page_shows_requests_live(console: Any, server: PocketMQ, api: Api, artefacts: Path) -> None:
+    open_page(console, "trace")
+    assert text_of(console, "#trace-status").startswith("Off")
+    find(console, "#trace-start").click()
+    wait_notice(console, "Live trace started")
+    wait(console, lambda d: d.find_element("id", "trace-status").text.startswith("On, in memory only"), "on")
+    assert api.get("/api/trace")["on"] is True
+    wire = WireClient(server.broker_port)
+    try:
+        wire.send(TOPIC, b"traced live", 1, {"KEYS": "live-1"})
+        request_row = find(console, "#trace-rows tr.trace-row[data-dir=request][data-name=SEND_MESSAGE]")
+        response_row = find(console, "#trace-rows tr.trace-row[data-dir=response][data-name=SEND_MESSAGE]")
+        sent, answer = columns(request_row), columns(response_row)
+        assert (sent["proto"], sent["topic"], sent["group"], sent["body"]) == ("remoting", TOPIC, "console-pg", "11")
+        assert sent["lang"].startswith("PYTHON") and sent["answer"] == "" and sent["latency"] == ""
+        assert (answer["answer"], answer["opaque"], answer["conn"]) == ("SUCCESS (0)", sent["opaque"], sent["conn"])
+        assert float(answer["latency"]) >= 0 and answer["time"][:2].isdigit()
+        assert len(trace_rows(console)) == 2  # newest first: the answer above its request
+        assert trace_rows(console)[0].get_attribute("data-dir") == "response"
+
+        request_row.click()  # its header fields
+        assert text_of(console, "tr.trace-detail [data-field=topic] td:last-child") == TOPIC
+        assert text_of(console, "tr.trace-detail [data-field=queueId] td:last-child") == "1"
+        shot(console, artefacts, "trace")
+
+        filter_box = find(console, "#trace-filter")
+        filter_box.send_keys("no-such-topic")
+        wait(console, lambda d: not trace_rows(d), "the filter to leave no row")
+        filter_box.clear()
+        filter_box.send_keys(TOPIC.lower())  # any case
+        wait(console, lambda d: len(trace_rows(d)) == 2, "the filtered rows")
+
+        find(console, "#trace-pause").click()
+        wire.send(TOPIC, b"while paused", 2, {"KEYS": "live-2", "note": HOSTILE})
+        time.sleep(2.5)  # two polls' time: a paused page adds nothing
+        assert len(trace_rows(console)) == 2 and "paused" in text_of(console, "#trace-summary")
+        find(console, "#trace-pause").click()
+        wait(console, lambda d: len(trace_rows(d)) == 4, "the rows sent while paused")
+        assert "missed" not in text_of(console, "#trace-summary")
+        trace_rows(console, "[data-dir=request]")[0].click()
+        assert HOSTILE in text_of(console, "tr.trace-detail [data-field=properties] td:last-child")  # text, not run
+    finally:
+        wire.close()
+
+    find(console, "#trace-stop").click()
+    wait_notice(console, "Trace stopped")
+    wait(console, lambda d: d.find_element("id", "trace-status").text.startswith("Off"), "off")
+    assert api.get("/api/trace")["on"] is False
+    assert len(trace_rows(console)) == 4  # what was seen stays on the page

@@ -12,6 +12,7 @@ import pytest
 
 from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
+from remoting.trace_ring import LiveFilter
 
 SERVICE = "/apache.rocketmq.v2.MessagingService/"
 pytestmark = pytest.mark.timeout(60)
@@ -44,6 +45,8 @@ async def test_grpc_calls_are_traced(cluster: Any, tmp_path: Path) -> None:
     assert sent.status.code == d.OK, sent
     await anyio.to_thread.run_sync(broker.hooks.trace_off().close)
     assert broker.grpc_server.observer is None
+    live = broker.hooks.live.recent(0, 10, LiveFilter()).entries
+    assert [(e["method"], e["statusName"]) for _seq, e in live] == [("QueryRoute", "OK"), ("SendMessage", "OK")]
     line, send_line = [json.loads(x) for x in path.read_text().splitlines()]
     assert (send_line["method"], send_line["topic"], send_line["fields"]["messages"]) == (
         "SendMessage",
