@@ -2,7 +2,8 @@
 
 Nothing is installed while there is no fault rule and the trace is off: the tables run their handlers directly
 and the gRPC server checks one attribute per call. Adding the first rule or turning the trace on installs one
-interceptor in every attached table; removing the last rule with the trace off takes it out again.
+interceptor in every attached table; removing the last rule with the trace off takes it out again. Rules for gRPC
+calls install the gRPC server's ``intercept`` the same way, only while there are some.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from remoting.server import DispatchTable
 from remoting.trace import MAX_VALUE_CHARS, TraceWriter, clipped_fields
 
 if TYPE_CHECKING:
-    from remoting.grpc_server import CallContext, GrpcServer
+    from remoting.grpc_server import CallContext, CallIntercept, GrpcServer
 
 REQUEST_NAMES = {int(c): c.name for c in RequestCode}
 RESPONSE_NAMES = {int(c): c.name for c in ResponseCode}
@@ -38,7 +39,7 @@ class RequestHooks:
         self.faults = FaultInjector(on_change=self._update)
         self.trace: TraceWriter | None = None
         self._tables: list[tuple[DispatchTable, str]] = []
-        self._grpc: list[GrpcServer] = []
+        self._grpc: list[tuple[GrpcServer, CallIntercept | None]] = []
         self._installed = False
 
     # ---- wiring ---------------------------------------------------------------------------------------
@@ -49,18 +50,22 @@ class RequestHooks:
         if self._installed:
             table.intercept(self._interceptor(server))
 
-    def attach_grpc(self, server: GrpcServer) -> None:
-        self._grpc.append(server)
+    def attach_grpc(self, server: GrpcServer, intercept: CallIntercept | None = None) -> None:
+        """Trace ``server``'s calls when the trace is on; ``intercept`` (gateway.grpc.faults) applies the gRPC
+        fault rules to them while there are some."""
+        self._grpc.append((server, intercept))
         server.observer = self._grpc_call if self.trace is not None else None
+        server.intercept = intercept if self.faults.grpc_rules else None
 
     def _update(self) -> None:
-        wanted = bool(self.faults.rules) or self.trace is not None
+        wanted = bool(self.faults.remoting_rules) or self.trace is not None
         if wanted != self._installed:
             self._installed = wanted
             for table, server in self._tables:
                 table.intercept(self._interceptor(server) if wanted else None)
-        for grpc in self._grpc:
+        for grpc, intercept in self._grpc:
             grpc.observer = self._grpc_call if self.trace is not None else None
+            grpc.intercept = intercept if self.faults.grpc_rules else None
 
     # ---- the trace --------------------------------------------------------------------------------------
 
@@ -95,13 +100,13 @@ class RequestHooks:
         ) -> HandlerResult | Awaitable[HandlerResult]:
             trace = self.trace
             if trace is None:
-                rule = faults.choose(cmd, conn) if faults.rules else None
+                rule = faults.choose(cmd, conn) if faults.remoting_rules else None
                 return handler(cmd, conn) if rule is None else faults.apply(rule, cmd, conn, handler, is_step)
             started = time.monotonic()
             request = _request_entry(cmd, conn, server)
             trace.put(request)
             try:
-                rule = faults.choose(cmd, conn) if faults.rules else None
+                rule = faults.choose(cmd, conn) if faults.remoting_rules else None
                 result = handler(cmd, conn) if rule is None else faults.apply(rule, cmd, conn, handler, is_step)
             except Exception as err:
                 trace.put(_response_entry(request, error_response(cmd, err), started))
