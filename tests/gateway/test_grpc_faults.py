@@ -203,3 +203,24 @@ async def test_api_cli_and_metrics_show_grpc_rules(grpc_broker: Any, capsys: pyt
 
     labels = 'action="respond",broker="broker-a",cluster="DefaultCluster",rule="1"'
     assert f"pocketmq_faults_injected_total{{{labels}}} 1.0" in await in_thread(scrape)
+
+
+async def test_a_stream_gets_its_first_message_late_or_one_status(grpc_broker: Any) -> None:
+    client = Client(grpc_broker.grpc_port)
+    sent = await in_thread(client.unary, "SendMessage", send_request("GFS"), s.SendMessageResponse)
+    assert sent.status.code == d.OK
+    rule(grpc_broker, method="ReceiveMessage", delayMs=700, times=1)
+    started = time.monotonic()
+    responses = await in_thread(client.receive, _receive_request("GFS", "gfs-g"))
+    assert time.monotonic() - started >= 0.7 and [r.message.body for r in responses[1:-1]] == [b"x"]
+    refused = rule(grpc_broker, method="Telemetry", clientId="test-client-1", respond="BAD_REQUEST", times=1)
+    call = client.channel.stream_stream(SERVICE + "Telemetry", s.TelemetryCommand.SerializeToString,
+                                        s.TelemetryCommand.FromString)  # fmt: skip
+    settings = s.TelemetryCommand(settings=d.Settings(client_type=d.PRODUCER))
+
+    def telemetry() -> list[s.TelemetryCommand]:
+        return list(call(iter([settings]), metadata=client.metadata, timeout=5))  # every message, to the end
+
+    [answer] = await in_thread(telemetry)
+    assert answer.status.code == d.BAD_REQUEST and answer.status.message.endswith("injected BAD_REQUEST")
+    assert refused.injected == 1
