@@ -12,7 +12,7 @@ import anyio
 import grpc
 import pytest
 
-from codec.codes import RequestCode
+from codec.codes import GRPC_METHODS, RequestCode
 from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
 from pocketmq import cli
@@ -57,6 +57,7 @@ async def open_streams(broker: Any, wanted: int) -> int:
 
 async def test_nothing_installed_without_a_grpc_rule(grpc_broker: Any) -> None:
     server, table = grpc_broker.grpc_server, grpc_broker.server.dispatch
+    assert sorted(path.rsplit("/", 1)[-1] for path in server.methods) == sorted(GRPC_METHODS)  # what rules may name
     plain = table.handlers[RequestCode.SEND_MESSAGE_V2]
     assert server.intercept is None
     remoting = rule(grpc_broker, code="SEND_MESSAGE_V2", respond="SYSTEM_BUSY")
