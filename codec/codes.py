@@ -378,6 +378,12 @@ ACL_EXCEPTION_CLASS = "org.apache.rocketmq.acl.common.AclException"  # the refus
 GRPC_CLIENT_ID_METADATA = "x-mq-client-id"
 GRPC_LANGUAGE_METADATA = "x-mq-language"
 GRPC_CLIENT_VERSION_METADATA = "x-mq-client-version"
+# The apache.rocketmq.v2.MessagingService methods the broker serves (gateway.grpc.service; fault rules name them).
+GRPC_METHODS = (
+    "QueryRoute", "Heartbeat", "SendMessage", "Telemetry", "NotifyClientTermination", "EndTransaction",
+    "QueryAssignment", "ReceiveMessage", "AckMessage", "ChangeInvisibleDuration", "ForwardMessageToDeadLetterQueue",
+    "PullMessage", "UpdateOffset", "GetOffset", "QueryOffset", "RecallMessage",
+)  # fmt: skip
 
 # Sends whose header uses single-letter field names (SendMessageRequestHeaderV2): "a" producerGroup, "b" topic.
 SEND_V2_REQUEST_CODES = frozenset(

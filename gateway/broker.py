@@ -118,7 +118,7 @@ class Broker:
             # Imported off the loop: protobuf, h2 and the generated modules are not part of the remoting start-up.
             endpoint = await anyio.to_thread.run_sync(importlib.import_module, "gateway.grpc.endpoint")
             self.grpc_server, self.grpc_service = endpoint.build(self)
-            self.hooks.attach_grpc(self.grpc_server)
+            self.hooks.attach_grpc(self.grpc_server, endpoint.CallFaults(self.hooks.faults))
             # The TLS context (and a self-signed certificate on the first start) before clients arrive, off the loop.
             await anyio.to_thread.run_sync(self.grpc_server.tls_context)
             async with anyio.create_task_group() as tg:

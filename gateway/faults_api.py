@@ -1,8 +1,9 @@
 """Admin API routes for fault injection and the protocol trace (docs/testing.md), next to gateway.admin_api.
 
 GET  /api/faults                 {"rules": [...with matched / injected counts], "injected": {rule id: count}}
-POST /api/faults                 a rule (remoting.fault_rules): {"code", "topic", ..., "respond" | "delayMs" |
-                                 "drop" | "close", "times" | "fraction" + "seed"} -> the rule with its id
+POST /api/faults                 a rule (remoting.fault_rules): {"code" (remoting) | "method" (gRPC), "topic", ...,
+                                 "respond" | "delayMs" | "drop" | "close", "times" | "fraction" + "seed"}
+                                 -> the rule with its id
 POST /api/faults/remove          {"id"} -> the removed rule (404 when there is none)
 POST /api/faults/clear           {} -> {"removed": n}
 GET  /api/trace                  {"on", "live": {"seq", "held", "capacity"}, "file", "written", "dropped", "failed"}

@@ -2,6 +2,7 @@
 its admin API (``--http URL`` or ``--ready-file PATH``), and a trace file printed readably.
 
     pocketmq fault add --code SEND_MESSAGE_V2 --topic T --respond SYSTEM_BUSY --times 3
+    pocketmq fault add --method SendMessage --respond TOO_MANY_REQUESTS --times 1     (a gRPC rule)
     pocketmq fault list | remove ID | clear
     pocketmq trace on [FILE] | off | status
     pocketmq trace FILE [--code X] [--topic T] [--client ID]
@@ -30,12 +31,15 @@ def add_parsers(sub: Any) -> None:
     actions = fault.add_subparsers(dest="fault_command", required=True)
     add = actions.add_parser("add", help="add a rule")
     add.add_argument("--code", help="request code(s), number or name, comma-separated (default: any)")
+    add.add_argument("--method", help="gRPC (5.x) method(s), e.g. SendMessage, comma-separated, or * for any: "
+                                      "a rule for gRPC calls instead of remoting requests")  # fmt: skip
     add.add_argument("--topic")
     add.add_argument("--group")
     add.add_argument("--client-id")
     add.add_argument("--language", help="JAVA, CPP, GO, NODE_JS, RUST, PYTHON, ...")
     what = add.add_mutually_exclusive_group(required=True)
-    what.add_argument("--respond", help="answer with this response code (number or name, e.g. SYSTEM_BUSY)")
+    what.add_argument("--respond", help="answer with this response code (number or name, e.g. SYSTEM_BUSY; "
+                                        "with --method a v2 Code, e.g. TOO_MANY_REQUESTS)")  # fmt: skip
     what.add_argument("--delay-ms", type=int, help="serve the request, answer after this many milliseconds")
     what.add_argument("--drop", action="store_true", help="serve the request, never answer")
     what.add_argument("--close", action="store_true", help="close the connection instead")
@@ -70,7 +74,7 @@ def add_parsers(sub: Any) -> None:
 
 def _rule(args: argparse.Namespace) -> dict[str, Any]:
     fields = {
-        "code": args.code, "topic": args.topic, "group": args.group, "clientId": args.client_id,
+        "code": args.code, "method": args.method, "topic": args.topic, "group": args.group, "clientId": args.client_id,
         "language": args.language, "respond": args.respond, "remark": args.remark, "delayMs": args.delay_ms,
         "drop": args.drop or None, "close": args.close or None, "times": args.times, "fraction": args.fraction,
         "seed": args.seed, "after": args.after, "header": _header_fields(args.header),

@@ -4,6 +4,8 @@ The rules (``remoting.fault_rules``) are checked in the order they were added; t
 and fires decides. ``respond`` answers with its code and a remark saying it was injected, instead of the handler;
 ``delay`` lets the handler run, then holds its answer back (on a task: later requests on the connection are not
 held); ``drop`` lets the handler run and never sends its answer; ``close`` closes the connection instead.
+Rules for gRPC calls (``method``) are chosen here too (``choose_call``); the gRPC server carries out their actions
+(``remoting.grpc_server.CallFault``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import anyio
 
 from codec.command import RemotingCommand
 from remoting.connection import Connection, HandlerResult, Step
-from remoting.fault_rules import Action, FaultRule, FaultRuleError, parse_rule, request_facts
+from remoting.fault_rules import Action, CallFacts, FaultRule, FaultRuleError, parse_rule, request_facts
 from runtime.completion import Completion
 
 Handler = Callable[[RemotingCommand, Connection], HandlerResult | Awaitable[HandlerResult]]
@@ -29,6 +31,10 @@ CLIENT_ID_ATTRIBUTE = "clientId"  # Connection.attributes key set by the broker 
 class FaultInjector:
     def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
         self.rules: list[FaultRule] = []
+        # The same rules by protocol, in the same order: each side checks only its own, and hooks itself in only
+        # while it has some.
+        self.remoting_rules: list[FaultRule] = []
+        self.grpc_rules: list[FaultRule] = []
         self.on_change = on_change  # the rule list became empty or not empty (installs / removes the hook)
         self._next_id = 1
         # Injections of rules that were removed since, so the totals (and /metrics counters) never go down.
@@ -40,7 +46,7 @@ class FaultInjector:
         rule = parse_rule(fields, self._next_id)
         self._next_id += 1
         self.rules.append(rule)
-        self.on_change()
+        self._split()
         return rule
 
     def remove(self, rule_id: int) -> FaultRule | None:
@@ -48,7 +54,7 @@ class FaultInjector:
             if rule.id == rule_id:
                 del self.rules[i]
                 self._forget(rule)
-                self.on_change()
+                self._split()
                 return rule
         return None
 
@@ -56,8 +62,13 @@ class FaultInjector:
         removed, self.rules = self.rules, []
         for rule in removed:
             self._forget(rule)
-        self.on_change()
+        self._split()
         return len(removed)
+
+    def _split(self) -> None:
+        self.remoting_rules = [r for r in self.rules if not r.grpc]
+        self.grpc_rules = [r for r in self.rules if r.grpc]
+        self.on_change()
 
     def _forget(self, rule: FaultRule) -> None:
         if rule.injected:
@@ -72,11 +83,18 @@ class FaultInjector:
     def choose(self, cmd: RemotingCommand, conn: Connection) -> FaultRule | None:
         """The rule that injects a fault into this request, if any (counting the match)."""
         facts = request_facts(cmd.code, cmd.ext_fields, conn.attributes.get(CLIENT_ID_ATTRIBUTE), cmd.language)
-        for rule in self.rules:
+        for rule in self.remoting_rules:
             if not rule.exhausted and rule.matches(facts):
                 if rule.fire():
                     return rule
                 return None  # the first matching rule decides, also when its fraction says no this time
+        return None
+
+    def choose_call(self, facts: CallFacts) -> FaultRule | None:
+        """The rule that injects a fault into this gRPC call, if any (counting the match)."""
+        for rule in self.grpc_rules:
+            if not rule.exhausted and rule.matches_call(facts):
+                return rule if rule.fire() else None
         return None
 
     def apply(

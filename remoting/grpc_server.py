@@ -13,6 +13,10 @@ connection; a reset stream or a lost connection cancels it. A client's cost is b
 ``max_concurrent_streams`` calls at once (HTTP/2 SETTINGS, enforced by h2), a message of at most
 ``max_message_size`` bytes (checked from its prefix before it is buffered), at most ``max_queued_messages``
 unread messages per bidirectional call, and the connection budget shared with the remoting listeners.
+
+While ``intercept`` is set (fault rules for gRPC calls, docs/testing.md) it is asked about each call once its
+request is decoded, and may answer it instead of the handler, hold its answer back, swallow it, or close the
+connection (``CallFault``). Unset, it costs a call one attribute check.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -44,6 +49,7 @@ from codec.grpc_frames import (
     parse_timeout,
     percent_encode,
 )
+from remoting.fault_rules import Action
 from remoting.grpc_tls import TLS_HANDSHAKE_RECORD, TlsSession
 from remoting.limits import ConnectionSlots
 from runtime.logs import RateLimitedLog
@@ -80,6 +86,21 @@ class CallContext:
     connection_id: int
 
 
+@dataclass(slots=True, frozen=True)
+class CallFault:
+    """What a fault rule does to one call: ``RESPOND`` sends ``responses`` instead of running the handler (then
+    status OK); ``DELAY`` runs it and holds its first message (or its end) back ``delay_s``; ``DROP`` runs it and
+    sends nothing, leaving the call open until the client resets it, the connection closes or the deadline passes;
+    ``CLOSE`` closes the connection instead. ``reason`` names the rule."""
+
+    action: Action
+    reason: str
+    responses: tuple[Message, ...] = ()
+    delay_s: float = 0.0
+
+
+# (context, path, the decoded request or None for a bidirectional call) -> the fault for this call, or None.
+CallIntercept = Callable[[CallContext, str, Any], CallFault | None]
 Unary = Callable[[Any, CallContext], Awaitable[Message]]
 ServerStream = Callable[[Any, CallContext], AsyncIterator[Message]]
 Bidi = Callable[[AsyncIterator[Any], Callable[[Message], Awaitable[None]], CallContext], Awaitable[None]]
@@ -125,6 +146,7 @@ class GrpcServer:
         # Told of every finished call while set (the protocol trace):
         # (context, path, stream id, request or None, request bytes, grpc status, message, loop time started).
         self.observer: Callable[..., None] | None = None
+        self.intercept: CallIntercept | None = None  # set only while there are fault rules for gRPC calls
 
     def tls_context(self) -> ssl.SSLContext | None:
         if self._tls is None and self._tls_context is not None:
@@ -449,28 +471,85 @@ class GrpcConnection(asyncio.Protocol):
 
     async def _call(self, stream: _Stream) -> None:
         method, context = stream.method, stream.context
-        if method.kind is Kind.UNARY:
+        request = None
+        if method.kind is not Kind.BIDI:
             request = stream.request = method.request_type.FromString(stream.requests[0])
+        intercept = self.server.intercept
+        if intercept is not None:
+            fault = intercept(context, stream.path, request)
+            if fault is not None:
+                await self._call_faulted(stream, request, fault)
+                return
+        if method.kind is Kind.UNARY:
             response = await method.handler(request, context)
             await self._send_message(stream, response)
         elif method.kind is Kind.SERVER_STREAM:
-            request = stream.request = method.request_type.FromString(stream.requests[0])
             async for response in method.handler(request, context):
                 await self._send_message(stream, response)
         else:
+            await method.handler(self._requests(stream), partial(self._send_message, stream), context)
 
-            async def requests() -> AsyncIterator[Any]:
-                assert stream.queue is not None
-                while True:
-                    raw = await stream.queue.get()
-                    if raw is None:
-                        return
-                    yield method.request_type.FromString(raw)
+    async def _requests(self, stream: _Stream) -> AsyncIterator[Any]:
+        assert stream.queue is not None
+        while True:
+            raw = await stream.queue.get()
+            if raw is None:
+                return
+            yield stream.method.request_type.FromString(raw)
 
-            async def send(response: Message) -> None:
+    async def _handle(self, stream: _Stream, request: Any, send: Callable[[Message], Awaitable[None]]) -> None:
+        """Run the call's handler with its messages going to ``send``."""
+        method, context = stream.method, stream.context
+        if method.kind is Kind.UNARY:
+            await send(await method.handler(request, context))
+        elif method.kind is Kind.SERVER_STREAM:
+            async for response in method.handler(request, context):
+                await send(response)
+        else:
+            await method.handler(self._requests(stream), send, context)
+
+    async def _call_faulted(self, stream: _Stream, request: Any, fault: CallFault) -> None:
+        if fault.action is Action.CLOSE:
+            self.streams.pop(stream.stream_id, None)  # nothing more is sent on it
+            self.close(fault.reason)
+            raise GrpcError(Status.UNAVAILABLE, fault.reason)  # for the trace: the client sees the connection go
+        if fault.action is Action.RESPOND:
+            for response in fault.responses:
                 await self._send_message(stream, response)
+            return
+        if fault.action is Action.DROP:
+            await self._dropped(stream, request)
+        else:
+            await self._delayed(stream, request, fault.delay_s)
 
-            await method.handler(requests(), send, context)
+    async def _dropped(self, stream: _Stream, request: Any) -> None:
+        async def lost(response: Message) -> None:
+            return None
+
+        with contextlib.suppress(GrpcError):  # an error status is an answer too: lost as well
+            await self._handle(stream, request, lost)
+        # Never answered: cancelled when the client resets the stream or the connection is lost; at the call's
+        # deadline, _outcome ends it as it ends any late call.
+        await self.loop.create_future()
+
+    async def _delayed(self, stream: _Stream, request: Any, delay_s: float) -> None:
+        held = True
+
+        async def later(response: Message) -> None:
+            nonlocal held
+            if held:
+                held = False
+                await asyncio.sleep(delay_s)
+            await self._send_message(stream, response)
+
+        try:
+            await self._handle(stream, request, later)
+        except GrpcError:
+            if held:
+                await asyncio.sleep(delay_s)
+            raise
+        if held:  # a call that ended without a message: its end is its answer
+            await asyncio.sleep(delay_s)
 
     async def _send_message(self, stream: _Stream, response: Message) -> None:
         assert self.h2 is not None

@@ -2,7 +2,8 @@
 
 Nothing is installed while there is no fault rule and the trace is off: the tables run their handlers directly
 and the gRPC server checks one attribute per call. Adding the first rule or turning the trace on installs one
-interceptor in every attached table; removing the last rule with the trace off takes it out again.
+interceptor in every attached table; removing the last rule with the trace off takes it out again. Rules for gRPC
+calls install the gRPC server's ``intercept`` the same way, only while there are some.
 
 While the trace is on, each entry goes to the live trace (``live``, the last entries in memory) and, when the trace
 has a file, to its writer too. ``live_on()`` traces without a file.
@@ -31,7 +32,7 @@ from remoting.trace import MAX_VALUE_CHARS, TraceWriter, clipped_fields
 from remoting.trace_ring import TraceRing
 
 if TYPE_CHECKING:
-    from remoting.grpc_server import CallContext, GrpcServer
+    from remoting.grpc_server import CallContext, CallIntercept, GrpcServer
 
 REQUEST_NAMES = {int(c): c.name for c in RequestCode}
 RESPONSE_NAMES = {int(c): c.name for c in ResponseCode}
@@ -45,7 +46,7 @@ class RequestHooks:
         self.live_only = False  # tracing without a file
         self._feed: TraceFeed | None = None  # where entries go while tracing
         self._tables: list[tuple[DispatchTable, str]] = []
-        self._grpc: list[GrpcServer] = []
+        self._grpc: list[tuple[GrpcServer, CallIntercept | None]] = []
         self._installed = False
 
     # ---- wiring ---------------------------------------------------------------------------------------
@@ -56,20 +57,24 @@ class RequestHooks:
         if self._installed:
             table.intercept(self._interceptor(server))
 
-    def attach_grpc(self, server: GrpcServer) -> None:
-        self._grpc.append(server)
+    def attach_grpc(self, server: GrpcServer, intercept: CallIntercept | None = None) -> None:
+        """Trace ``server``'s calls when the trace is on; ``intercept`` (gateway.grpc.faults) applies the gRPC
+        fault rules to them while there are some."""
+        self._grpc.append((server, intercept))
         server.observer = self._grpc_call if self._feed is not None else None
+        server.intercept = intercept if self.faults.grpc_rules else None
 
     def _update(self) -> None:
         tracing = self.trace is not None or self.live_only
         self._feed = TraceFeed(self.live, self.trace) if tracing else None
-        wanted = bool(self.faults.rules) or tracing
+        wanted = bool(self.faults.remoting_rules) or tracing
         if wanted != self._installed:
             self._installed = wanted
             for table, server in self._tables:
                 table.intercept(self._interceptor(server) if wanted else None)
-        for grpc in self._grpc:
+        for grpc, intercept in self._grpc:
             grpc.observer = self._grpc_call if tracing else None
+            grpc.intercept = intercept if self.faults.grpc_rules else None
 
     # ---- the trace --------------------------------------------------------------------------------------
 
@@ -115,13 +120,13 @@ class RequestHooks:
         ) -> HandlerResult | Awaitable[HandlerResult]:
             trace = self._feed
             if trace is None:
-                rule = faults.choose(cmd, conn) if faults.rules else None
+                rule = faults.choose(cmd, conn) if faults.remoting_rules else None
                 return handler(cmd, conn) if rule is None else faults.apply(rule, cmd, conn, handler, is_step)
             started = time.monotonic()
             request = _request_entry(cmd, conn, server)
             trace.put(request)
             try:
-                rule = faults.choose(cmd, conn) if faults.rules else None
+                rule = faults.choose(cmd, conn) if faults.remoting_rules else None
                 result = handler(cmd, conn) if rule is None else faults.apply(rule, cmd, conn, handler, is_step)
             except Exception as err:
                 trace.put(_response_entry(request, error_response(cmd, err), started))

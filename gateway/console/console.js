@@ -388,7 +388,7 @@ pages.faults = async () => {
     f.rules.length
       ? table([["Rule", "num"], ["Action"], ["Matches and does"], ["Matched", "num"], ["Injected", "num"], [""]],
         f.rules.map(r => h("tr", { "data-rule": r.id },
-          h("td", { class: "num" }, r.id), h("td", {}, r.action + (r.exhausted ? " (exhausted)" : "")),
+          h("td", { class: "num" }, r.id), h("td", {}, r.action + (r.method ? " (gRPC)" : "") + (r.exhausted ? " (exhausted)" : "")),
           h("td", { class: "mono" }, rule(r)), h("td", { class: "num", "data-col": "matched" }, r.matched),
           h("td", { class: "num", "data-col": "injected" }, r.injected),
           h("td", {}, h("button", { type: "button", onclick: () => remove(r.id) }, "Remove")))), { id: "faults" })

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gateway.grpc.faults import CallFaults
 from gateway.grpc.service import MessagingService
 from remoting.grpc_server import GrpcLimits, GrpcServer
 from remoting.grpc_tls import self_signed, server_context
 
 if TYPE_CHECKING:
     from gateway.broker import Broker
+
+__all__ = ["CallFaults", "build"]
 
 
 def build(broker: Broker) -> tuple[GrpcServer, MessagingService]:

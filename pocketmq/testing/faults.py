@@ -9,6 +9,9 @@
 
 Keyword names are those of the rule's JSON (docs/testing.md): ``code``, ``topic``, ``group``, ``clientId``,
 ``language``, ``respond`` + ``remark``, ``delayMs``, ``drop``, ``close``, ``times``, ``fraction`` + ``seed``.
+A rule for gRPC (5.x) calls names ``method`` instead of ``code`` and responds with a v2 code::
+
+    add_fault(pocketmq, method="SendMessage", topic="T", respond="TOO_MANY_REQUESTS", times=1)
 """
 
 from __future__ import annotations

@@ -310,6 +310,13 @@ def test_faults_page_lists_rules_and_removes_them(console: Any, server: PocketMQ
     row = find(console, f"tr[data-rule='{added['id']}']")
     assert "respond=SYSTEM_BUSY" in row.text and "topic=Elsewhere" in row.text
     assert row.find_element("css selector", "[data-col=injected]").text == "0"
+    grpc = http.post("/api/faults", {"method": "SendMessage", "respond": "TOO_MANY_REQUESTS", "times": 1})
+    open_page(console, "faults")
+    grpc_row = find(console, f"tr[data-rule='{grpc['id']}']")
+    assert grpc_row.text.startswith(f"{grpc['id']} respond (gRPC) method=SendMessage respond=TOO_MANY_REQUESTS")
+    http.post("/api/faults/remove", {"id": grpc["id"]})
+    open_page(console, "faults")
+    row = find(console, f"tr[data-rule='{added['id']}']")
     assert text_of(console, "#trace").startswith("Off")
     shot(console, artefacts, "faults")
     row.find_element("css selector", "button").click()

@@ -45,6 +45,10 @@ def test_fault_and_trace_helpers(tmp_path: Path) -> None:
         assert clear_faults(mq) == 1 and faults(mq) == []
         with pytest.raises(AdminError, match="exactly one action"):
             add_fault(mq, code="SEND_MESSAGE")
+        grpc_rule = add_fault(mq, method="sendmessage", respond="TOO_MANY_REQUESTS", times=1)
+        assert (grpc_rule["method"], grpc_rule["respond"]) == (["SendMessage"], "TOO_MANY_REQUESTS")
+        with pytest.raises(AdminError, match="MessagingService has no method 'Send'"):
+            add_fault(mq, method="Send", drop=True)
     lines = [json.loads(x) for x in trace.read_text().splitlines()]
     assert [(x["server"], x["dir"], x["name"]) for x in lines] == [
         ("namesrv", "request", "GET_ROUTEINFO_BY_TOPIC"), ("namesrv", "response", "SYSTEM_BUSY"),
