@@ -125,7 +125,7 @@ def pinned_version(client: Client) -> str:
 class Scenario:
     id: str
     label: str
-    section: str  # "issue" (the scenarios of the conformance issue), "extra", "cross", "interop"
+    section: str  # "issue" (the scenarios of the conformance issue), "extra", "testing", "cross", "interop"
 
 
 SCENARIOS = [
@@ -160,6 +160,13 @@ SCENARIOS = [
     Scenario("grpc-simple-consumer", "5.x SimpleConsumer: receive, ack, redelivery when not acked", "extra"),
     Scenario("grpc-push-consumer", "5.x PushConsumer: listener results, retries", "extra"),
     Scenario("grpc-recall", "RecallMessage: a timed message recalled before its time", "extra"),
+    # Operating and testing features, seen through the stock clients (ACL, issue 13; the testing tools, issue 14).
+    Scenario("acl", "ACL 1.0: signed requests served, a wrong secret refused", "testing"),
+    Scenario("virtual-clock", "Virtual clock: a delayed message due after `pocketmq clock advance`", "testing"),
+    Scenario("fault-injection", "Fault rules: injected errors and the client's retries", "testing"),
+    Scenario("protocol-trace", "Protocol trace of the client's frames", "testing"),
+    Scenario("invariant-check", "Invariant checker: order broken on purpose is caught", "testing"),
+    Scenario("ready-file", "Started from `pocketmq up --ready-file` (harness example)", "testing"),
     # Interoperation of pocketmq's servers with Apache's (column APACHE).
     Scenario("interop-broker", "pocketmq broker registered with an Apache name server", "interop"),
     Scenario("interop-namesrv", "Apache broker registered with the pocketmq name server", "interop"),
@@ -174,7 +181,7 @@ def cells_of(client: Client) -> list[str]:
     """The scenario ids that make up a client's column."""
     if client.role == "servers":
         return [s.id for s in SCENARIOS if s.section == "interop"]
-    out = [s.id for s in SCENARIOS if s.section in ("issue", "extra")]
+    out = [s.id for s in SCENARIOS if s.section in ("issue", "extra", "testing")]
     out += [f"{CROSS_PREFIX}{p.id}" for p in CLIENTS if p.id != client.id]
     return out
 
@@ -447,6 +454,27 @@ CELLS: list[tuple[str, list[Cell]]] = [
     ("test_apache_interop.py::test_topic_created_on_apache_broker_*", [("apache-5.3.3", "interop-namesrv")]),
     ("test_apache_interop.py::test_message_round_trip_through_apache_broker_*", [("apache-5.3.3", "interop-namesrv")]),
     ("test_apache_interop.py::test_pocketmq_namesrv_logged_no_errors", [("apache-5.3.3", "interop-namesrv")]),
+    ("test_acl.py::test_java_*", [("java-4.9.8", "acl")]),
+    *[
+        (f"test_acl.py::test_{name}_*", [(client, "acl")])
+        for name, client in (("go", "go"), ("cpp", "cpp"), ("node", "node"), ("rust", "rust"))
+    ],
+    (
+        "test_virtual_clock.py::test_a_java_two_hour_delay_arrives_after_pocketmq_clock_advance",
+        [("java-4.9.8", "virtual-clock")],
+    ),
+    ("test_faults_trace.py::test_go_producer_under_injected_send_errors", [("go", "fault-injection")]),
+    ("test_faults_trace.py::test_trace_of_a_cpp_send_round_trip", [("cpp", "protocol-trace")]),
+    ("test_grpc_faults.py::test_java5_*", [("java5", "fault-injection")]),
+    *[
+        (
+            f"test_java_groups.py::test_an_orderly_skip_forced_by_a_fault_is_caught[java-{v}]",
+            [(f"java-{v}", "invariant-check"), (f"java-{v}", "fault-injection")],
+        )
+        for v in ("4.9.8", "5.3.3")
+    ],
+    ("test_ready_file_examples.py::test_the_java_processbuilder_example", [("java-5.3.3", "ready-file")]),
+    ("test_ready_file_examples.py::test_the_go_exec_example", [("go", "ready-file")]),
     # compat_tests/test_cross_client.py: one test per ordered pair of distinct clients.
     *[
         (f"test_cross_client.py::test_consumed_intact[{p.id}-to-{c.id}]", [(c.id, f"{CROSS_PREFIX}{p.id}")])
@@ -941,7 +969,11 @@ def render_markdown(data: dict[str, Any]) -> str:
         "| Scenario | " + " | ".join(c.label for c in clients) + " |",
         "|---|" + "---|" * len(clients),
     ]
-    for section, title in (("issue", None), ("extra", "*Additional scenarios*")):
+    for section, title in (
+        ("issue", None),
+        ("extra", "*Additional scenarios*"),
+        ("testing", "*Operating and testing features*"),
+    ):
         if title:
             lines.append(f"| {title} |" + " |" * len(clients))
         for s in SCENARIOS:
