@@ -79,6 +79,10 @@ def format_line(line: dict[str, Any]) -> str:
         remark = f"remark={line['remark']!r}" if line.get("remark") else ""
         return " ".join(x for x in (head, text, latency, context, remark) if x)
     status = line.get("statusName") or line.get("status")
+    if line.get("name") not in (None, "OK"):  # the v2 status the answer carried (a refusal rides on gRPC OK)
+        status = f"{status}/{line['name']}"
+    if line.get("fault"):
+        status = f"{status} [{line['fault']}]"
     message = f"message={line['message']!r}" if line.get("message") else ""
     text = f"== {line.get('method')} {status} {line.get('latencyMs', 0):.2f} ms"
     return " ".join(x for x in (head, text, context, message) if x)

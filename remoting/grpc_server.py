@@ -189,6 +189,16 @@ class _Stream:
     ended: bool = False  # the client half-closed
     path: str = ""
     request: Any = None  # the decoded request of a unary or server-streaming call (kept for the trace)
+    answer: int | None = None  # while tracing: the v2 status code of the last response message sent, if it had one
+    fault: str | None = None  # the fault rule that acted on the call ("fault rule N"), for the trace
+
+
+def answered_status(response: Message) -> int | None:
+    """The RocketMQ v2 ``status.code`` a response message carries (a business error rides on gRPC status OK)."""
+    field = response.DESCRIPTOR.fields_by_name.get("status")
+    if field is None or field.message_type is None or not response.HasField("status"):
+        return None
+    return int(response.status.code)  # type: ignore[attr-defined]
 
 
 class GrpcConnection(asyncio.Protocol):
@@ -439,7 +449,7 @@ class GrpcConnection(asyncio.Protocol):
                 size = len(stream.requests[0]) if stream.requests else 0
                 try:
                     observer(stream.context, stream.path, stream.stream_id, stream.request, size, int(status), message,
-                             started)  # fmt: skip
+                             started, stream.answer, stream.fault)  # fmt: skip
                 except Exception as err:  # the trace must never break a call
                     _bugs.error("%s: tracing a call failed: %r", self.server.name, err, exc_info=err)
 
@@ -478,6 +488,7 @@ class GrpcConnection(asyncio.Protocol):
         if intercept is not None:
             fault = intercept(context, stream.path, request)
             if fault is not None:
+                stream.fault = fault.reason
                 await self._call_faulted(stream, request, fault)
                 return
         if method.kind is Kind.UNARY:
@@ -561,6 +572,8 @@ class GrpcConnection(asyncio.Protocol):
             except h2.exceptions.ProtocolError:
                 raise asyncio.CancelledError from None
             stream.headers_sent = True
+        if self.server.observer is not None:
+            stream.answer = answered_status(response)
         data = memoryview(encode_message(response.SerializeToString()))
         while data:
             try:

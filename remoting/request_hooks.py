@@ -146,7 +146,8 @@ class RequestHooks:
         return intercept
 
     def _grpc_call(self, context: CallContext, path: str, stream_id: int, request: Any, size: int,
-                   status: int, message: str, started: float) -> None:  # fmt: skip
+                   status: int, message: str, started: float, answer: int | None = None,
+                   fault: str | None = None) -> None:  # fmt: skip
         trace = self._feed
         if trace is None:
             return
@@ -159,6 +160,10 @@ class RequestHooks:
             "statusName": _grpc_status_name(status), "message": message or None,
             "latencyMs": round((time.monotonic() - started) * 1000, 3),
         }  # fmt: skip
+        if answer is not None:  # the v2 status in the last response message: OK, or the business error
+            entry["code"], entry["name"] = answer, _v2_code_name(answer)
+        if fault is not None:
+            entry["fault"] = fault
         if request is not None:
             fields = summarize_message(request)
             entry["fields"] = fields
@@ -229,6 +234,15 @@ def _grpc_status_name(status: int) -> str:
         return Status(status).name
     except ValueError:
         return str(status)
+
+
+def _v2_code_name(code: int) -> str:
+    from codec.grpc_v2 import definition_pb2  # imported only once gRPC is up
+
+    try:
+        return str(definition_pb2.Code.Name(code))
+    except ValueError:
+        return str(code)
 
 
 def summarize_message(message: Any, depth: int = 0) -> dict[str, Any]:

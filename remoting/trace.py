@@ -10,7 +10,8 @@ namesrv), ``dir`` (request | response | call), ``conn`` (connection id; gRPC one
 ``client`` (client id: for remoting, from the connection's heartbeat), ``lang``, ``ver``, ``code`` and ``name``
 (request code; on a response its response code, with ``request`` / ``requestName``), ``opaque``, ``oneway``,
 ``topic``, ``group``, ``fields`` (header fields), ``remark``, ``body`` (bytes), ``latencyMs`` (responses and calls);
-gRPC calls: ``method``, ``stream``, ``status``, ``statusName``, ``message``.
+gRPC calls: ``method``, ``stream``, ``status``, ``statusName``, ``message``, and ``code`` / ``name`` (the v2 status the
+answer carried) and ``fault`` (the fault rule that acted on it).
 """
 
 from __future__ import annotations

@@ -453,13 +453,18 @@ function traceCodeName(e) {
 }
 
 function traceAnswer(e) {
-  if (e.proto === "grpc") return e.statusName ?? e.status;
+  if (e.proto === "grpc") {  // the gRPC status, then the v2 status the answer carried when it is not OK
+    const status = e.statusName ?? e.status;
+    const answered = e.name && e.name !== "OK" ? ` / ${e.name}` : "";
+    return `${status}${answered}${e.fault ? ` [${e.fault}]` : ""}`;
+  }
   if (e.dir === "response") return e.code === null ? "NO_ANSWER" : `${e.name || "?"} (${e.code})`;
   return e.oneway ? "oneway" : "";
 }
 
 function traceFailed(e) {
-  return e.proto === "grpc" ? e.status !== 0 : e.dir === "response" && e.code !== 0;
+  if (e.proto === "grpc") return e.status !== 0 || (e.name !== undefined && e.name !== null && e.name !== "OK");
+  return e.dir === "response" && e.code !== 0;
 }
 
 function traceValue(v) { return v !== null && typeof v === "object" ? JSON.stringify(v) : String(v); }
@@ -467,7 +472,7 @@ function traceValue(v) { return v !== null && typeof v === "object" ? JSON.strin
 function traceDetail(e) {
   const facts = [["seq", e.seq], ["time", e.time], ["server", e.server], ["peer", e.peer], ["client", e.client],
     ["code", e.code], ["request", e.request], ["oneway", e.oneway], ["stream", e.stream], ["status", e.status],
-    ["message", e.message], ["remark", e.remark]].filter(([, v]) => v !== undefined && v !== null && v !== "");
+    ["message", e.message], ["remark", e.remark], ["fault", e.fault]].filter(([, v]) => v !== undefined && v !== null && v !== "");
   const fields = Object.entries(e.fields || {});
   return h("tr", { class: "sub trace-detail", "data-detail-of": e.seq }, h("td", { colspan: 13 },
     h("div", { class: "row" },

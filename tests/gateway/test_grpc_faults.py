@@ -16,6 +16,7 @@ from codec.codes import GRPC_METHODS, RequestCode
 from codec.grpc_v2 import definition_pb2 as d
 from codec.grpc_v2 import service_pb2 as s
 from pocketmq import cli
+from remoting.trace_ring import LiveFilter
 from tests.gateway.test_grpc_service import SERVICE, Client, _message, _receive_request, in_thread
 
 pytestmark = pytest.mark.timeout(60)
@@ -83,6 +84,21 @@ async def test_respond_answers_with_the_v2_status_instead_of_sending(grpc_broker
     responses = await in_thread(client.receive, _receive_request("GF", "gf-g"))
     assert [r.message.body for r in responses[1:-1]] == [b"two"]  # the refused send was not stored
     assert (added.matched, added.injected, added.exhausted) == (1, 1, True)
+
+
+async def test_the_trace_shows_the_answered_status_and_the_rule(grpc_broker: Any) -> None:
+    """A refused call ends with gRPC status OK (the refusal is in the message): the trace line names both."""
+    client = Client(grpc_broker.grpc_port)
+    grpc_broker.hooks.live_on()
+    added = rule(grpc_broker, method="SendMessage", topic="GFT", respond="TOO_MANY_REQUESTS", times=1)
+    for n in range(2):
+        await in_thread(client.unary, "SendMessage", send_request("GFT", n=n), s.SendMessageResponse)
+    grpc_broker.hooks.trace_off()
+    calls = [e for _, e in grpc_broker.hooks.live.recent(0, 100, LiveFilter()).entries if e["method"] == "SendMessage"]
+    assert [(e["statusName"], e["code"], e["name"], e.get("fault")) for e in calls] == [
+        ("OK", d.TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", f"fault rule {added.id}"),
+        ("OK", d.OK, "OK", None),
+    ]
 
 
 async def test_a_refused_receive_is_one_status_then_the_end(grpc_broker: Any) -> None:

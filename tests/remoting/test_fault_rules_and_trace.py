@@ -134,6 +134,9 @@ def test_printed_lines() -> None:
     )
     assert format_line(CALL) == "14:52:27.000100 grpc    g3    JAVA 5.0.7 cid == SendMessage OK 3.20 ms topic=U"
     assert "NO ANSWER" in format_line({**RESPONSE, "code": None, "name": "NO_ANSWER"})
+    refused = {**CALL, "code": 42900, "name": "TOO_MANY_REQUESTS", "fault": "fault rule 4"}
+    assert "== SendMessage OK/TOO_MANY_REQUESTS [fault rule 4] 3.20 ms" in format_line(refused)
+    assert "== SendMessage OK 3.20 ms" in format_line({**CALL, "code": 20000, "name": "OK"})
 
 
 def test_filters_and_unreadable_lines() -> None:
