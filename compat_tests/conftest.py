@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compat_tests import conformance, go_driver, harness, java_driver, node_driver, rust_driver
+from compat_tests import conformance, go_driver, harness, java5_driver, java_driver, node_driver, rust_driver
 from compat_tests.harness import PocketMQ
 
 _RECORDER = conformance.Recorder()
@@ -112,6 +112,16 @@ def rust(rust_build: rust_driver.Build, tmp_path: Path) -> Iterator[rust_driver.
 def node(node_install: node_driver.Install, tmp_path: Path) -> Iterator[node_driver.NodeClient]:
     """A stock-Node-client (ali-ons) driver for one test."""
     client = node_driver.NodeClient(node=node_install.node, work_dir=tmp_path / "node")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def java5(tmp_path: Path) -> Iterator[java5_driver.Java5Client]:
+    """A stock Java 5.x (gRPC) client driver for one test."""
+    client = java5_driver.Java5Client(build=java5_driver.build_or_skip(), work_dir=tmp_path)
     try:
         yield client
     finally:

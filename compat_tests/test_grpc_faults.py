@@ -16,11 +16,10 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from compat_tests import grpc_producer, harness, java5_driver
+from compat_tests import grpc_producer, harness
 from compat_tests.java5_driver import Java5Client, Message
 from pocketmq.admin_client import AdminClient
 
@@ -30,22 +29,13 @@ MAX_ATTEMPTS = 3  # gateway.grpc.service.PRODUCER_MAX_ATTEMPTS: what the produce
 
 
 @pytest.fixture(scope="module")
-def build() -> java5_driver.Build:
-    return java5_driver.build_or_skip()
-
-
-@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.PocketMQ]:
     yield from grpc_producer.serve(tmp_path_factory.mktemp("pocketmq-grpc-faults") / "data")
 
 
 @pytest.fixture
-def client(build: java5_driver.Build, tmp_path: Path) -> Iterator[Java5Client]:
-    c = Java5Client(build=build, work_dir=tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
+def client(java5: Java5Client) -> Java5Client:
+    return java5
 
 
 def fault_add(server: harness.PocketMQ, *args: str) -> int:

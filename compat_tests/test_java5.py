@@ -34,12 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.PocketM
 
 
 @pytest.fixture
-def client(build: java5_driver.Build, tmp_path: Path) -> Iterator[Java5Client]:
-    c = Java5Client(build=build, work_dir=tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
+def client(java5: Java5Client) -> Java5Client:
+    return java5
 
 
 def test_sends_with_the_default_settings_tls_are_stored_intact(server: harness.PocketMQ, client: Java5Client) -> None:
