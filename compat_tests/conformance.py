@@ -630,8 +630,9 @@ def cells_for(nodeid: str) -> list[Cell]:
 
 
 # Tests that belong to no cell of the client matrix: a client against Apache's own servers (the baseline of a
-# differential run, proving a driver and pinning down what Apache does), and the admin tool (issue 13's table).
-APACHE_BASELINE_MODULES = frozenset({"test_python5_vs_apache.py", "test_mqadmin.py"})
+# differential run, proving a driver and pinning down what Apache does), and the admin tool (issue 13's table; its
+# shared JVM).
+APACHE_BASELINE_MODULES = frozenset({"test_python5_vs_apache.py", "test_mqadmin.py", "test_mqadmin_runner.py"})
 
 
 def is_compat_test(nodeid: str) -> bool:

@@ -1,7 +1,8 @@
 """Every common ``mqadmin`` subcommand, both tool versions (5.3.3, 4.9.8), against pocketmq and Apache 5.3.3.
 
 Run by hand: ``python -m compat_tests.mqadmin_matrix [--only pocketmq|apache] [--commands a,b] [--keep WORKDIR]``.
-Needs java and mvn (the tools, the Java client driver and the Apache servers come from Maven Central).
+Needs java and mvn (the tools, the Java client driver and the Apache servers come from Maven Central). The commands
+of a tool share one JVM (compat_tests/mqadmin_tool.py); ``POCKETMQ_MQADMIN_PER_JVM=1`` gives each its own.
 
 For each server (``pocketmq up``; an Apache name server + broker, :class:`ApacheServers`) the same setup: the topic
 ``MatrixT`` (4 queues), 20 messages with keys ``mkey-<i>`` and tag ``TagA`` sent by the stock Java client, and a live
@@ -313,8 +314,12 @@ def main(argv: list[str] | None = None) -> int:
                         v: mqadmin_tool.MQAdmin(java, cp, target.namesrv, work / f"home-{name}-{v}")
                         for v, cp in classpaths.items()
                     }
-                    with prepared(target, tools["5.3.3"], client):
-                        results[name] = run_all(target, tools, work, only)
+                    try:
+                        with prepared(target, tools["5.3.3"], client):
+                            results[name] = run_all(target, tools, work, only)
+                    finally:
+                        for tool in tools.values():
+                            tool.close()
             finally:
                 client.close()
     finally:

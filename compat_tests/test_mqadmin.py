@@ -64,7 +64,7 @@ async def _pull(port: int, count: int) -> None:
 @pytest.fixture(scope="module", params=mqadmin_tool.TOOL_VERSIONS)
 def mqadmin(
     request: pytest.FixtureRequest, server: harness.PocketMQ, tmp_path_factory: pytest.TempPathFactory
-) -> mqadmin_tool.MQAdmin:
+) -> Iterator[mqadmin_tool.MQAdmin]:
     java, mvn = harness.require_tool("java"), harness.require_tool("mvn")
     if java is None or mvn is None:
         pytest.skip("java and mvn are needed to run mqadmin")
@@ -73,7 +73,11 @@ def mqadmin(
     except mqadmin_tool.BuildError as exc:
         pytest.fail(str(exc), pytrace=False)
     home = tmp_path_factory.mktemp(f"mqadmin-{request.param}")
-    return mqadmin_tool.MQAdmin(java, classpath, server.namesrv_addr, Path(home))
+    tool = mqadmin_tool.MQAdmin(java, classpath, server.namesrv_addr, Path(home))
+    try:
+        yield tool
+    finally:
+        tool.close()  # its shared JVM
 
 
 def _no_error(out: mqadmin_tool.Output) -> None:
